@@ -1,0 +1,222 @@
+//! Reading a desired-state file into a validated [`Config`].
+
+use super::yaml::{MAX_DEPTH, MAX_FILE_BYTES, Node, Path, Seg, Value};
+use super::{Config, schema, validate};
+use crate::diag::{Diagnostic, Diagnostics, SourceLocation};
+
+/// A loaded and validated configuration, with the tree it came from (for later diagnostics).
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file name as given (used in diagnostics).
+    pub file: String,
+    /// The typed configuration.
+    pub config: Config,
+    /// The parsed tree with positions.
+    pub tree: Node,
+    /// Warnings found while loading (errors make loading fail instead).
+    pub warnings: Diagnostics,
+    /// SHA-256 of the source text (hex), to tie a saved plan to the file it came from.
+    pub digest: String,
+}
+
+impl Loaded {
+    /// The source location of a key path, for diagnostics raised after loading.
+    pub fn location(&self, path: &Path) -> Option<SourceLocation> {
+        let pos = self.tree.pos_of(path);
+        Some(SourceLocation {
+            file: self.file.clone(),
+            line: pos.line.max(1),
+            column: pos.column.max(1),
+        })
+    }
+}
+
+/// Reads and loads a file. I/O errors become a diagnostic naming the file.
+pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
+    let file = path.display().to_string();
+    let meta = std::fs::metadata(path).map_err(|e| io_error(&file, &e))?;
+    if meta.is_dir() {
+        return Err(Diagnostic::error("io", format!("{file} is a directory, not a file"))
+            .with_hint("name the desired-state YAML file, for example examples/quickstart.yaml")
+            .into());
+    }
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(too_large(&file, meta.len()).into());
+    }
+    let bytes = std::fs::read(path).map_err(|e| io_error(&file, &e))?;
+    load_bytes(&bytes, &file)
+}
+
+fn io_error(file: &str, e: &std::io::Error) -> Diagnostics {
+    let hint = match e.kind() {
+        std::io::ErrorKind::NotFound => "check the path, or pass the file with -f",
+        std::io::ErrorKind::PermissionDenied => "check the file's permissions",
+        _ => "check that the file is readable",
+    };
+    Diagnostic::error("io", format!("cannot read {file}: {e}"))
+        .with_hint(hint)
+        .into()
+}
+
+fn too_large(file: &str, len: u64) -> Diagnostic {
+    Diagnostic::error(
+        "file-too-large",
+        format!(
+            "{file} is {:.1} MiB; desired-state files are limited to {} MiB",
+            len as f64 / (1024.0 * 1024.0),
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+    )
+    .with_hint("a 500-cluster fleet is about 150 KiB; check that this is the right file")
+}
+
+/// Loads raw bytes (checking they are text first).
+pub fn load_bytes(bytes: &[u8], file: &str) -> Result<Loaded, Diagnostics> {
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_large(file, bytes.len() as u64).into());
+    }
+    if let Some(at) = bytes.iter().position(|b| *b == 0) {
+        return Err(not_text(file, at).into());
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) => load_str(text, file),
+        Err(e) => Err(not_text(file, e.valid_up_to()).into()),
+    }
+}
+
+fn not_text(file: &str, at: usize) -> Diagnostic {
+    Diagnostic::error(
+        "not-text",
+        format!("{file} is not a UTF-8 text file (invalid byte at offset {at})"),
+    )
+    .with_hint("desired-state files are YAML text; check that this is the right file")
+}
+
+/// Loads a document from text. `file` names it in diagnostics.
+pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
+    if text.len() > MAX_FILE_BYTES {
+        return Err(too_large(file, text.len() as u64).into());
+    }
+    let tree = parse_tree(text, file)?;
+    let mut diags = Diagnostics::new();
+    diags.extend(validate::inline_secrets(&tree, file));
+    let secret_paths: Vec<String> = diags.iter().filter_map(|d| d.key.clone()).collect();
+    for d in schema::check(&tree, file) {
+        // An inline secret is already reported with a precise message; the schema's type error
+        // about the same key would only repeat it.
+        let repeats = d
+            .key
+            .as_ref()
+            .is_some_and(|k| secret_paths.iter().any(|s| k.starts_with(s.as_str())));
+        if !repeats {
+            diags.push(d);
+        }
+    }
+    if diags.has_errors() {
+        diags.sort_by_location();
+        return Err(diags);
+    }
+    let config: Config = match serde_json::from_value(tree.to_json()) {
+        Ok(c) => c,
+        Err(e) => {
+            // The schema accepted the document, so this is a gap between schema and types.
+            // serde_json's message names the field but never holds a whole secret value.
+            return Err(Diagnostic::error("invalid-document", format!("{file}: {e}"))
+                .with_hint("the document passed the schema but not the types; please report this")
+                .into());
+        }
+    };
+    let mut loaded = Loaded {
+        file: file.to_owned(),
+        config,
+        digest: digest(text),
+        tree,
+        warnings: Diagnostics::new(),
+    };
+    let mut sem = validate::validate(&loaded);
+    sem.sort_by_location();
+    if sem.has_errors() {
+        return Err(sem);
+    }
+    loaded.warnings = sem;
+    Ok(loaded)
+}
+
+fn parse_tree(text: &str, file: &str) -> Result<Node, Diagnostics> {
+    let meaningful = text.lines().any(|l| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with('#') && t != "---" && t != "..."
+    });
+    if !meaningful {
+        return Err(Diagnostic::error("empty-file", format!("{file} has no content"))
+            .with_hint("a desired-state file starts with `apiVersion: arcplan/v1`; see examples/quickstart.yaml")
+            .into());
+    }
+    let options = serde_saphyr::options! {
+        budget: serde_saphyr::budget! {
+            max_depth: MAX_DEPTH,
+            max_nodes: 200_000,
+            max_aliases: 1_000,
+            max_anchors: 1_000,
+            max_documents: 1,
+        },
+        alias_limits: serde_saphyr::alias_limits! {
+            max_total_replayed_events: 100_000,
+            max_replay_stack_depth: 16,
+        },
+        with_snippet: false,
+    };
+    let tree: Node = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+        let location = e.location().map(|l| SourceLocation {
+            file: file.to_owned(),
+            line: l.line().max(1),
+            column: l.column().max(1),
+        });
+        let message = e.without_snippet().to_string();
+        let lower = message.to_ascii_lowercase();
+        let (code, hint) = if ["budget", "alias", "depth", "recursion", "limit"].iter().any(|w| lower.contains(w)) {
+            (
+                "yaml-limits",
+                format!("the document exceeds the parser's safety limits (nesting over {MAX_DEPTH} levels, over 1,000 aliases, or alias expansion over 100,000 events); desired-state files need none of that"),
+            )
+        } else if lower.contains("multiple") && lower.contains("document") {
+            ("yaml-syntax", "put one document per file (remove `---` separators)".to_owned())
+        } else {
+            ("yaml-syntax", "fix the YAML syntax at this position".to_owned())
+        };
+        Diagnostics::from(
+            Diagnostic::error(code, format!("invalid YAML: {}", first_line(&message)))
+                .with_location(location)
+                .with_hint(hint),
+        )
+    })?;
+    match &tree.value {
+        Value::Map(_) => Ok(tree),
+        other => Err(Diagnostic::error(
+            "invalid-type",
+            format!("the document must be a mapping, not {}", other.kind()),
+        )
+        .with_location(Some(SourceLocation {
+            file: file.to_owned(),
+            line: tree.pos.line.max(1),
+            column: tree.pos.column.max(1),
+        }))
+        .with_hint("start the file with `apiVersion: arcplan/v1`")
+        .into()),
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn digest(text: &str) -> String {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(text.as_bytes());
+    hash.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The key path of a node in the document, for diagnostics raised on typed values.
+pub(crate) fn cluster_path(index: usize) -> Path {
+    Path(vec![Seg::Key("clusters".into()), Seg::Index(index)])
+}

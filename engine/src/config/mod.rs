@@ -1,0 +1,23 @@
+//! The desired-state configuration: types, loading and validation.
+//!
+//! Loading never stops at the first problem. [`load_str`] runs four stages and collects every
+//! diagnostic it can before giving up:
+//!
+//! 1. guards: size limit, text (UTF-8, no NUL bytes), non-empty;
+//! 2. YAML parsing with serde-saphyr into a position-carrying tree ([`yaml::Node`]), under a
+//!    parser budget that bounds depth, nodes and alias expansion;
+//! 3. structural validation of the tree against the generated JSON Schema ([`schema`]):
+//!    unknown keys (with "did you mean"), missing keys, types, enums, formats; inline secrets;
+//! 4. typed deserialisation into [`Config`] and semantic validation ([`validate`]): GUIDs,
+//!    ARM naming rules, references between resources, duplicates, locations.
+//!
+//! Every diagnostic carries `file:line:column` and the key path.
+
+mod load;
+pub mod schema;
+mod types;
+pub mod validate;
+pub mod yaml;
+
+pub use load::{Loaded, load_file, load_str};
+pub use types::*;

@@ -1,0 +1,348 @@
+//! The typed desired-state model (`apiVersion: arcplan/v1`).
+//!
+//! These types are the single source of truth for the file format: the JSON Schema in
+//! `schemas/arcplan.schema.json` is generated from them, and the loader validates documents
+//! against that schema before deserialising them. Keys are camelCase and unknown keys are
+//! rejected everywhere.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A whole desired-state document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(title = "arcplan desired state")]
+pub struct Config {
+    /// The format version. Only `arcplan/v1` exists.
+    pub api_version: ApiVersion,
+    /// The stack name: ARM resources carry the tag `arcplan-stack=<stack>`, and prune acts only
+    /// on resources of this stack.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"))]
+    pub stack: String,
+    /// Where and as whom arcplan talks to Azure.
+    pub azure: Azure,
+    /// Resource provider namespaces to register in the subscription.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_providers: Vec<String>,
+    /// Access the credential must hold before anything changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Access>,
+    /// Resource groups to create (or, with `existing: true`, that must already exist).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_groups: Vec<ResourceGroup>,
+    /// Kubernetes clusters to connect to Azure Arc.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub clusters: Vec<Cluster>,
+}
+
+/// The only accepted `apiVersion`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ApiVersion {
+    /// Version 1 of the format.
+    #[serde(rename = "arcplan/v1")]
+    V1,
+}
+
+/// The `azure` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Azure {
+    /// The subscription id (a GUID).
+    pub subscription: String,
+    /// The Microsoft Entra tenant id (a GUID). Taken from the credential when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The cloud: a well-known name or a custom cloud's endpoints.
+    #[serde(default)]
+    pub cloud: Cloud,
+    /// How arcplan obtains a token.
+    #[serde(default)]
+    pub credential: Credential,
+}
+
+/// Which Azure cloud to talk to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Cloud {
+    /// A well-known public or sovereign cloud.
+    Named(CloudName),
+    /// A cloud given by its endpoints (Azure Stack Hub, the arcplan sandbox).
+    Custom(CustomCloud),
+}
+
+impl Default for Cloud {
+    fn default() -> Self {
+        Cloud::Named(CloudName::AzureCloud)
+    }
+}
+
+/// The well-known clouds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum CloudName {
+    /// Azure public cloud.
+    AzureCloud,
+    /// Azure US Government.
+    AzureUSGovernment,
+    /// Azure operated by 21Vianet.
+    AzureChinaCloud,
+}
+
+/// A cloud given by its endpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomCloud {
+    /// A name for messages (for example `AzureStackHub`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The Azure Resource Manager endpoint, an `https://` URL.
+    #[schemars(regex(pattern = r"^https://"))]
+    pub resource_manager: String,
+    /// The Microsoft Entra authority host, an `https://` URL.
+    #[schemars(regex(pattern = r"^https://"))]
+    pub authority_host: String,
+    /// The token audience/scope for ARM; defaults to the resource manager endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// A PEM file of CA certificates to trust in addition to the system roots. Relative paths
+    /// are resolved against the configuration file's directory. Verification is never disabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_bundle: Option<String>,
+    /// API versions per resource type, for clouds that lag behind (Azure Stack Hub), keyed
+    /// like `Microsoft.Kubernetes/connectedClusters`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub api_versions: BTreeMap<String, String>,
+}
+
+/// How arcplan obtains an Entra token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Credential {
+    /// A credential kind with its settings taken from the environment.
+    Kind(CredentialKind),
+    /// A credential kind with explicit settings.
+    Detailed(CredentialSpec),
+}
+
+impl Default for Credential {
+    fn default() -> Self {
+        Credential::Kind(CredentialKind::Default)
+    }
+}
+
+impl Credential {
+    /// The credential kind, whichever form was written.
+    pub fn kind(&self) -> CredentialKind {
+        match self {
+            Credential::Kind(k) => *k,
+            Credential::Detailed(spec) => spec.kind,
+        }
+    }
+}
+
+/// The kinds of credential.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum CredentialKind {
+    /// Environment service principal, then workload identity, then managed identity, then the
+    /// Azure CLI.
+    Default,
+    /// The Azure CLI's signed-in account (`az login`).
+    Cli,
+    /// A service principal with a client secret or certificate.
+    ServicePrincipal,
+    /// Workload identity federation (for example GitHub Actions OIDC).
+    WorkloadIdentity,
+    /// An Azure managed identity.
+    ManagedIdentity,
+}
+
+/// A credential with explicit settings. Secrets are references, never inline values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialSpec {
+    /// The kind of credential.
+    pub kind: CredentialKind,
+    /// The application (client) id; defaults to `AZURE_CLIENT_ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The client secret of a service principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretRef>,
+    /// A PEM or PKCS#12 certificate file of a service principal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<SecretRef>,
+    /// The federated token file of a workload identity; defaults to
+    /// `AZURE_FEDERATED_TOKEN_FILE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub federated_token_file: Option<String>,
+}
+
+/// Where a secret comes from. Secrets are never written in the file itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum SecretRef {
+    /// The name of an environment variable holding the secret.
+    Env(String),
+    /// A file holding the secret (relative to the configuration file).
+    File(String),
+}
+
+/// The `access` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Access {
+    /// The credential must hold at least one of these roles (by name) on the scope of each
+    /// change; the plan also checks the exact actions each change needs.
+    #[serde(default)]
+    pub require_any_role: Vec<String>,
+}
+
+/// A resource group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ResourceGroup {
+    /// The resource group name.
+    pub name: String,
+    /// The Azure region (required unless `existing: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The group is managed outside arcplan: it is only read, never created or deleted.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub existing: bool,
+    /// Tags to set (arcplan adds `arcplan-stack`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A Kubernetes cluster to connect to Azure Arc.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Cluster {
+    /// The connected cluster's ARM resource name.
+    pub name: String,
+    /// The resource group holding it (declared in `resourceGroups`).
+    pub resource_group: String,
+    /// The Azure region; defaults to the resource group's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// Tags to set (arcplan adds `arcplan-stack`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
+    /// The kubeconfig file; defaults to `$KUBECONFIG`, then `~/.kube/config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// The kubeconfig context; defaults to the current context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The Kubernetes distribution (`generic`, `aks_workload`, `k3s`, `openshift`, ...).
+    #[serde(default = "generic")]
+    pub distribution: String,
+    /// The infrastructure (`generic`, `azure_stack_hci`, `vsphere`, `aws`, ...).
+    #[serde(default = "generic")]
+    pub infrastructure: String,
+    /// The Arc agents.
+    #[serde(default)]
+    pub agents: Agents,
+}
+
+fn generic() -> String {
+    "generic".to_owned()
+}
+
+/// How the Arc agents are installed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Agents {
+    /// The agents' chart version (for example `1.21.10`); defaults to the latest the service
+    /// offers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// `helm` (real clusters) or `manifests` (air-gapped, GitOps, the sandbox).
+    #[serde(default)]
+    pub installer: Installer,
+    /// For `manifests`: a file of rendered Kubernetes objects (for example `helm template`
+    /// output). Absent: the built-in agent set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manifests: Option<String>,
+    /// How long to wait for the agents to become ready, like `20m` or `90s`.
+    #[serde(default = "default_timeout")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub timeout: String,
+    /// Let Azure upgrade the agents automatically.
+    #[serde(default = "yes")]
+    pub auto_upgrade: bool,
+    /// An outbound proxy the agents must use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<Proxy>,
+}
+
+impl Default for Agents {
+    fn default() -> Self {
+        Self {
+            version: None,
+            installer: Installer::default(),
+            manifests: None,
+            timeout: default_timeout(),
+            auto_upgrade: true,
+            proxy: None,
+        }
+    }
+}
+
+fn default_timeout() -> String {
+    "20m".to_owned()
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The agents installer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Installer {
+    /// `helm upgrade --install` of Microsoft's chart.
+    #[default]
+    Helm,
+    /// Server-side apply of rendered manifests.
+    Manifests,
+}
+
+/// Outbound proxy settings for the agents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Proxy {
+    /// The HTTP proxy URL (credentials in it are not allowed: use `credentials`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_proxy: Option<String>,
+    /// The HTTPS proxy URL (credentials in it are not allowed: use `credentials`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https_proxy: Option<String>,
+    /// Hosts and CIDRs that bypass the proxy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub no_proxy: Vec<String>,
+    /// A PEM file with the proxy's CA certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<String>,
+    /// Proxy credentials (`user:password`), from the environment or a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SecretRef>,
+}
+
+impl Config {
+    /// The declared resource group of that name, if any.
+    pub fn resource_group(&self, name: &str) -> Option<&ResourceGroup> {
+        self.resource_groups
+            .iter()
+            .find(|g| g.name.eq_ignore_ascii_case(name))
+    }
+
+    /// A cluster's effective location: its own, or its resource group's.
+    pub fn cluster_location<'a>(&'a self, cluster: &'a Cluster) -> Option<&'a str> {
+        cluster.location.as_deref().or_else(|| {
+            self.resource_group(&cluster.resource_group)
+                .and_then(|g| g.location.as_deref())
+        })
+    }
+}
