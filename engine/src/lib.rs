@@ -11,3 +11,13 @@
 
 pub mod config;
 pub mod diag;
+pub mod address;
+pub mod events;
+pub mod executor;
+pub mod graph;
+pub mod plan;
+pub mod planner;
+pub mod provider;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod walk;

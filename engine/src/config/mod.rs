@@ -19,5 +19,5 @@ mod types;
 pub mod validate;
 pub mod yaml;
 
-pub use load::{Loaded, load_file, load_str};
+pub use load::{Loaded, load_bytes, load_file, load_str};
 pub use types::*;

@@ -72,7 +72,14 @@ pub(crate) fn check(tree: &Node, file: &str) -> Diagnostics {
 }
 
 fn loc(tree: &Node, file: &str, path: &Path) -> Option<SourceLocation> {
-    let pos = tree.pos_of(path);
+    to_location(file, tree.pos_of(path))
+}
+
+fn key_loc(tree: &Node, file: &str, path: &Path) -> Option<SourceLocation> {
+    to_location(file, tree.pos_of_key(path))
+}
+
+fn to_location(file: &str, pos: super::yaml::Pos) -> Option<SourceLocation> {
     Some(SourceLocation {
         file: file.to_owned(),
         line: pos.line.max(1),
@@ -120,7 +127,7 @@ fn describe(
                 .map(|k| {
                     let kp = path.key(k);
                     let mut d = Diagnostic::error("unknown-key", format!("unknown key `{k}`"))
-                        .with_location(loc(tree, file, &kp))
+                        .with_location(key_loc(tree, file, &kp))
                         .with_key(kp.to_string());
                     let hint = match did_you_mean(k, allowed.iter().map(String::as_str)) {
                         Some(s) => format!("did you mean `{s}`?"),

@@ -185,9 +185,21 @@ impl Node {
         }
     }
 
-    /// The best position for a diagnostic about `path`: the key when the path ends in a key
-    /// that exists, else the value, else the nearest existing ancestor.
+    /// The best position for a diagnostic about the value at `path`: a scalar value itself; for
+    /// a mapping or list, its key; for a missing path, the nearest existing ancestor.
     pub fn pos_of(&self, path: &Path) -> Pos {
+        if let Some(n) = self.get(path)
+            && !matches!(n.value, Value::Map(_) | Value::Seq(_))
+            && n.pos.line > 0
+        {
+            return n.pos;
+        }
+        self.pos_of_key(path)
+    }
+
+    /// The position of the key at the end of `path` (for "unknown key" and the like), falling
+    /// back to the value or the nearest existing ancestor.
+    pub fn pos_of_key(&self, path: &Path) -> Pos {
         if let Some(k) = self.key_at(path) {
             return k.pos;
         }

@@ -1,0 +1,326 @@
+//! The executor: applies a [`Plan`] in dependency order.
+//!
+//! It needs nothing but the plan and the providers (never the configuration). Creates and
+//! updates run after what they depend on; deletes run in reverse, dependents first; independent
+//! changes run in parallel up to the parallelism. A failed change skips only what depends on it.
+//! Post-apply checks (connectivity) run as nodes after their dependencies. The run ends with an
+//! [`ApplyReport`] naming what changed, what failed (with the errors) and what was skipped.
+
+use crate::address::Address;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::events::{Event, EventSink};
+use crate::graph::resolve_references;
+use crate::plan::{Action, CheckStatus, Plan};
+use crate::provider::{ApplyRequest, CheckPhase, CheckRequest, Providers};
+use crate::walk::{Outcome, Skip, WalkOptions, walk};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// How to apply.
+#[derive(Debug, Clone)]
+pub struct ApplyOptions {
+    /// The most changes in flight at once.
+    pub parallelism: usize,
+    /// Ctrl-C: start nothing new, let in-flight changes finish or time out.
+    pub cancel: CancellationToken,
+}
+
+impl Default for ApplyOptions {
+    fn default() -> Self {
+        Self {
+            parallelism: crate::planner::DEFAULT_PARALLELISM,
+            cancel: CancellationToken::new(),
+        }
+    }
+}
+
+/// What became of one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum StepStatus {
+    /// Nothing to do.
+    Unchanged,
+    /// Applied (or, for a check, passed).
+    Applied {
+        /// Seconds taken.
+        elapsed_seconds: f64,
+    },
+    /// Failed.
+    Failed {
+        /// The errors.
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// Not attempted.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One step of the apply: a change or a post-apply check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepResult {
+    /// The resource or check.
+    pub address: Address,
+    /// The planned action (checks show as `read`).
+    pub action: Action,
+    /// What became of it.
+    pub status: StepStatus,
+}
+
+/// The result of an apply.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ApplyReport {
+    /// One entry per change and post-apply check, in plan order.
+    pub steps: Vec<StepResult>,
+}
+
+impl ApplyReport {
+    /// Counts of applied changes: (added, changed, destroyed), replaces counting as both.
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let mut c = (0, 0, 0);
+        for s in &self.steps {
+            if !matches!(s.status, StepStatus::Applied { .. }) {
+                continue;
+            }
+            match s.action {
+                Action::Create => c.0 += 1,
+                Action::Update => c.1 += 1,
+                Action::Replace => {
+                    c.0 += 1;
+                    c.2 += 1
+                }
+                Action::Delete => c.2 += 1,
+                Action::NoOp | Action::Read => {}
+            }
+        }
+        c
+    }
+
+    /// True when every step succeeded or had nothing to do.
+    pub fn is_success(&self) -> bool {
+        self.steps
+            .iter()
+            .all(|s| matches!(s.status, StepStatus::Applied { .. } | StepStatus::Unchanged))
+    }
+
+    /// The failed steps.
+    pub fn failed(&self) -> impl Iterator<Item = &StepResult> {
+        self.steps.iter().filter(|s| matches!(s.status, StepStatus::Failed { .. }))
+    }
+
+    /// The skipped steps.
+    pub fn skipped(&self) -> impl Iterator<Item = &StepResult> {
+        self.steps.iter().filter(|s| matches!(s.status, StepStatus::Skipped { .. }))
+    }
+}
+
+/// Why a plan cannot be applied at all.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApplyError {
+    /// A plan-time check failed; nothing was changed.
+    #[error("the plan has failed checks ({}); nothing was changed", .0.join(", "))]
+    FailedChecks(Vec<String>),
+    /// A provider is missing for a resource type in the plan.
+    #[error("no provider serves {0}")]
+    NoProvider(String),
+}
+
+enum Step<'p> {
+    Change(&'p crate::plan::Change),
+    Check(&'p crate::plan::CheckResult),
+}
+
+impl Step<'_> {
+    fn address(&self) -> &Address {
+        match self {
+            Step::Change(c) => &c.address,
+            Step::Check(c) => &c.address,
+        }
+    }
+    fn action(&self) -> Action {
+        match self {
+            Step::Change(c) => c.action,
+            Step::Check(_) => Action::Read,
+        }
+    }
+    fn depends_on(&self) -> &[Address] {
+        match self {
+            Step::Change(c) => &c.depends_on,
+            Step::Check(c) => &c.depends_on,
+        }
+    }
+}
+
+/// Applies a plan.
+pub async fn apply(
+    plan: &Plan,
+    providers: &Providers,
+    opts: &ApplyOptions,
+    events: Arc<dyn EventSink>,
+) -> Result<ApplyReport, ApplyError> {
+    let failed: Vec<String> = plan
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.address.to_string())
+        .collect();
+    if !failed.is_empty() {
+        return Err(ApplyError::FailedChecks(failed));
+    }
+    let mut steps: Vec<Step<'_>> = plan.changes.iter().map(Step::Change).collect();
+    steps.extend(
+        plan.checks
+            .iter()
+            .filter(|c| c.status == CheckStatus::Pending)
+            .map(Step::Check),
+    );
+    for s in &steps {
+        if providers.get(&s.address().rtype).is_none() {
+            return Err(ApplyError::NoProvider(s.address().rtype.to_string()));
+        }
+    }
+    let pos: HashMap<&Address, usize> = steps.iter().enumerate().map(|(i, s)| (s.address(), i)).collect();
+    let mut deps: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
+    for (i, s) in steps.iter().enumerate() {
+        for d in s.depends_on() {
+            let Some(&j) = pos.get(d) else { continue };
+            // Deletes run inside-out: a deleted dependent goes before the dependency it lives
+            // in. Everything else runs dependency first.
+            if s.action() == Action::Delete && steps[j].action() == Action::Delete {
+                deps[j].push(i);
+            } else {
+                deps[i].push(j);
+            }
+        }
+    }
+
+    let outputs: Mutex<HashMap<Address, Value>> = Mutex::new(
+        plan.changes
+            .iter()
+            .filter_map(|c| Some((c.address.clone(), c.outputs.clone()?)))
+            .collect(),
+    );
+    let shared_changes = Arc::new(plan.changes.clone());
+    let walk_opts = WalkOptions {
+        parallelism: opts.parallelism,
+        cancel: opts.cancel.clone(),
+    };
+    let outcomes = walk(&deps, &walk_opts, |i| {
+        let step = &steps[i];
+        let outputs = &outputs;
+        let events = events.clone();
+        let changes = shared_changes.clone();
+        let cancel = walk_opts.cancel.clone();
+        async move {
+            let address = step.address().clone();
+            let action = step.action();
+            let provider = providers
+                .get(&address.rtype)
+                .ok_or_else(|| Diagnostics::from(Diagnostic::error("no-provider", "no provider")))?;
+            let desired_src = match step {
+                Step::Change(c) => c.desired.clone(),
+                Step::Check(c) => c.desired.clone(),
+            };
+            let mut desired = desired_src.unwrap_or(Value::Null);
+            let unknown = {
+                let known = outputs.lock().unwrap_or_else(|e| e.into_inner());
+                resolve_references(&mut desired, &|a, o| known.get(a)?.get(o).cloned())
+            };
+            if matches!(step, Step::Change(c) if !c.action.is_change()) {
+                return Ok(None);
+            }
+            if !unknown.is_empty() && action != Action::Delete {
+                return Err(Diagnostics::from(
+                    Diagnostic::error(
+                        "unknown-value",
+                        format!("{address}: values at {} were still unknown when applying", unknown.join(", ")),
+                    )
+                    .with_address(address.to_string())
+                    .with_hint("a dependency did not report its outputs; run plan again"),
+                ));
+            }
+            let started = Instant::now();
+            events.emit(Event::ApplyStart { address: address.clone(), action });
+            let (result, out) = match step {
+                Step::Change(c) => {
+                    let r = provider
+                        .apply(ApplyRequest {
+                            change: (*c).clone(),
+                            desired,
+                            events: events.clone(),
+                            cancel: cancel.clone(),
+                        })
+                        .await;
+                    (r.diagnostics, r.outputs)
+                }
+                Step::Check(_) => {
+                    let r = provider
+                        .check(CheckRequest {
+                            address: address.clone(),
+                            desired,
+                            phase: CheckPhase::Apply,
+                            changes,
+                            events: events.clone(),
+                            cancel: cancel.clone(),
+                        })
+                        .await;
+                    let mut d = r.diagnostics;
+                    if r.result.status != CheckStatus::Pass {
+                        let mut e = Diagnostic::error("check-failed", r.result.summary.clone())
+                            .with_address(address.to_string());
+                        if let Some(fix) = &r.result.fix {
+                            e = e.with_hint(fix.clone());
+                        }
+                        d.push(e);
+                    }
+                    events.emit(Event::Check { result: r.result.clone() });
+                    (d, r.result.details)
+                }
+            };
+            let elapsed = started.elapsed().as_secs_f64();
+            if result.has_errors() {
+                events.emit(Event::ApplyErrored {
+                    address: address.clone(),
+                    action,
+                    diagnostics: result.clone().into_vec(),
+                });
+                return Err(result);
+            }
+            for d in result {
+                events.emit(Event::Diagnostic { diagnostic: d });
+            }
+            if let Some(o) = out {
+                outputs.lock().unwrap_or_else(|e| e.into_inner()).insert(address.clone(), o);
+            }
+            events.emit(Event::ApplyComplete { address, action, elapsed_seconds: elapsed });
+            Ok(Some(elapsed))
+        }
+    })
+    .await;
+
+    let mut report = ApplyReport::default();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        let address = steps[i].address().clone();
+        let action = steps[i].action();
+        let status = match outcome {
+            Outcome::Done(None) => StepStatus::Unchanged,
+            Outcome::Done(Some(elapsed_seconds)) => StepStatus::Applied { elapsed_seconds },
+            Outcome::Failed(d) => StepStatus::Failed { diagnostics: d.into_vec() },
+            Outcome::Skipped(skip) => {
+                let reason = match skip {
+                    Skip::DependencyFailed(j) => format!("{} failed", steps[j].address()),
+                    Skip::Cancelled => "the run was interrupted before it started".to_owned(),
+                };
+                events.emit(Event::Skipped { address: address.clone(), reason: reason.clone() });
+                StepStatus::Skipped { reason }
+            }
+        };
+        report.steps.push(StepResult { address, action, status });
+    }
+    Ok(report)
+}

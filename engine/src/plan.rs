@@ -1,0 +1,390 @@
+//! The plan: a value that says what apply will do, and why.
+//!
+//! A [`Plan`] is produced by the planner and consumed by the executor; neither needs the other
+//! to exist. It serialises (with a `format_version`) for `plan -out`, `show --json` and review,
+//! and it never holds a secret: providers report sensitive attribute paths, and their values
+//! are left out before the plan is built.
+//!
+//! | action  | before            | after                         |
+//! |---------|-------------------|-------------------------------|
+//! | create  | absent            | the planned object            |
+//! | update  | the live object   | the planned object            |
+//! | replace | the live object   | the planned new object        |
+//! | delete  | the live object   | absent                        |
+//! | no-op   | the live object   | the live object               |
+//! | read    | absent            | the object read (data nodes)  |
+
+use crate::address::Address;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// The plan format version. Readers reject another major version and ignore unknown fields.
+pub const FORMAT_VERSION: &str = "1.0";
+
+/// What will happen to one resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Nothing: live state matches the desired state.
+    NoOp,
+    /// The resource is created.
+    Create,
+    /// A data source is read.
+    Read,
+    /// The resource is changed in place.
+    Update,
+    /// The resource is deleted and created again (an attribute cannot change in place).
+    Replace,
+    /// The resource is deleted.
+    Delete,
+}
+
+impl Action {
+    /// The symbol the human plan shows: `+`, `~`, `-/+`, `-`, `<=`, or a space.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::NoOp => " ",
+            Action::Create => "+",
+            Action::Read => "<=",
+            Action::Update => "~",
+            Action::Replace => "-/+",
+            Action::Delete => "-",
+        }
+    }
+
+    /// True for actions that change something.
+    pub fn is_change(self) -> bool {
+        !matches!(self, Action::NoOp | Action::Read)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Action::NoOp => "no-op",
+            Action::Create => "create",
+            Action::Read => "read",
+            Action::Update => "update",
+            Action::Replace => "replace",
+            Action::Delete => "delete",
+        })
+    }
+}
+
+/// Why a resource is replaced, deleted or created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCode {
+    /// An attribute that cannot change in place differs.
+    CannotUpdate,
+    /// The user asked for it (`--replace`).
+    Requested,
+    /// The resource is no longer in the configuration (prune).
+    DeleteBecauseNoResourceConfig,
+    /// `destroy` was asked for.
+    DeleteBecauseDestroy,
+    /// A resource it is bound to is replaced (for example its key changed).
+    ReplaceBecauseDependency,
+    /// The resource does not exist.
+    NotFound,
+    /// Anything else the provider explains in the message.
+    Other,
+}
+
+/// The reason for an action, in code and words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// A stable code.
+    pub code: ReasonCode,
+    /// A sentence for people.
+    pub message: String,
+}
+
+impl Reason {
+    /// A reason from a code and a message.
+    pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// One planned change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The resource.
+    pub address: Address,
+    /// What happens.
+    pub action: Action,
+    /// Why, for replace and delete (and anything else worth saying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<Reason>,
+    /// The live state before the change (sensitive values removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    /// The planned state after the change (sensitive values removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+    /// JSON pointers into `after` whose value is known only after apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_unknown: Vec<String>,
+    /// JSON pointers of attributes whose values are secret (shown as `(sensitive)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_paths: Vec<String>,
+    /// JSON pointers of the attributes that force a replacement.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replace_paths: Vec<String>,
+    /// The live version observed when planning (ETag, resourceVersion or a digest), so apply
+    /// can refuse a stale plan.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_version: Option<String>,
+    /// Outputs known at plan time (for no-op resources), used by dependents at apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Value>,
+    /// The desired attributes to apply, references unresolved (never secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<Value>,
+    /// Addresses this change must wait for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+    /// Addresses whose changes this one causes (a replace cascades to them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cascades_to: Vec<Address>,
+}
+
+impl Change {
+    /// A change with just an address and an action.
+    pub fn new(address: Address, action: Action) -> Self {
+        Self {
+            address,
+            action,
+            reason: None,
+            before: None,
+            after: None,
+            after_unknown: Vec::new(),
+            sensitive_paths: Vec::new(),
+            replace_paths: Vec::new(),
+            observed_version: None,
+            outputs: None,
+            desired: None,
+            depends_on: Vec::new(),
+            cascades_to: Vec::new(),
+        }
+    }
+}
+
+/// The outcome of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// The condition holds.
+    Pass,
+    /// The condition does not hold; the plan (or apply) fails.
+    Fail,
+    /// The condition can only be evaluated during apply.
+    Pending,
+}
+
+/// The result of one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The check's address.
+    pub address: Address,
+    /// Pass, fail or pending.
+    pub status: CheckStatus,
+    /// What was checked and what was found.
+    pub summary: String,
+    /// How to make a failing check pass.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+    /// Structured details (the principal, scope, missing actions...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
+    /// Addresses a post-apply check waits for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<Address>,
+    /// The check's attributes, references unresolved, for evaluation during apply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<Value>,
+}
+
+/// What kind of run the plan is for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PlanMode {
+    /// Converge on the configuration.
+    #[default]
+    Normal,
+    /// Delete everything the configuration manages.
+    Destroy,
+    /// Only read and report; change nothing.
+    RefreshOnly,
+}
+
+/// A whole plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// [`FORMAT_VERSION`] when written.
+    pub format_version: String,
+    /// The digest of the configuration file the plan was made from.
+    pub config_digest: String,
+    /// The stack.
+    pub stack: String,
+    /// Normal, destroy or refresh-only.
+    #[serde(default)]
+    pub mode: PlanMode,
+    /// Every resource's change (no-ops included), in dependency order.
+    pub changes: Vec<Change>,
+    /// Check results.
+    #[serde(default)]
+    pub checks: Vec<CheckResult>,
+}
+
+/// The plan's summary counts, as the human summary line shows them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Resources created (replacements included).
+    pub add: usize,
+    /// Resources updated in place.
+    pub change: usize,
+    /// Resources deleted (replacements included).
+    pub destroy: usize,
+}
+
+impl Plan {
+    /// The counts for `Plan: X to add, Y to change, Z to destroy.`.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        for c in &self.changes {
+            match c.action {
+                Action::Create => s.add += 1,
+                Action::Update => s.change += 1,
+                Action::Replace => {
+                    s.add += 1;
+                    s.destroy += 1;
+                }
+                Action::Delete => s.destroy += 1,
+                Action::NoOp | Action::Read => {}
+            }
+        }
+        s
+    }
+
+    /// True when applying would change something.
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action.is_change())
+    }
+
+    /// True when a check failed (the plan cannot be applied).
+    pub fn has_failed_checks(&self) -> bool {
+        self.checks.iter().any(|c| c.status == CheckStatus::Fail)
+    }
+
+    /// The change for an address.
+    pub fn change(&self, address: &Address) -> Option<&Change> {
+        self.changes.iter().find(|c| &c.address == address)
+    }
+
+    /// Parses a saved plan, refusing another major format version.
+    pub fn from_json(text: &str) -> Result<Plan, PlanFileError> {
+        let v: Value = serde_json::from_str(text).map_err(|e| PlanFileError::Malformed(e.to_string()))?;
+        let version = v
+            .get("format_version")
+            .and_then(Value::as_str)
+            .ok_or_else(|| PlanFileError::Malformed("no format_version".into()))?;
+        let major = |s: &str| s.split('.').next().unwrap_or_default().to_owned();
+        if major(version) != major(FORMAT_VERSION) {
+            return Err(PlanFileError::Version {
+                found: version.to_owned(),
+                supported: FORMAT_VERSION,
+            });
+        }
+        serde_json::from_value(v).map_err(|e| PlanFileError::Malformed(e.to_string()))
+    }
+}
+
+/// Why a saved plan cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlanFileError {
+    /// Not a plan file.
+    #[error("not an arcplan plan file: {0}")]
+    Malformed(String),
+    /// A plan from an incompatible arcplan version.
+    #[error("plan format {found} is not supported (this arcplan reads {supported}); make the plan again with this version")]
+    Version {
+        /// The version in the file.
+        found: String,
+        /// The version this build reads.
+        supported: &'static str,
+    },
+}
+
+/// Removes the values at `paths` (JSON pointers) from `value`, replacing them with the marker
+/// string `(sensitive)`. Used by the planner so no secret reaches a plan.
+pub fn redact(value: &mut Value, paths: &[String]) {
+    for p in paths {
+        if let Some(slot) = value.pointer_mut(p) {
+            *slot = Value::String("(sensitive)".into());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::ResourceType;
+
+    fn plan(actions: &[Action]) -> Plan {
+        Plan {
+            format_version: FORMAT_VERSION.into(),
+            config_digest: "d".into(),
+            stack: "s".into(),
+            mode: PlanMode::Normal,
+            changes: actions
+                .iter()
+                .enumerate()
+                .map(|(i, a)| Change::new(Address::new(ResourceType::RESOURCE_GROUP, format!("g{i}")), *a))
+                .collect(),
+            checks: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn summary_counts_replace_as_add_and_destroy() {
+        let p = plan(&[Action::Create, Action::Update, Action::Replace, Action::Delete, Action::NoOp, Action::Read]);
+        assert_eq!(p.summary(), Summary { add: 2, change: 1, destroy: 2 });
+        assert!(p.has_changes());
+        assert!(!plan(&[Action::NoOp, Action::Read]).has_changes());
+    }
+
+    #[test]
+    fn serde_form_has_format_version_and_kebab_actions() {
+        let p = plan(&[Action::NoOp]);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["format_version"], "1.0");
+        assert_eq!(v["changes"][0]["action"], "no-op");
+        assert_eq!(v["changes"][0]["address"], "azure.resourceGroup.g0");
+        let back = Plan::from_json(&v.to_string()).unwrap();
+        assert_eq!(back, p);
+    }
+
+    #[test]
+    fn rejects_other_major_versions() {
+        let mut v = serde_json::to_value(plan(&[])).unwrap();
+        v["format_version"] = "2.0".into();
+        assert!(matches!(Plan::from_json(&v.to_string()), Err(PlanFileError::Version { .. })));
+        assert!(matches!(Plan::from_json("{}"), Err(PlanFileError::Malformed(_))));
+        v["format_version"] = "1.7".into();
+        v["future_field"] = 1.into();
+        assert!(Plan::from_json(&v.to_string()).is_ok(), "minor versions and unknown fields are accepted");
+    }
+
+    #[test]
+    fn redact_replaces_sensitive_values() {
+        let mut v = serde_json::json!({"a": {"secret": "s3cr3t"}, "b": 1});
+        redact(&mut v, &["/a/secret".into(), "/missing".into()]);
+        assert_eq!(v, serde_json::json!({"a": {"secret": "(sensitive)"}, "b": 1}));
+    }
+}

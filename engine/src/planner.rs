@@ -1,0 +1,369 @@
+//! The planner: refresh every node's live state, ask its provider for the change, evaluate the
+//! checks, and return a [`Plan`].
+//!
+//! Nodes are refreshed concurrently in dependency order (a node's references are resolved from
+//! its dependencies' outputs when those do not change, and marked unknown otherwise), bounded by
+//! the parallelism. Resources the stack owns but the configuration no longer lists are found by
+//! the providers' `discover` verb and planned for deletion. Any error makes the plan fail, with
+//! every error reported.
+
+use crate::address::Address;
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::events::{Event, EventSink};
+use crate::graph::{Mode, ResourceGraph, as_reference, resolve_references};
+use crate::plan::{
+    Action, Change, CheckResult, CheckStatus, FORMAT_VERSION, Plan, PlanMode, Reason, ReasonCode,
+    redact,
+};
+use crate::provider::{
+    CheckPhase, CheckRequest, DiscoverRequest, PlanRequest, Providers, ReadRequest,
+};
+use crate::walk::{Outcome, Skip, WalkOptions, walk};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+/// How to plan.
+#[derive(Debug, Clone, Default)]
+pub struct PlanOptions {
+    /// Normal, destroy or refresh-only.
+    pub mode: PlanMode,
+    /// The most nodes refreshed at once (default 10).
+    pub parallelism: Option<usize>,
+    /// Only these addresses and what they depend on (`--target`).
+    pub targets: Vec<Address>,
+    /// Leave out these addresses and what depends on them (`--exclude`).
+    pub excludes: Vec<Address>,
+    /// Replace these even if nothing changed (`--replace`).
+    pub replace: Vec<Address>,
+    /// Stops new refreshes.
+    pub cancel: CancellationToken,
+    /// The configuration digest recorded in the plan.
+    pub config_digest: String,
+    /// The stack.
+    pub stack: String,
+}
+
+/// The default number of nodes worked on at once.
+pub const DEFAULT_PARALLELISM: usize = 10;
+
+struct Planned {
+    change: Option<Change>,
+    outputs: Option<Value>,
+}
+
+/// Plans the graph. Returns the plan, or every error found.
+pub async fn plan(
+    graph: &ResourceGraph,
+    providers: &Providers,
+    opts: &PlanOptions,
+    events: Arc<dyn EventSink>,
+) -> Result<(Plan, Diagnostics), Diagnostics> {
+    let mut diags = Diagnostics::new();
+    let order = graph
+        .order()
+        .map_err(|c| Diagnostics::from(Diagnostic::error("cycle", c.to_string())))?;
+    let selected = select(graph, opts, &mut diags);
+    let nodes: Vec<_> = order
+        .into_iter()
+        .filter(|n| selected.contains(&n.address))
+        .collect();
+    let pos: HashMap<&Address, usize> = nodes.iter().enumerate().map(|(i, n)| (&n.address, i)).collect();
+    let deps: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|n| {
+            graph
+                .dependencies(&n.address)
+                .into_iter()
+                .filter_map(|d| pos.get(d).copied())
+                .collect()
+        })
+        .collect();
+    for n in &nodes {
+        if providers.get(&n.address.rtype).is_none() {
+            diags.push(
+                Diagnostic::error("no-provider", format!("no provider serves {}", n.address.rtype))
+                    .with_address(n.address.to_string()),
+            );
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+
+    let results: Mutex<HashMap<Address, (Action, Option<Value>)>> = Mutex::new(HashMap::new());
+    let walk_opts = WalkOptions {
+        parallelism: opts.parallelism.unwrap_or(DEFAULT_PARALLELISM),
+        cancel: opts.cancel.clone(),
+    };
+    let outcomes = walk(&deps, &walk_opts, |i| {
+        let node = nodes[i];
+        let results = &results;
+        let events = events.clone();
+        async move {
+            let address = node.address.clone();
+            let Some(provider) = providers.get(&address.rtype) else {
+                return Err(Diagnostics::new());
+            };
+            let mut desired = node.desired.clone();
+            let unknown = {
+                let known = results.lock().unwrap_or_else(|e| e.into_inner());
+                resolve_references(&mut desired, &|a, o| lookup_output(&known, a, o))
+            };
+            if matches!(node.mode, Mode::PlanCheck | Mode::ApplyCheck) {
+                return Ok(Planned { change: None, outputs: None });
+            }
+            events.emit(Event::RefreshStart { address: address.clone() });
+            let read = provider
+                .read(ReadRequest { address: address.clone(), desired: desired.clone() })
+                .await;
+            if read.diagnostics.has_errors() {
+                return Err(read.diagnostics);
+            }
+            events.emit(Event::RefreshComplete { address: address.clone(), exists: read.state.is_some() });
+            if node.mode == Mode::Data {
+                let Some(state) = read.state else {
+                    return Err(Diagnostic::error(
+                        "not-found",
+                        format!("{address} does not exist or is not visible to this credential"),
+                    )
+                    .with_address(address.to_string())
+                    .into());
+                };
+                let mut change = Change::new(address.clone(), Action::Read);
+                change.after = Some(state.clone());
+                change.observed_version = read.version;
+                change.outputs = Some(state.clone());
+                results.lock().unwrap_or_else(|e| e.into_inner()).insert(address, (Action::Read, Some(state.clone())));
+                return Ok(Planned { change: Some(change), outputs: Some(state) });
+            }
+            let resp = provider
+                .plan(PlanRequest {
+                    address: address.clone(),
+                    prior: read.state.clone(),
+                    desired: desired.clone(),
+                    unknown: unknown.clone(),
+                    replace_requested: opts.replace.contains(&address),
+                    mode: opts.mode,
+                })
+                .await;
+            if resp.diagnostics.has_errors() {
+                return Err(resp.diagnostics);
+            }
+            let mut action = resp.action.unwrap_or(Action::NoOp);
+            if opts.mode == PlanMode::RefreshOnly {
+                action = Action::NoOp;
+            }
+            let mut change = Change::new(address.clone(), action);
+            change.reason = resp.reason;
+            change.before = read.state.map(|mut v| {
+                redact(&mut v, &resp.sensitive_paths);
+                v
+            });
+            change.after = match action {
+                Action::Delete => None,
+                Action::NoOp => change.before.clone(),
+                _ => resp.after.map(|mut v| {
+                    redact(&mut v, &resp.sensitive_paths);
+                    v
+                }),
+            };
+            change.after_unknown = unknown;
+            change.sensitive_paths = resp.sensitive_paths;
+            change.replace_paths = resp.requires_replace;
+            change.observed_version = read.version;
+            change.desired = Some(node.desired.clone());
+            change.depends_on = graph.dependencies(&address).into_iter().cloned().collect();
+            // A provider reports the outputs that survive its change (an ARM id survives an
+            // update; nothing survives a replace); dependents see the rest as unknown.
+            let outputs = if matches!(action, Action::Create | Action::Replace | Action::Delete) {
+                None
+            } else {
+                resp.outputs
+            };
+            change.outputs = outputs.clone();
+            events.emit(Event::PlannedChange { address: address.clone(), action });
+            results
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(address, (action, outputs.clone()));
+            Ok(Planned { change: Some(change), outputs })
+        }
+    })
+    .await;
+
+    let mut changes = Vec::new();
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Outcome::Done(p) => {
+                let _ = p.outputs;
+                changes.extend(p.change);
+            }
+            Outcome::Failed(d) => {
+                let address = nodes[i].address.to_string();
+                for mut d in d {
+                    if d.address.is_none() {
+                        d.address = Some(address.clone());
+                    }
+                    diags.push(d);
+                }
+            }
+            Outcome::Skipped(Skip::DependencyFailed(_)) => {}
+            Outcome::Skipped(Skip::Cancelled) => {
+                diags.push(
+                    Diagnostic::error("cancelled", "planning was interrupted before every resource was read")
+                        .with_address(nodes[i].address.to_string()),
+                );
+            }
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+
+    // Prune: owned resources the configuration no longer declares.
+    if opts.mode != PlanMode::RefreshOnly && opts.targets.is_empty() {
+        for (provider, types) in providers.distinct() {
+            let found = provider
+                .discover(DiscoverRequest { stack: opts.stack.clone(), types })
+                .await;
+            if found.diagnostics.has_errors() {
+                diags.extend(found.diagnostics);
+                continue;
+            }
+            diags.extend(found.diagnostics);
+            for r in found.resources {
+                if graph.node(&r.address).is_some() || opts.excludes.contains(&r.address) {
+                    continue;
+                }
+                let mut change = Change::new(r.address.clone(), Action::Delete);
+                change.reason = Some(Reason::new(
+                    ReasonCode::DeleteBecauseNoResourceConfig,
+                    format!("{} carries this stack's tag but is no longer in the configuration", r.address),
+                ));
+                change.before = Some(r.state);
+                change.observed_version = r.version;
+                change.depends_on = r.depends_on;
+                events.emit(Event::PlannedChange { address: r.address.clone(), action: Action::Delete });
+                changes.push(change);
+            }
+        }
+        if diags.has_errors() {
+            return Err(diags);
+        }
+    }
+
+    // Cascades: what a replace or delete drags along.
+    let by_addr: HashMap<Address, Action> = changes.iter().map(|c| (c.address.clone(), c.action)).collect();
+    for c in &mut changes {
+        if matches!(c.action, Action::Replace | Action::Delete) {
+            c.cascades_to = graph
+                .dependents(&c.address)
+                .into_iter()
+                .filter(|d| by_addr.get(*d).is_some_and(|a| a.is_change()))
+                .cloned()
+                .collect();
+        }
+    }
+
+    // Checks.
+    let shared = Arc::new(changes.clone());
+    let mut checks = Vec::new();
+    for node in &nodes {
+        match node.mode {
+            Mode::PlanCheck => {
+                let Some(provider) = providers.get(&node.address.rtype) else { continue };
+                let resp = provider
+                    .check(CheckRequest {
+                        address: node.address.clone(),
+                        desired: node.desired.clone(),
+                        phase: CheckPhase::Plan,
+                        changes: shared.clone(),
+                        events: events.clone(),
+                        cancel: opts.cancel.clone(),
+                    })
+                    .await;
+                diags.extend(resp.diagnostics);
+                events.emit(Event::Check { result: resp.result.clone() });
+                checks.push(resp.result);
+            }
+            Mode::ApplyCheck if opts.mode == PlanMode::Normal => {
+                checks.push(CheckResult {
+                    address: node.address.clone(),
+                    status: CheckStatus::Pending,
+                    summary: "evaluated during apply, once its dependencies are in place".into(),
+                    fix: None,
+                    details: None,
+                    depends_on: graph.dependencies(&node.address).into_iter().cloned().collect(),
+                    desired: Some(node.desired.clone()),
+                });
+            }
+            _ => {}
+        }
+    }
+    if diags.has_errors() {
+        return Err(diags);
+    }
+    Ok((
+        Plan {
+            format_version: FORMAT_VERSION.into(),
+            config_digest: opts.config_digest.clone(),
+            stack: opts.stack.clone(),
+            mode: opts.mode,
+            changes,
+            checks,
+        },
+        diags,
+    ))
+}
+
+fn lookup_output(
+    known: &HashMap<Address, (Action, Option<Value>)>,
+    address: &Address,
+    output: &str,
+) -> Option<Value> {
+    let (_, outputs) = known.get(address)?;
+    outputs.as_ref()?.get(output).cloned()
+}
+
+/// The addresses to plan: everything, or the targets and their dependencies; minus the excluded
+/// ones and their dependents.
+fn select(graph: &ResourceGraph, opts: &PlanOptions, diags: &mut Diagnostics) -> BTreeSet<Address> {
+    for a in opts.targets.iter().chain(&opts.excludes).chain(&opts.replace) {
+        if graph.node(a).is_none() {
+            let names: Vec<String> = graph.nodes().map(|n| n.address.to_string()).collect();
+            let mut d = Diagnostic::error("unknown-address", format!("{a} is not in the configuration"));
+            if let Some(s) = crate::diag::did_you_mean(&a.to_string(), names.iter().map(String::as_str)) {
+                d = d.with_hint(format!("did you mean `{s}`?"));
+            } else {
+                d = d.with_hint("`arcplan graph` lists every address");
+            }
+            diags.push(d);
+        }
+    }
+    let mut set: BTreeSet<Address> = if opts.targets.is_empty() {
+        graph.nodes().map(|n| n.address.clone()).collect()
+    } else {
+        let mut set = BTreeSet::new();
+        let mut stack: Vec<Address> = opts.targets.clone();
+        while let Some(a) = stack.pop() {
+            if set.insert(a.clone()) {
+                stack.extend(graph.dependencies(&a).into_iter().cloned());
+            }
+        }
+        set
+    };
+    let mut stack: Vec<Address> = opts.excludes.clone();
+    while let Some(a) = stack.pop() {
+        if set.remove(&a) {
+            stack.extend(graph.dependents(&a).into_iter().cloned());
+        }
+    }
+    set
+}
+
+/// True when `value` still holds references (a bug if seen at apply).
+pub fn has_references(value: &Value) -> bool {
+    as_reference(value).is_some() || !crate::graph::references(value).is_empty()
+}
