@@ -75,7 +75,9 @@ impl fmt::Display for Address {
 
 /// Why a string is not an address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{input}` is not a resource address: {reason} (addresses look like `arc.connectedCluster.mycluster`)")]
+#[error(
+    "`{input}` is not a resource address: {reason} (addresses look like `arc.connectedCluster.mycluster`)"
+)]
 pub struct AddressError {
     /// The text given.
     pub input: String,
@@ -96,7 +98,9 @@ impl FromStr for Address {
         };
         let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric());
         if !word(ns) || !word(kind) {
-            return Err(err("the type must be two words, like `azure.resourceGroup`"));
+            return Err(err(
+                "the type must be two words, like `azure.resourceGroup`",
+            ));
         }
         if name.is_empty() {
             return Err(err("the name is empty"));
@@ -127,7 +131,9 @@ mod tests {
 
     #[test]
     fn parses_names_with_dots() {
-        let a: Address = "azure.resourceProvider.Microsoft.Kubernetes".parse().unwrap();
+        let a: Address = "azure.resourceProvider.Microsoft.Kubernetes"
+            .parse()
+            .unwrap();
         assert_eq!(a.rtype, ResourceType::RESOURCE_PROVIDER);
         assert_eq!(a.name, "Microsoft.Kubernetes");
         assert_eq!(a.to_string(), "azure.resourceProvider.Microsoft.Kubernetes");
@@ -135,7 +141,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "azure", "azure.resourceGroup", "azure.resourceGroup.", "a-b.c.d"] {
+        for bad in [
+            "",
+            "azure",
+            "azure.resourceGroup",
+            "azure.resourceGroup.",
+            "a-b.c.d",
+        ] {
             assert!(bad.parse::<Address>().is_err(), "{bad} parsed");
         }
     }

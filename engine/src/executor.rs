@@ -110,12 +110,16 @@ impl ApplyReport {
 
     /// The failed steps.
     pub fn failed(&self) -> impl Iterator<Item = &StepResult> {
-        self.steps.iter().filter(|s| matches!(s.status, StepStatus::Failed { .. }))
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Failed { .. }))
     }
 
     /// The skipped steps.
     pub fn skipped(&self) -> impl Iterator<Item = &StepResult> {
-        self.steps.iter().filter(|s| matches!(s.status, StepStatus::Skipped { .. }))
+        self.steps
+            .iter()
+            .filter(|s| matches!(s.status, StepStatus::Skipped { .. }))
     }
 }
 
@@ -184,7 +188,11 @@ pub async fn apply(
             return Err(ApplyError::NoProvider(s.address().rtype.to_string()));
         }
     }
-    let pos: HashMap<&Address, usize> = steps.iter().enumerate().map(|(i, s)| (s.address(), i)).collect();
+    let pos: HashMap<&Address, usize> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.address(), i))
+        .collect();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
         for d in s.depends_on() {
@@ -219,9 +227,9 @@ pub async fn apply(
         async move {
             let address = step.address().clone();
             let action = step.action();
-            let provider = providers
-                .get(&address.rtype)
-                .ok_or_else(|| Diagnostics::from(Diagnostic::error("no-provider", "no provider")))?;
+            let provider = providers.get(&address.rtype).ok_or_else(|| {
+                Diagnostics::from(Diagnostic::error("no-provider", "no provider"))
+            })?;
             let desired_src = match step {
                 Step::Change(c) => c.desired.clone(),
                 Step::Check(c) => c.desired.clone(),
@@ -238,14 +246,20 @@ pub async fn apply(
                 return Err(Diagnostics::from(
                     Diagnostic::error(
                         "unknown-value",
-                        format!("{address}: values at {} were still unknown when applying", unknown.join(", ")),
+                        format!(
+                            "{address}: values at {} were still unknown when applying",
+                            unknown.join(", ")
+                        ),
                     )
                     .with_address(address.to_string())
                     .with_hint("a dependency did not report its outputs; run plan again"),
                 ));
             }
             let started = Instant::now();
-            events.emit(Event::ApplyStart { address: address.clone(), action });
+            events.emit(Event::ApplyStart {
+                address: address.clone(),
+                action,
+            });
             let (result, out) = match step {
                 Step::Change(c) => {
                     let r = provider
@@ -278,7 +292,9 @@ pub async fn apply(
                         }
                         d.push(e);
                     }
-                    events.emit(Event::Check { result: r.result.clone() });
+                    events.emit(Event::Check {
+                        result: r.result.clone(),
+                    });
                     (d, r.result.details)
                 }
             };
@@ -295,9 +311,16 @@ pub async fn apply(
                 events.emit(Event::Diagnostic { diagnostic: d });
             }
             if let Some(o) = out {
-                outputs.lock().unwrap_or_else(|e| e.into_inner()).insert(address.clone(), o);
+                outputs
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(address.clone(), o);
             }
-            events.emit(Event::ApplyComplete { address, action, elapsed_seconds: elapsed });
+            events.emit(Event::ApplyComplete {
+                address,
+                action,
+                elapsed_seconds: elapsed,
+            });
             Ok(Some(elapsed))
         }
     })
@@ -310,17 +333,26 @@ pub async fn apply(
         let status = match outcome {
             Outcome::Done(None) => StepStatus::Unchanged,
             Outcome::Done(Some(elapsed_seconds)) => StepStatus::Applied { elapsed_seconds },
-            Outcome::Failed(d) => StepStatus::Failed { diagnostics: d.into_vec() },
+            Outcome::Failed(d) => StepStatus::Failed {
+                diagnostics: d.into_vec(),
+            },
             Outcome::Skipped(skip) => {
                 let reason = match skip {
                     Skip::DependencyFailed(j) => format!("{} failed", steps[j].address()),
                     Skip::Cancelled => "the run was interrupted before it started".to_owned(),
                 };
-                events.emit(Event::Skipped { address: address.clone(), reason: reason.clone() });
+                events.emit(Event::Skipped {
+                    address: address.clone(),
+                    reason: reason.clone(),
+                });
                 StepStatus::Skipped { reason }
             }
         };
-        report.steps.push(StepResult { address, action, status });
+        report.steps.push(StepResult {
+            address,
+            action,
+            status,
+        });
     }
     Ok(report)
 }

@@ -113,7 +113,11 @@ pub fn references(value: &Value) -> Vec<(String, Address, String)> {
         match v {
             Value::Object(m) => {
                 for (k, v) in m {
-                    go(v, format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+                    go(
+                        v,
+                        format!("{ptr}/{}", k.replace('~', "~0").replace('/', "~1")),
+                        out,
+                    );
                 }
             }
             Value::Array(a) => {
@@ -177,8 +181,14 @@ impl ResourceGraph {
             from: dependent.clone(),
             to: to.clone(),
         };
-        let to = *self.index.get(dependent).ok_or_else(|| missing(dependent))?;
-        let from = *self.index.get(dependency).ok_or_else(|| missing(dependency))?;
+        let to = *self
+            .index
+            .get(dependent)
+            .ok_or_else(|| missing(dependent))?;
+        let from = *self
+            .index
+            .get(dependency)
+            .ok_or_else(|| missing(dependency))?;
         if self.graph.find_edge(from, to).is_none() {
             self.graph.add_edge(from, to, kind);
         }
@@ -228,7 +238,11 @@ impl ResourceGraph {
             .edge_indices()
             .filter_map(|e| {
                 let (a, b) = self.graph.edge_endpoints(e)?;
-                Some((&self.graph[a].address, &self.graph[b].address, self.graph[e]))
+                Some((
+                    &self.graph[a].address,
+                    &self.graph[b].address,
+                    self.graph[e],
+                ))
             })
             .collect()
     }
@@ -277,7 +291,9 @@ impl ResourceGraph {
                     .filter(|n| scc.contains(n))
                     .collect();
                 next.sort();
-                let Some(n) = next.first().copied() else { break };
+                let Some(n) = next.first().copied() else {
+                    break;
+                };
                 if let Some(pos) = path.iter().position(|p| *p == n) {
                     let mut cycle: Vec<Address> = path[pos..]
                         .iter()
@@ -375,7 +391,8 @@ impl ResourceGraph {
                     .filter(|c| c.resource_group.eq_ignore_ascii_case(&rg.name))
                     .flat_map(|c| {
                         [
-                            Address::new(ResourceType::CONNECTED_CLUSTER, c.name.clone()).to_string(),
+                            Address::new(ResourceType::CONNECTED_CLUSTER, c.name.clone())
+                                .to_string(),
                         ]
                     }),
             );
@@ -398,7 +415,11 @@ impl ResourceGraph {
                 &mut g,
                 ResourceNode {
                     address: a.clone(),
-                    mode: if rg.existing { Mode::Data } else { Mode::Managed },
+                    mode: if rg.existing {
+                        Mode::Data
+                    } else {
+                        Mode::Managed
+                    },
                     desired: if rg.existing {
                         json!({ "name": rg.name })
                     } else {

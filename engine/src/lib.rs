@@ -9,9 +9,9 @@
 //! [`planner::plan`] (refresh + diff through providers) → [`plan::Plan`] (a value, serialisable,
 //! savable) → [`executor::apply`] (walks the plan in dependency order through providers).
 
+pub mod address;
 pub mod config;
 pub mod diag;
-pub mod address;
 pub mod events;
 pub mod executor;
 pub mod graph;

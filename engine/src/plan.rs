@@ -289,7 +289,8 @@ impl Plan {
 
     /// Parses a saved plan, refusing another major format version.
     pub fn from_json(text: &str) -> Result<Plan, PlanFileError> {
-        let v: Value = serde_json::from_str(text).map_err(|e| PlanFileError::Malformed(e.to_string()))?;
+        let v: Value =
+            serde_json::from_str(text).map_err(|e| PlanFileError::Malformed(e.to_string()))?;
         let version = v
             .get("format_version")
             .and_then(Value::as_str)
@@ -312,7 +313,9 @@ pub enum PlanFileError {
     #[error("not an arcplan plan file: {0}")]
     Malformed(String),
     /// A plan from an incompatible arcplan version.
-    #[error("plan format {found} is not supported (this arcplan reads {supported}); make the plan again with this version")]
+    #[error(
+        "plan format {found} is not supported (this arcplan reads {supported}); make the plan again with this version"
+    )]
     Version {
         /// The version in the file.
         found: String,
@@ -345,7 +348,12 @@ mod tests {
             changes: actions
                 .iter()
                 .enumerate()
-                .map(|(i, a)| Change::new(Address::new(ResourceType::RESOURCE_GROUP, format!("g{i}")), *a))
+                .map(|(i, a)| {
+                    Change::new(
+                        Address::new(ResourceType::RESOURCE_GROUP, format!("g{i}")),
+                        *a,
+                    )
+                })
                 .collect(),
             checks: Vec::new(),
         }
@@ -353,8 +361,22 @@ mod tests {
 
     #[test]
     fn summary_counts_replace_as_add_and_destroy() {
-        let p = plan(&[Action::Create, Action::Update, Action::Replace, Action::Delete, Action::NoOp, Action::Read]);
-        assert_eq!(p.summary(), Summary { add: 2, change: 1, destroy: 2 });
+        let p = plan(&[
+            Action::Create,
+            Action::Update,
+            Action::Replace,
+            Action::Delete,
+            Action::NoOp,
+            Action::Read,
+        ]);
+        assert_eq!(
+            p.summary(),
+            Summary {
+                add: 2,
+                change: 1,
+                destroy: 2
+            }
+        );
         assert!(p.has_changes());
         assert!(!plan(&[Action::NoOp, Action::Read]).has_changes());
     }
@@ -374,17 +396,29 @@ mod tests {
     fn rejects_other_major_versions() {
         let mut v = serde_json::to_value(plan(&[])).unwrap();
         v["format_version"] = "2.0".into();
-        assert!(matches!(Plan::from_json(&v.to_string()), Err(PlanFileError::Version { .. })));
-        assert!(matches!(Plan::from_json("{}"), Err(PlanFileError::Malformed(_))));
+        assert!(matches!(
+            Plan::from_json(&v.to_string()),
+            Err(PlanFileError::Version { .. })
+        ));
+        assert!(matches!(
+            Plan::from_json("{}"),
+            Err(PlanFileError::Malformed(_))
+        ));
         v["format_version"] = "1.7".into();
         v["future_field"] = 1.into();
-        assert!(Plan::from_json(&v.to_string()).is_ok(), "minor versions and unknown fields are accepted");
+        assert!(
+            Plan::from_json(&v.to_string()).is_ok(),
+            "minor versions and unknown fields are accepted"
+        );
     }
 
     #[test]
     fn redact_replaces_sensitive_values() {
         let mut v = serde_json::json!({"a": {"secret": "s3cr3t"}, "b": 1});
         redact(&mut v, &["/a/secret".into(), "/missing".into()]);
-        assert_eq!(v, serde_json::json!({"a": {"secret": "(sensitive)"}, "b": 1}));
+        assert_eq!(
+            v,
+            serde_json::json!({"a": {"secret": "(sensitive)"}, "b": 1})
+        );
     }
 }

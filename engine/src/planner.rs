@@ -69,7 +69,11 @@ pub async fn plan(
         .into_iter()
         .filter(|n| selected.contains(&n.address))
         .collect();
-    let pos: HashMap<&Address, usize> = nodes.iter().enumerate().map(|(i, n)| (&n.address, i)).collect();
+    let pos: HashMap<&Address, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (&n.address, i))
+        .collect();
     let deps: Vec<Vec<usize>> = nodes
         .iter()
         .map(|n| {
@@ -83,8 +87,11 @@ pub async fn plan(
     for n in &nodes {
         if providers.get(&n.address.rtype).is_none() {
             diags.push(
-                Diagnostic::error("no-provider", format!("no provider serves {}", n.address.rtype))
-                    .with_address(n.address.to_string()),
+                Diagnostic::error(
+                    "no-provider",
+                    format!("no provider serves {}", n.address.rtype),
+                )
+                .with_address(n.address.to_string()),
             );
         }
     }
@@ -112,16 +119,27 @@ pub async fn plan(
                 resolve_references(&mut desired, &|a, o| lookup_output(&known, a, o))
             };
             if matches!(node.mode, Mode::PlanCheck | Mode::ApplyCheck) {
-                return Ok(Planned { change: None, outputs: None });
+                return Ok(Planned {
+                    change: None,
+                    outputs: None,
+                });
             }
-            events.emit(Event::RefreshStart { address: address.clone() });
+            events.emit(Event::RefreshStart {
+                address: address.clone(),
+            });
             let read = provider
-                .read(ReadRequest { address: address.clone(), desired: desired.clone() })
+                .read(ReadRequest {
+                    address: address.clone(),
+                    desired: desired.clone(),
+                })
                 .await;
             if read.diagnostics.has_errors() {
                 return Err(read.diagnostics);
             }
-            events.emit(Event::RefreshComplete { address: address.clone(), exists: read.state.is_some() });
+            events.emit(Event::RefreshComplete {
+                address: address.clone(),
+                exists: read.state.is_some(),
+            });
             if node.mode == Mode::Data {
                 let Some(state) = read.state else {
                     return Err(Diagnostic::error(
@@ -135,8 +153,14 @@ pub async fn plan(
                 change.after = Some(state.clone());
                 change.observed_version = read.version;
                 change.outputs = Some(state.clone());
-                results.lock().unwrap_or_else(|e| e.into_inner()).insert(address, (Action::Read, Some(state.clone())));
-                return Ok(Planned { change: Some(change), outputs: Some(state) });
+                results
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(address, (Action::Read, Some(state.clone())));
+                return Ok(Planned {
+                    change: Some(change),
+                    outputs: Some(state),
+                });
             }
             let resp = provider
                 .plan(PlanRequest {
@@ -183,12 +207,18 @@ pub async fn plan(
                 resp.outputs
             };
             change.outputs = outputs.clone();
-            events.emit(Event::PlannedChange { address: address.clone(), action });
+            events.emit(Event::PlannedChange {
+                address: address.clone(),
+                action,
+            });
             results
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(address, (action, outputs.clone()));
-            Ok(Planned { change: Some(change), outputs })
+            Ok(Planned {
+                change: Some(change),
+                outputs,
+            })
         }
     })
     .await;
@@ -212,8 +242,11 @@ pub async fn plan(
             Outcome::Skipped(Skip::DependencyFailed(_)) => {}
             Outcome::Skipped(Skip::Cancelled) => {
                 diags.push(
-                    Diagnostic::error("cancelled", "planning was interrupted before every resource was read")
-                        .with_address(nodes[i].address.to_string()),
+                    Diagnostic::error(
+                        "cancelled",
+                        "planning was interrupted before every resource was read",
+                    )
+                    .with_address(nodes[i].address.to_string()),
                 );
             }
         }
@@ -226,7 +259,10 @@ pub async fn plan(
     if opts.mode != PlanMode::RefreshOnly && opts.targets.is_empty() {
         for (provider, types) in providers.distinct() {
             let found = provider
-                .discover(DiscoverRequest { stack: opts.stack.clone(), types })
+                .discover(DiscoverRequest {
+                    stack: opts.stack.clone(),
+                    types,
+                })
                 .await;
             if found.diagnostics.has_errors() {
                 diags.extend(found.diagnostics);
@@ -240,12 +276,18 @@ pub async fn plan(
                 let mut change = Change::new(r.address.clone(), Action::Delete);
                 change.reason = Some(Reason::new(
                     ReasonCode::DeleteBecauseNoResourceConfig,
-                    format!("{} carries this stack's tag but is no longer in the configuration", r.address),
+                    format!(
+                        "{} carries this stack's tag but is no longer in the configuration",
+                        r.address
+                    ),
                 ));
                 change.before = Some(r.state);
                 change.observed_version = r.version;
                 change.depends_on = r.depends_on;
-                events.emit(Event::PlannedChange { address: r.address.clone(), action: Action::Delete });
+                events.emit(Event::PlannedChange {
+                    address: r.address.clone(),
+                    action: Action::Delete,
+                });
                 changes.push(change);
             }
         }
@@ -255,7 +297,10 @@ pub async fn plan(
     }
 
     // Cascades: what a replace or delete drags along.
-    let by_addr: HashMap<Address, Action> = changes.iter().map(|c| (c.address.clone(), c.action)).collect();
+    let by_addr: HashMap<Address, Action> = changes
+        .iter()
+        .map(|c| (c.address.clone(), c.action))
+        .collect();
     for c in &mut changes {
         if matches!(c.action, Action::Replace | Action::Delete) {
             c.cascades_to = graph
@@ -273,7 +318,9 @@ pub async fn plan(
     for node in &nodes {
         match node.mode {
             Mode::PlanCheck => {
-                let Some(provider) = providers.get(&node.address.rtype) else { continue };
+                let Some(provider) = providers.get(&node.address.rtype) else {
+                    continue;
+                };
                 let resp = provider
                     .check(CheckRequest {
                         address: node.address.clone(),
@@ -285,7 +332,9 @@ pub async fn plan(
                     })
                     .await;
                 diags.extend(resp.diagnostics);
-                events.emit(Event::Check { result: resp.result.clone() });
+                events.emit(Event::Check {
+                    result: resp.result.clone(),
+                });
                 checks.push(resp.result);
             }
             Mode::ApplyCheck if opts.mode == PlanMode::Normal => {
@@ -295,7 +344,11 @@ pub async fn plan(
                     summary: "evaluated during apply, once its dependencies are in place".into(),
                     fix: None,
                     details: None,
-                    depends_on: graph.dependencies(&node.address).into_iter().cloned().collect(),
+                    depends_on: graph
+                        .dependencies(&node.address)
+                        .into_iter()
+                        .cloned()
+                        .collect(),
                     desired: Some(node.desired.clone()),
                 });
             }
@@ -330,11 +383,21 @@ fn lookup_output(
 /// The addresses to plan: everything, or the targets and their dependencies; minus the excluded
 /// ones and their dependents.
 fn select(graph: &ResourceGraph, opts: &PlanOptions, diags: &mut Diagnostics) -> BTreeSet<Address> {
-    for a in opts.targets.iter().chain(&opts.excludes).chain(&opts.replace) {
+    for a in opts
+        .targets
+        .iter()
+        .chain(&opts.excludes)
+        .chain(&opts.replace)
+    {
         if graph.node(a).is_none() {
             let names: Vec<String> = graph.nodes().map(|n| n.address.to_string()).collect();
-            let mut d = Diagnostic::error("unknown-address", format!("{a} is not in the configuration"));
-            if let Some(s) = crate::diag::did_you_mean(&a.to_string(), names.iter().map(String::as_str)) {
+            let mut d = Diagnostic::error(
+                "unknown-address",
+                format!("{a} is not in the configuration"),
+            );
+            if let Some(s) =
+                crate::diag::did_you_mean(&a.to_string(), names.iter().map(String::as_str))
+            {
                 d = d.with_hint(format!("did you mean `{s}`?"));
             } else {
                 d = d.with_hint("`arcplan graph` lists every address");

@@ -95,7 +95,11 @@ impl FakeProvider {
     }
 
     fn live_get(&self, a: &Address) -> Option<Value> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).get(a).cloned()
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(a)
+            .cloned()
     }
 }
 
@@ -119,23 +123,35 @@ impl Provider for FakeProvider {
         self.record("plan", &req.address);
         let desired = req.desired.as_object().cloned().unwrap_or_default();
         let mut resp = PlanResponse {
-            sensitive_paths: self.sensitive_keys.iter().map(|k| format!("/{k}")).collect(),
+            sensitive_paths: self
+                .sensitive_keys
+                .iter()
+                .map(|k| format!("/{k}"))
+                .collect(),
             ..Default::default()
         };
         let Some(prior) = req.prior else {
-            resp.action = Some(if req.mode == PlanMode::Destroy { Action::NoOp } else { Action::Create });
+            resp.action = Some(if req.mode == PlanMode::Destroy {
+                Action::NoOp
+            } else {
+                Action::Create
+            });
             resp.after = Some(req.desired.clone());
             return resp;
         };
         if req.mode == PlanMode::Destroy {
             resp.action = Some(Action::Delete);
-            resp.reason = Some(Reason::new(ReasonCode::DeleteBecauseDestroy, "destroy was requested"));
+            resp.reason = Some(Reason::new(
+                ReasonCode::DeleteBecauseDestroy,
+                "destroy was requested",
+            ));
             return resp;
         }
         let differs: Vec<&String> = desired
             .iter()
             .filter(|(k, v)| {
-                prior.get(k.as_str()) != Some(v) || req.unknown.iter().any(|u| u == &format!("/{k}"))
+                prior.get(k.as_str()) != Some(v)
+                    || req.unknown.iter().any(|u| u == &format!("/{k}"))
             })
             .map(|(k, _)| k)
             .collect();
@@ -151,7 +167,10 @@ impl Provider for FakeProvider {
             }
         }
         resp.action = Some(if req.replace_requested {
-            resp.reason = Some(Reason::new(ReasonCode::Requested, "replacement was requested"));
+            resp.reason = Some(Reason::new(
+                ReasonCode::Requested,
+                "replacement was requested",
+            ));
             Action::Replace
         } else if !replace.is_empty() {
             resp.reason = Some(Reason::new(
@@ -189,9 +208,16 @@ impl Provider for FakeProvider {
         }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let mut resp = ApplyResponse::default();
-        if self.fail_apply.lock().unwrap_or_else(|e| e.into_inner()).contains(&address) {
-            resp.diagnostics
-                .push(Diagnostic::error("fake", format!("scripted failure of {address}")));
+        if self
+            .fail_apply
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&address)
+        {
+            resp.diagnostics.push(Diagnostic::error(
+                "fake",
+                format!("scripted failure of {address}"),
+            ));
             return resp;
         }
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
@@ -214,7 +240,11 @@ impl Provider for FakeProvider {
 
     async fn check(&self, req: CheckRequest) -> CheckResponse {
         self.record("check", &req.address);
-        let status = self.check_fn.as_ref().map(|f| f(&req)).unwrap_or(CheckStatus::Pass);
+        let status = self
+            .check_fn
+            .as_ref()
+            .map(|f| f(&req))
+            .unwrap_or(CheckStatus::Pass);
         CheckResponse {
             result: CheckResult {
                 address: req.address.clone(),
@@ -234,7 +264,9 @@ impl Provider for FakeProvider {
         DiscoverResponse {
             resources: live
                 .iter()
-                .filter(|(a, v)| req.types.contains(&a.rtype) && v.get("stack") == Some(&json!(req.stack)))
+                .filter(|(a, v)| {
+                    req.types.contains(&a.rtype) && v.get("stack") == Some(&json!(req.stack))
+                })
                 .map(|(a, v)| Discovered {
                     address: a.clone(),
                     state: v.clone(),

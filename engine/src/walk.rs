@@ -54,7 +54,11 @@ pub enum Outcome<T, E> {
 
 /// Walks nodes `0..deps.len()`, where `deps[i]` lists the nodes `i` depends on, calling `run`
 /// for each. Returns one outcome per node, by index.
-pub async fn walk<T, E, F, Fut>(deps: &[Vec<usize>], opts: &WalkOptions, mut run: F) -> Vec<Outcome<T, E>>
+pub async fn walk<T, E, F, Fut>(
+    deps: &[Vec<usize>],
+    opts: &WalkOptions,
+    mut run: F,
+) -> Vec<Outcome<T, E>>
 where
     F: FnMut(usize) -> Fut,
     Fut: Future<Output = Result<T, E>>,
@@ -127,7 +131,10 @@ mod tests {
         let deps: Vec<Vec<usize>> = vec![Vec::new(); 20];
         let now = Arc::new(AtomicUsize::new(0));
         let peak = Arc::new(AtomicUsize::new(0));
-        let opts = WalkOptions { parallelism: 3, ..Default::default() };
+        let opts = WalkOptions {
+            parallelism: 3,
+            ..Default::default()
+        };
         let out = walk(&deps, &opts, |_| {
             let (now, peak) = (now.clone(), peak.clone());
             async move {
@@ -174,7 +181,10 @@ mod tests {
     async fn cancellation_stops_new_work_and_lets_running_work_finish() {
         let deps: Vec<Vec<usize>> = vec![vec![], vec![], vec![0], vec![1]];
         let cancel = CancellationToken::new();
-        let opts = WalkOptions { parallelism: 2, cancel: cancel.clone() };
+        let opts = WalkOptions {
+            parallelism: 2,
+            cancel: cancel.clone(),
+        };
         let out = walk(&deps, &opts, |i| {
             let cancel = cancel.clone();
             async move {

@@ -38,39 +38,74 @@ fn misspelt_key_points_at_the_key_and_suggests() {
     assert_eq!(at(e), (5, 3));
     assert_eq!(e.key.as_deref(), Some("azure.subscripton"));
     assert_eq!(e.hint.as_deref(), Some("did you mean `subscription`?"));
-    assert_eq!(e.to_string(), "f.yaml:5:3: error[unknown-key]: unknown key `subscripton` (at `azure.subscripton`); did you mean `subscription`?");
+    assert_eq!(
+        e.to_string(),
+        "f.yaml:5:3: error[unknown-key]: unknown key `subscripton` (at `azure.subscripton`); did you mean `subscription`?"
+    );
 }
 
 #[test]
 fn several_errors_are_reported_at_once_in_file_order() {
     let text = GOOD
         .replace("    resourceGroup: my", "    resourceGrop: my")
-        .replace("    location: eastus\nclusters", "    locaton: eastus\nclusters")
+        .replace(
+            "    location: eastus\nclusters",
+            "    locaton: eastus\nclusters",
+        )
         .replace("timeout: 20m", "timeout: 20 minutes")
         .replace("cloud: AzureCloud", "cloud: AzureClod");
     let d = errors(&text);
     let codes: Vec<&str> = d.iter().map(|x| x.code).collect();
-    assert_eq!(codes, ["invalid-value", "unknown-key", "missing-key", "unknown-key", "invalid-format"], "{d}");
-    assert_eq!(d.iter().next().unwrap().hint.as_deref(), Some("did you mean `AzureCloud`?"));
+    assert_eq!(
+        codes,
+        [
+            "invalid-value",
+            "unknown-key",
+            "missing-key",
+            "unknown-key",
+            "invalid-format"
+        ],
+        "{d}"
+    );
+    assert_eq!(
+        d.iter().next().unwrap().hint.as_deref(),
+        Some("did you mean `AzureCloud`?")
+    );
     let lines: Vec<u64> = d.iter().map(|x| at(x).0).collect();
-    assert!(lines.windows(2).all(|w| w[0] <= w[1]), "sorted by line: {lines:?}");
+    assert!(
+        lines.windows(2).all(|w| w[0] <= w[1]),
+        "sorted by line: {lines:?}"
+    );
 }
 
 #[test]
 fn semantic_errors_name_the_key_and_the_fix() {
     let text = GOOD
-        .replace("3000e2af-0000-46d9-0000-4bdb12000000", "3000e2af-000-46d9-0000-4bdb12000000")
-        .replace("resourceGroup: myAzureResourceGroup", "resourceGroup: myAzureResourceGrup")
+        .replace(
+            "3000e2af-0000-46d9-0000-4bdb12000000",
+            "3000e2af-000-46d9-0000-4bdb12000000",
+        )
+        .replace(
+            "resourceGroup: myAzureResourceGroup",
+            "resourceGroup: myAzureResourceGrup",
+        )
         .replace("  - name: mynewcluster", "  - name: -bad-name-");
     let d = errors(&text);
     let guid = find(&d, "invalid-guid");
     assert_eq!(at(guid), (8, 17));
     assert!(guid.message.contains("3000e2af-000-46d9"), "{guid}");
     let rg = find(&d, "undeclared-resource-group");
-    assert_eq!(rg.hint.as_deref(), Some("did you mean `myAzureResourceGroup`?"));
+    assert_eq!(
+        rg.hint.as_deref(),
+        Some("did you mean `myAzureResourceGroup`?")
+    );
     assert_eq!(rg.key.as_deref(), Some("clusters[0].resourceGroup"));
     let name = find(&d, "invalid-name");
-    assert!(name.message.contains("must start and end with a letter or digit"), "{name}");
+    assert!(
+        name.message
+            .contains("must start and end with a letter or digit"),
+        "{name}"
+    );
 }
 
 #[test]
@@ -81,15 +116,33 @@ fn locations_duplicates_and_existing_groups() {
     )
     .replace("    location: eastus\n    tags:", "    tags:");
     let d = errors(&text);
-    assert!(find(&d, "missing-location").message.contains("myAzureResourceGroup"));
-    assert!(find(&d, "duplicate-name").message.contains("case-insensitive"));
-    assert_eq!(find(&d, "invalid-location").hint.as_deref(), Some("regions are written lowercase without spaces: did you mean `eastus`?"));
+    assert!(
+        find(&d, "missing-location")
+            .message
+            .contains("myAzureResourceGroup")
+    );
+    assert!(
+        find(&d, "duplicate-name")
+            .message
+            .contains("case-insensitive")
+    );
+    assert_eq!(
+        find(&d, "invalid-location").hint.as_deref(),
+        Some("regions are written lowercase without spaces: did you mean `eastus`?")
+    );
 
     // An existing group needs no location, and the cluster then needs its own.
-    let ok = GOOD.replace("    location: eastus\nclusters", "    existing: true\nclusters");
+    let ok = GOOD.replace(
+        "    location: eastus\nclusters",
+        "    existing: true\nclusters",
+    );
     assert!(load_str(&ok, "f.yaml").is_ok());
     let no_loc = ok.replace("    location: eastus\n    tags:", "    tags:");
-    assert!(find(&errors(&no_loc), "missing-location").message.contains("mynewcluster"));
+    assert!(
+        find(&errors(&no_loc), "missing-location")
+            .message
+            .contains("mynewcluster")
+    );
 }
 
 #[test]
@@ -97,7 +150,11 @@ fn two_clusters_on_one_context_and_reserved_tags() {
     let second = "  - name: second\n    resourceGroup: myAzureResourceGroup\n    context: mynewcluster-admin\n    tags: { arcplan-stack: x }\n";
     let text = format!("{GOOD}{second}");
     let d = errors(&text);
-    assert!(find(&d, "duplicate-cluster-target").message.contains("clusters[0]"));
+    assert!(
+        find(&d, "duplicate-cluster-target")
+            .message
+            .contains("clusters[0]")
+    );
     assert!(find(&d, "invalid-tags").message.contains("arcplan-stack"));
 }
 
@@ -111,13 +168,26 @@ fn inline_secrets_are_rejected_without_echoing_them() {
     let e = find(&d, "inline-secret");
     assert_eq!(at(e), (13, 19));
     assert!(e.hint.as_deref().unwrap().contains("{ env: VARIABLE }"));
-    assert_eq!(d.len(), 1, "one precise error, not a second schema error: {d}");
+    assert_eq!(
+        d.len(),
+        1,
+        "one precise error, not a second schema error: {d}"
+    );
     let rendered = format!("{d}\n{}", serde_json::to_string(&d).unwrap());
-    assert!(!rendered.contains("hunter2"), "the secret leaked: {rendered}");
+    assert!(
+        !rendered.contains("hunter2"),
+        "the secret leaked: {rendered}"
+    );
 
-    let proxy = GOOD.replace("      timeout: 20m", "      timeout: 20m\n      proxy: { httpsProxy: 'http://user:hunter2@proxy:3128' }");
+    let proxy = GOOD.replace(
+        "      timeout: 20m",
+        "      timeout: 20m\n      proxy: { httpsProxy: 'http://user:hunter2@proxy:3128' }",
+    );
     let d = errors(&proxy);
-    assert_eq!(find(&d, "inline-secret").key.as_deref(), Some("clusters[0].agents.proxy.httpsProxy"));
+    assert_eq!(
+        find(&d, "inline-secret").key.as_deref(),
+        Some("clusters[0].agents.proxy.httpsProxy")
+    );
     assert!(!format!("{d}").contains("hunter2"));
 
     // A credential kind that is itself a pasted secret is not echoed either.
@@ -125,7 +195,10 @@ fn inline_secrets_are_rejected_without_echoing_them() {
     assert!(!format!("{d}").contains("Zm9vYmFyc2VjcmV0"), "{d}");
 
     // References are fine.
-    let ok = GOOD.replace("credential: default", "credential:\n    kind: servicePrincipal\n    clientSecret: { env: AZURE_CLIENT_SECRET }");
+    let ok = GOOD.replace(
+        "credential: default",
+        "credential:\n    kind: servicePrincipal\n    clientSecret: { env: AZURE_CLIENT_SECRET }",
+    );
     assert!(load_str(&ok, "f.yaml").is_ok());
 }
 
@@ -137,12 +210,31 @@ fn hostile_inputs_give_clear_errors() {
         ("binary", vec![0x7f, b'E', b'L', b'F', 0, 1, 2], "not-text"),
         ("latin-1", b"stack: caf\xe9\n".to_vec(), "not-text"),
         ("huge", vec![b'#'; 10 * 1024 * 1024], "file-too-large"),
-        ("deep", format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(), "yaml-limits"),
-        ("deep maps", "a:\n".repeat(1).chars().chain((1..200).flat_map(|i| format!("{}b:\n", " ".repeat(i)).chars().collect::<Vec<_>>())).collect::<String>().into_bytes(), "yaml-limits"),
+        (
+            "deep",
+            format!("a: {}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+            "yaml-limits",
+        ),
+        (
+            "deep maps",
+            (1..200)
+                .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+                .collect::<String>()
+                .into_bytes(),
+            "yaml-limits",
+        ),
         ("syntax", b"a: [1, 2\n".to_vec(), "yaml-syntax"),
         ("scalar", b"just a string\n".to_vec(), "invalid-type"),
-        ("two documents", b"a: 1\n---\nb: 2\n".to_vec(), "yaml-limits"),
-        ("duplicate key", b"stack: a\nstack: b\n".to_vec(), "yaml-syntax"),
+        (
+            "two documents",
+            b"a: 1\n---\nb: 2\n".to_vec(),
+            "yaml-limits",
+        ),
+        (
+            "duplicate key",
+            b"stack: a\nstack: b\n".to_vec(),
+            "yaml-syntax",
+        ),
     ];
     for (name, bytes, code) in cases {
         let d = load_bytes(&bytes, "f.yaml").expect_err(name);
@@ -156,7 +248,10 @@ fn alias_bombs_are_refused_quickly() {
     let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
     for (i, c) in "bcdefghij".chars().enumerate() {
         let prev = (b'a' + i as u8) as char;
-        bomb.push_str(&format!("{c}: &{c} [{}]\n", vec![format!("*{prev}"); 10].join(", ")));
+        bomb.push_str(&format!(
+            "{c}: &{c} [{}]\n",
+            vec![format!("*{prev}"); 10].join(", ")
+        ));
     }
     let started = std::time::Instant::now();
     let d = load_str(&bomb, "f.yaml").unwrap_err();
@@ -167,7 +262,10 @@ fn alias_bombs_are_refused_quickly() {
 
 #[test]
 fn committed_schema_matches_the_types() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/arcplan.schema.json");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../schemas/arcplan.schema.json"
+    );
     let generated = schema::json_schema_text();
     if std::env::var_os("ARCPLAN_UPDATE_SCHEMA").is_some() {
         std::fs::write(path, &generated).unwrap();
@@ -191,11 +289,20 @@ fn every_example_validates_against_parser_and_schema() {
         }
         seen += 1;
         let text = std::fs::read_to_string(&path).unwrap();
-        let loaded = load_str(&text, &path.display().to_string()).unwrap_or_else(|d| panic!("{}:\n{d}", path.display()));
+        let loaded = load_str(&text, &path.display().to_string())
+            .unwrap_or_else(|d| panic!("{}:\n{d}", path.display()));
         let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
-        let errors: Vec<String> = validator.iter_errors(&value).map(|e| e.to_string()).collect();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
         assert!(errors.is_empty(), "{}: {errors:?}", path.display());
-        assert!(loaded.warnings.is_empty(), "{}: {}", path.display(), loaded.warnings);
+        assert!(
+            loaded.warnings.is_empty(),
+            "{}: {}",
+            path.display(),
+            loaded.warnings
+        );
     }
     assert!(seen >= 1);
 }

@@ -36,9 +36,11 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
     let file = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| io_error(&file, &e))?;
     if meta.is_dir() {
-        return Err(Diagnostic::error("io", format!("{file} is a directory, not a file"))
-            .with_hint("name the desired-state YAML file, for example examples/quickstart.yaml")
-            .into());
+        return Err(
+            Diagnostic::error("io", format!("{file} is a directory, not a file"))
+                .with_hint("name the desired-state YAML file, for example examples/quickstart.yaml")
+                .into(),
+        );
     }
     if meta.len() > MAX_FILE_BYTES as u64 {
         return Err(too_large(&file, meta.len()).into());
@@ -121,9 +123,13 @@ pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
         Err(e) => {
             // The schema accepted the document, so this is a gap between schema and types.
             // serde_json's message names the field but never holds a whole secret value.
-            return Err(Diagnostic::error("invalid-document", format!("{file}: {e}"))
-                .with_hint("the document passed the schema but not the types; please report this")
-                .into());
+            return Err(
+                Diagnostic::error("invalid-document", format!("{file}: {e}"))
+                    .with_hint(
+                        "the document passed the schema but not the types; please report this",
+                    )
+                    .into(),
+            );
         }
     };
     let mut loaded = Loaded {

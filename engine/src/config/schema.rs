@@ -61,7 +61,7 @@ pub(crate) fn check(tree: &Node, file: &str) -> Diagnostics {
     let mut out = Diagnostics::new();
     let mut seen = std::collections::HashSet::new();
     for err in validator().iter_errors(&instance) {
-        for d in describe(tree, file, &err, &instance) {
+        for d in describe(tree, file, &err) {
             let key = (d.code, d.key.clone(), d.message.clone());
             if seen.insert(key) {
                 out.push(d);
@@ -108,12 +108,7 @@ fn keyword_pointer(err: &jsonschema::ValidationError<'_>) -> String {
         .unwrap_or_else(|| err.schema_path().as_str().to_owned())
 }
 
-fn describe(
-    tree: &Node,
-    file: &str,
-    err: &jsonschema::ValidationError<'_>,
-    instance: &serde_json::Value,
-) -> Vec<Diagnostic> {
+fn describe(tree: &Node, file: &str, err: &jsonschema::ValidationError<'_>) -> Vec<Diagnostic> {
     let path = tree.path_from_pointer(err.instance_path().as_str());
     let node = tree.get(&path);
     let actual = node.map(|n| n.value.kind()).unwrap_or("missing");
@@ -174,7 +169,11 @@ fn describe(
         ValidationErrorKind::Enum { options } => {
             let options: Vec<String> = options
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
             vec![enum_diagnostic(&path, err.instance(), &options, here)]
         }
@@ -191,14 +190,21 @@ fn describe(
                 _ => format!("it must match the pattern {pattern}"),
             };
             vec![
-                Diagnostic::error("invalid-format", format!("`{name}` is not in the expected format"))
-                    .with_location(here)
-                    .with_key(name)
-                    .with_hint(hint),
+                Diagnostic::error(
+                    "invalid-format",
+                    format!("`{name}` is not in the expected format"),
+                )
+                .with_location(here)
+                .with_key(name)
+                .with_hint(hint),
             ]
         }
         ValidationErrorKind::Constant { expected_value } => {
-            let options: Vec<String> = expected_value.as_str().map(str::to_owned).into_iter().collect();
+            let options: Vec<String> = expected_value
+                .as_str()
+                .map(str::to_owned)
+                .into_iter()
+                .collect();
             vec![enum_diagnostic(&path, err.instance(), &options, here)]
         }
         ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
@@ -227,16 +233,20 @@ fn describe(
                         )
                 })
             };
-            let best = context.iter().filter(|b| fits(b)).max_by_key(|b| deepest(b));
+            let best = context
+                .iter()
+                .filter(|b| fits(b))
+                .max_by_key(|b| deepest(b));
             match best {
                 Some(branch) if !branch.is_empty() => branch
                     .iter()
-                    .flat_map(|e| describe(tree, file, e, instance))
+                    .flat_map(|e| describe(tree, file, e))
                     .collect(),
                 _ => {
                     let mut options = Vec::new();
                     collect_constants(context, &mut options);
-                    if matches!(node.map(|n| &n.value), Some(Value::Str(_))) && !options.is_empty() {
+                    if matches!(node.map(|n| &n.value), Some(Value::Str(_))) && !options.is_empty()
+                    {
                         vec![enum_diagnostic(&path, err.instance(), &options, here)]
                     } else {
                         vec![
@@ -279,9 +289,8 @@ fn collect_constants(context: &[Vec<jsonschema::ValidationError<'static>>], out:
                             .filter_map(|v| v.as_str().map(str::to_owned)),
                     );
                 }
-                ValidationErrorKind::AnyOf { context } | ValidationErrorKind::OneOfNotValid { context } => {
-                    collect_constants(context, out)
-                }
+                ValidationErrorKind::AnyOf { context }
+                | ValidationErrorKind::OneOfNotValid { context } => collect_constants(context, out),
                 _ => {}
             }
         }

@@ -66,8 +66,14 @@ pub fn cluster_name_problem(name: &str) -> Option<String> {
             "may hold only ASCII letters, digits, `-` and `_`, not `{c}`"
         ));
     }
-    let first = name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let last = name.chars().last().is_some_and(|c| c.is_ascii_alphanumeric());
+    let first = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
+    let last = name
+        .chars()
+        .last()
+        .is_some_and(|c| c.is_ascii_alphanumeric());
     if !first || !last {
         return Some("must start and end with a letter or digit".to_owned());
     }
@@ -79,7 +85,10 @@ fn location_problem(loc: &str) -> Option<(String, String)> {
     if loc.is_empty() {
         return Some(("is empty".into(), "write a region such as `eastus`".into()));
     }
-    if loc.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+    if loc
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
         return None;
     }
     let normal: String = loc
@@ -115,7 +124,9 @@ fn tag_problems(
     for (k, v) in tags {
         let path = base.key(k);
         let problem = if k.eq_ignore_ascii_case(STACK_TAG) {
-            Some(format!("the tag `{STACK_TAG}` is set by arcplan from `stack`"))
+            Some(format!(
+                "the tag `{STACK_TAG}` is set by arcplan from `stack`"
+            ))
         } else if k.is_empty() || k.chars().count() > 512 {
             Some("tag names must be 1 to 512 characters".to_owned())
         } else if let Some(c) = k.chars().find(|c| "<>%&\\?/".contains(*c)) {
@@ -238,7 +249,9 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
         if let Some(first) = seen_ns.insert(ns.to_ascii_lowercase(), i) {
             out.push(err(
                 "duplicate-name",
-                format!("resource provider `{ns}` is listed twice (first at resourceProviders[{first}])"),
+                format!(
+                    "resource provider `{ns}` is listed twice (first at resourceProviders[{first}])"
+                ),
                 &path,
             ));
         }
@@ -265,7 +278,10 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
                     "`access.requireAnyRole` is empty".to_owned(),
                     &path,
                 )
-                .with_hint(format!("list at least one role, e.g. {}", ONBOARDING_ROLES.join(", "))),
+                .with_hint(format!(
+                    "list at least one role, e.g. {}",
+                    ONBOARDING_ROLES.join(", ")
+                )),
             );
         }
         for (i, role) in access.require_any_role.iter().enumerate() {
@@ -329,7 +345,10 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             out.push(
                 Diagnostic::warning(
                     "ignored-setting",
-                    format!("tags of the existing resource group `{}` are not managed", g.name),
+                    format!(
+                        "tags of the existing resource group `{}` are not managed",
+                        g.name
+                    ),
                 )
                 .with_location(loaded.location(&base.key("tags")))
                 .with_key(base.key("tags").to_string()),
@@ -341,7 +360,11 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
     // Clusters.
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut contexts: HashMap<(Option<String>, Option<String>), usize> = HashMap::new();
-    let declared: Vec<&str> = cfg.resource_groups.iter().map(|g| g.name.as_str()).collect();
+    let declared: Vec<&str> = cfg
+        .resource_groups
+        .iter()
+        .map(|g| g.name.as_str())
+        .collect();
     for (i, c) in cfg.clusters.iter().enumerate() {
         let base = cluster_path(i);
         if let Some(p) = cluster_name_problem(&c.name) {
@@ -383,14 +406,24 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
         match (&c.location, cfg.cluster_location(c)) {
             (Some(l), _) => {
                 if let Some((msg, hint)) = location_problem(l) {
-                    out.push(err("invalid-location", format!("location {msg}"), &base.key("location")).with_hint(hint));
+                    out.push(
+                        err(
+                            "invalid-location",
+                            format!("location {msg}"),
+                            &base.key("location"),
+                        )
+                        .with_hint(hint),
+                    );
                 }
             }
             (None, Some(_)) => {}
             (None, None) => out.push(
                 err(
                     "missing-location",
-                    format!("cluster `{}` has no `location`, and its resource group declares none", c.name),
+                    format!(
+                        "cluster `{}` has no `location`, and its resource group declares none",
+                        c.name
+                    ),
                     &base,
                 )
                 .with_hint("add `location:` to the cluster (connected clusters need a region)"),
@@ -421,15 +454,22 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             Ok(d) if d > std::time::Duration::from_secs(24 * 3600) => out.push(
                 err(
                     "invalid-duration",
-                    format!("`agents.timeout` of {} is longer than a day", c.agents.timeout),
+                    format!(
+                        "`agents.timeout` of {} is longer than a day",
+                        c.agents.timeout
+                    ),
                     &agents.key("timeout"),
                 )
                 .with_hint("agents are normally ready within 20 minutes"),
             ),
             Ok(_) => {}
             Err(e) => out.push(
-                err("invalid-duration", format!("`agents.timeout`: {e}"), &agents.key("timeout"))
-                    .with_hint("write a duration like `20m`, `90s` or `1h30m`"),
+                err(
+                    "invalid-duration",
+                    format!("`agents.timeout`: {e}"),
+                    &agents.key("timeout"),
+                )
+                .with_hint("write a duration like `20m`, `90s` or `1h30m`"),
             ),
         }
         if c.agents.manifests.is_some() && c.agents.installer != Installer::Manifests {
@@ -443,17 +483,18 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             );
         }
         if let Some(proxy) = &c.agents.proxy {
-            for (key, url) in [("httpProxy", &proxy.http_proxy), ("httpsProxy", &proxy.https_proxy)] {
+            for (key, url) in [
+                ("httpProxy", &proxy.http_proxy),
+                ("httpsProxy", &proxy.https_proxy),
+            ] {
                 if let Some(url) = url
                     && !(url.starts_with("http://") || url.starts_with("https://"))
                 {
-                    out.push(
-                        err(
-                            "invalid-format",
-                            format!("`agents.proxy.{key}` must be an http:// or https:// URL"),
-                            &agents.key("proxy").key(key),
-                        ),
-                    );
+                    out.push(err(
+                        "invalid-format",
+                        format!("`agents.proxy.{key}` must be an http:// or https:// URL"),
+                        &agents.key("proxy").key(key),
+                    ));
                 }
             }
         }
@@ -501,7 +542,9 @@ pub fn inline_secrets(tree: &Node, file: &str) -> Diagnostics {
                 )
                 .with_location(location())
                 .with_key(path.to_string())
-                .with_hint("remove `user:password@` from the URL and use `credentials: { env: VARIABLE }`"),
+                .with_hint(
+                    "remove `user:password@` from the URL and use `credentials: { env: VARIABLE }`",
+                ),
             );
         }
     });

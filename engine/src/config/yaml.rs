@@ -167,9 +167,10 @@ impl Node {
     /// The direct child for one path step.
     pub fn child(&self, seg: &Seg) -> Option<&Node> {
         match (&self.value, seg) {
-            (Value::Map(entries), Seg::Key(k)) => {
-                entries.iter().find(|(key, _)| key.name == *k).map(|(_, v)| v)
-            }
+            (Value::Map(entries), Seg::Key(k)) => entries
+                .iter()
+                .find(|(key, _)| key.name == *k)
+                .map(|(_, v)| v),
             (Value::Seq(items), Seg::Index(i)) => items.get(*i),
             _ => None,
         }
@@ -180,7 +181,10 @@ impl Node {
         let (last, parent) = path.0.split_last()?;
         let Seg::Key(k) = last else { return None };
         match &self.get(&Path(parent.to_vec()))?.value {
-            Value::Map(entries) => entries.iter().find(|(key, _)| key.name == *k).map(|(k, _)| k),
+            Value::Map(entries) => entries
+                .iter()
+                .find(|(key, _)| key.name == *k)
+                .map(|(k, _)| k),
             _ => None,
         }
     }
