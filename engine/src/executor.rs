@@ -195,13 +195,26 @@ pub async fn apply(
         .collect();
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
+        let delete_after: &[Address] = match s {
+            Step::Change(c) if c.action == Action::Delete => &c.delete_after,
+            _ => &[],
+        };
         for d in s.depends_on() {
             let Some(&j) = pos.get(d) else { continue };
             // Deletes run inside-out: a deleted dependent goes before the dependency it lives
-            // in. Everything else runs dependency first.
-            if s.action() == Action::Delete && steps[j].action() == Action::Delete {
+            // in, unless the dependent asked to go after it. Everything else runs dependency
+            // first.
+            let both_deleted = s.action() == Action::Delete && steps[j].action() == Action::Delete;
+            if both_deleted && !delete_after.contains(d) {
                 deps[j].push(i);
             } else {
+                deps[i].push(j);
+            }
+        }
+        for d in delete_after {
+            if let Some(&j) = pos.get(d)
+                && !s.depends_on().contains(d)
+            {
                 deps[i].push(j);
             }
         }

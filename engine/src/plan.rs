@@ -149,6 +149,9 @@ pub struct Change {
     /// Addresses this change must wait for.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<Address>,
+    /// For a delete: deletes that must finish before this one (instead of after it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delete_after: Vec<Address>,
     /// Addresses whose changes this one causes (a replace cascades to them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cascades_to: Vec<Address>,
@@ -170,6 +173,7 @@ impl Change {
             outputs: None,
             desired: None,
             depends_on: Vec::new(),
+            delete_after: Vec::new(),
             cascades_to: Vec::new(),
         }
     }

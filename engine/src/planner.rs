@@ -199,6 +199,7 @@ pub async fn plan(
             change.observed_version = read.version;
             change.desired = Some(node.desired.clone());
             change.depends_on = graph.dependencies(&address).into_iter().cloned().collect();
+            change.delete_after = resp.delete_after;
             // A provider reports the outputs that survive its change (an ARM id survives an
             // update; nothing survives a replace); dependents see the rest as unknown.
             let outputs = if matches!(action, Action::Create | Action::Replace | Action::Delete) {

@@ -76,6 +76,10 @@ pub struct PlanResponse {
     /// resource, those an update leaves alone (an id) for an update; ignored for create,
     /// replace and delete.
     pub outputs: Option<Value>,
+    /// For a delete: other deletes that must finish first, overriding the default inside-out
+    /// order (the Arc agents are removed only after the ARM resource is gone, as
+    /// `az connectedk8s delete` does).
+    pub delete_after: Vec<Address>,
     /// Problems with the change.
     pub diagnostics: Diagnostics,
 }

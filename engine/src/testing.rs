@@ -37,6 +37,8 @@ pub struct FakeProvider {
     pub replace_keys: Vec<String>,
     /// Top-level keys holding secrets.
     pub sensitive_keys: Vec<String>,
+    /// Deletes of these types wait for the deletes of the addresses the function returns.
+    pub delete_after: Option<Box<dyn Fn(&Address) -> Vec<Address> + Send + Sync>>,
     /// Scripted check results (default: pass).
     pub check_fn: Option<CheckFn>,
     in_flight: AtomicUsize,
@@ -55,6 +57,7 @@ impl FakeProvider {
             replace_keys: Vec::new(),
             sensitive_keys: Vec::new(),
             check_fn: None,
+            delete_after: None,
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
         }
@@ -145,6 +148,11 @@ impl Provider for FakeProvider {
                 ReasonCode::DeleteBecauseDestroy,
                 "destroy was requested",
             ));
+            resp.delete_after = self
+                .delete_after
+                .as_ref()
+                .map(|f| f(&req.address))
+                .unwrap_or_default();
             return resp;
         }
         let differs: Vec<&String> = desired

@@ -406,6 +406,56 @@ async fn prune_and_destroy_delete_inside_out() {
 }
 
 #[tokio::test]
+async fn delete_after_puts_the_arm_delete_before_the_agents() {
+    let (g, sub) = quickstart();
+    let mut fake = FakeProvider::new(ALL);
+    fake.delete_after = Some(Box::new(|a: &Address| {
+        if a.rtype == T::ARC_AGENTS {
+            vec![Address::new(T::CONNECTED_CLUSTER, a.name.clone())]
+        } else {
+            Vec::new()
+        }
+    }));
+    let fake = Arc::new(fake);
+    fake.live
+        .lock()
+        .unwrap()
+        .insert(Address::new(T::SUBSCRIPTION, &sub), json!({}));
+    let p = providers(&fake);
+    let first = plan_ok(&g, &p, &opts()).await;
+    apply(&first, &p, &ApplyOptions::default(), Arc::new(NoEvents))
+        .await
+        .unwrap();
+    let destroy = plan_ok(
+        &g,
+        &p,
+        &PlanOptions {
+            mode: PlanMode::Destroy,
+            ..opts()
+        },
+    )
+    .await;
+    assert_eq!(
+        destroy
+            .change(&addr("k8s.arcAgents.mynewcluster"))
+            .unwrap()
+            .delete_after,
+        vec![addr("arc.connectedCluster.mynewcluster")]
+    );
+    let before = fake.calls_of("apply").len();
+    let report = apply(&destroy, &p, &ApplyOptions::default(), Arc::new(NoEvents))
+        .await
+        .unwrap();
+    assert!(report.is_success(), "{report:?}");
+    let deletes: Vec<Address> = fake.calls_of("apply")[before..].to_vec();
+    let at = |a: &str| deletes.iter().position(|x| *x == addr(a)).unwrap();
+    assert!(at("arc.connectedCluster.mynewcluster") < at("k8s.arcAgents.mynewcluster"));
+    assert!(
+        at("arc.connectedCluster.mynewcluster") < at("azure.resourceGroup.myAzureResourceGroup")
+    );
+}
+
+#[tokio::test]
 async fn a_failure_skips_only_its_dependents() {
     let (g, sub) = quickstart();
     let fake = fake_with_subscription(&sub);
