@@ -19,6 +19,9 @@ use std::time::Duration;
 /// One recorded call: the verb and the address.
 pub type Call = (&'static str, Address);
 
+/// Which deletes a delete must wait for.
+pub type DeleteAfterFn = Box<dyn Fn(&Address) -> Vec<Address> + Send + Sync>;
+
 /// A check's scripted outcome.
 pub type CheckFn = Box<dyn Fn(&CheckRequest) -> CheckStatus + Send + Sync>;
 
@@ -29,6 +32,8 @@ pub struct FakeProvider {
     pub live: Mutex<BTreeMap<Address, Value>>,
     /// Every call, in order.
     pub calls: Mutex<Vec<Call>>,
+    /// Outputs to report for an address, on top of the defaults.
+    pub outputs: Mutex<BTreeMap<Address, Value>>,
     /// Applies to these addresses fail.
     pub fail_apply: Mutex<HashSet<Address>>,
     /// How long each apply takes.
@@ -38,7 +43,7 @@ pub struct FakeProvider {
     /// Top-level keys holding secrets.
     pub sensitive_keys: Vec<String>,
     /// Deletes of these types wait for the deletes of the addresses the function returns.
-    pub delete_after: Option<Box<dyn Fn(&Address) -> Vec<Address> + Send + Sync>>,
+    pub delete_after: Option<DeleteAfterFn>,
     /// Scripted check results (default: pass).
     pub check_fn: Option<CheckFn>,
     in_flight: AtomicUsize,
@@ -52,6 +57,7 @@ impl FakeProvider {
             types: types.to_vec(),
             live: Mutex::new(BTreeMap::new()),
             calls: Mutex::new(Vec::new()),
+            outputs: Mutex::new(BTreeMap::new()),
             fail_apply: Mutex::new(HashSet::new()),
             apply_delay: Duration::ZERO,
             replace_keys: Vec::new(),
@@ -87,12 +93,18 @@ impl FakeProvider {
     }
 
     /// The outputs of a live object: the object itself plus `publicKey` (`key-of-ADDRESS`) and
-    /// `ready`, the outputs the quickstart graph refers to.
-    pub fn outputs_of(address: &Address, state: &Value) -> Value {
+    /// `ready`, the outputs the quickstart graph refers to, then any scripted in `outputs`.
+    pub fn outputs_of(&self, address: &Address, state: &Value) -> Value {
         let mut out = state.clone();
         if let Some(obj) = out.as_object_mut() {
             obj.insert("publicKey".into(), json!(format!("key-of-{address}")));
             obj.insert("ready".into(), json!(true));
+            let scripted = self.outputs.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(Value::Object(extra)) = scripted.get(address) {
+                for (k, v) in extra {
+                    obj.insert(k.clone(), v.clone());
+                }
+            }
         }
         out
     }
@@ -187,10 +199,10 @@ impl Provider for FakeProvider {
             ));
             Action::Replace
         } else if differs.is_empty() {
-            resp.outputs = Some(Self::outputs_of(&req.address, &prior));
+            resp.outputs = Some(self.outputs_of(&req.address, &prior));
             Action::NoOp
         } else {
-            resp.outputs = Some(Self::outputs_of(&req.address, &prior));
+            resp.outputs = Some(self.outputs_of(&req.address, &prior));
             Action::Update
         });
         resp.requires_replace = replace;
@@ -238,7 +250,7 @@ impl Provider for FakeProvider {
                 if let Some(obj) = state.as_object_mut() {
                     obj.insert("id".into(), json!(address.to_string()));
                 }
-                resp.outputs = Some(Self::outputs_of(&address, &state));
+                resp.outputs = Some(self.outputs_of(&address, &state));
                 live.insert(address, state.clone());
                 resp.state = Some(state);
             }

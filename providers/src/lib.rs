@@ -1,1 +1,14 @@
-//! placeholder
+//! arcplan's providers: the Azure side ([`azure`]: credentials, clouds, the ARM client, provider
+//! registration, role checks, resource groups, connected clusters, connectivity) and the cluster
+//! side ([`kubernetes`]: onboarding key, ownership record, Arc agents, readiness, lock).
+//!
+//! Providers implement [`arcplan_engine::provider::Provider`]. They never print; they emit
+//! events. There is no special case for the sandbox: it is reached through endpoints,
+//! credentials and a CA bundle like any Azure cloud or Kubernetes cluster.
+
+// ARM errors carry the request, code, message and request ids a user needs; they are built only
+// on the failure path, where their size costs nothing worth boxing for.
+#![allow(clippy::result_large_err)]
+
+pub mod azure;
+pub mod kubernetes;

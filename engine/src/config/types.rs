@@ -149,7 +149,7 @@ pub enum CredentialKind {
     Default,
     /// The Azure CLI's signed-in account (`az login`).
     Cli,
-    /// A service principal with a client secret or certificate.
+    /// A service principal with a client secret.
     ServicePrincipal,
     /// Workload identity federation (for example GitHub Actions OIDC).
     WorkloadIdentity,
@@ -166,12 +166,9 @@ pub struct CredentialSpec {
     /// The application (client) id; defaults to `AZURE_CLIENT_ID`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    /// The client secret of a service principal.
+    /// The client secret of a service principal; defaults to `AZURE_CLIENT_SECRET`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<SecretRef>,
-    /// A PEM or PKCS#12 certificate file of a service principal.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<SecretRef>,
     /// The federated token file of a workload identity; defaults to
     /// `AZURE_FEDERATED_TOKEN_FILE`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -203,26 +203,14 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
     if let Credential::Detailed(spec) = &cfg.azure.credential {
         use super::CredentialKind as K;
         let cred = azure.key("credential");
-        if spec.kind != K::ServicePrincipal
-            && (spec.client_secret.is_some() || spec.certificate.is_some())
-        {
+        if spec.kind != K::ServicePrincipal && spec.client_secret.is_some() {
             out.push(
                 Diagnostic::warning(
                     "ignored-setting",
-                    "`clientSecret` and `certificate` are used only by `kind: servicePrincipal`",
+                    "`clientSecret` is used only by `kind: servicePrincipal`",
                 )
                 .with_location(loaded.location(&cred))
                 .with_key(cred.to_string()),
-            );
-        }
-        if spec.client_secret.is_some() && spec.certificate.is_some() {
-            out.push(
-                err(
-                    "conflicting-settings",
-                    "a service principal uses `clientSecret` or `certificate`, not both".to_owned(),
-                    &cred,
-                )
-                .with_hint("remove one of them"),
             );
         }
     }

@@ -1,0 +1,323 @@
+//! The cluster side of Azure Arc onboarding: the Kubernetes provider.
+//!
+//! [`KubernetesProvider`] serves two resource types:
+//! - `k8s.onboardingKey.<cluster>`: the RSA onboarding key, generated once and kept as PKCS#1 PEM
+//!   in Secret `azure-arc-connect-privatekey` (namespace `azure-arc`); its output `publicKey` is
+//!   re-derived from that Secret on every plan ([`onboarding_key`], [`key`]).
+//! - `k8s.arcAgents.<cluster>`: the ownership record (ConfigMap `azure-clusterconfig`) and the
+//!   Arc agents, installed by server-side apply of manifests or by Helm, then waited for until
+//!   every agent Deployment is available ([`agents`], [`manifests`], [`helm`], [`readiness`],
+//!   [`ownership`]).
+//!
+//! It also offers the per-cluster apply lock ([`KubernetesProvider::acquire_lock`], [`lock`]).
+//! Cluster access (kubeconfig, context, one cached client per pair, preflight checks and error
+//! wording) is in [`access`].
+//!
+//! What it does not do: anything in Azure (the connected cluster resource, its connectivity
+//! check: the Azure provider), print (it emits events and returns diagnostics), or special-case
+//! the sandbox (which is reached through a kubeconfig like any cluster). The private key never
+//! leaves the cluster except on Helm's standard input: no plan value, output, event, diagnostic
+//! or process argument holds it.
+
+pub mod access;
+pub mod agents;
+pub mod helm;
+pub mod key;
+pub mod lock;
+pub mod manifests;
+pub mod onboarding_key;
+pub mod ownership;
+pub mod readiness;
+
+use access::{ClusterCache, ClusterRef};
+use arcplan_engine::address::ResourceType;
+use arcplan_engine::diag::{Diagnostic, Diagnostics};
+use arcplan_engine::plan::CheckResult;
+use arcplan_engine::plan::CheckStatus;
+use arcplan_engine::provider::*;
+use async_trait::async_trait;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+pub use lock::LockGuard;
+
+/// The agents' namespace.
+pub const NAMESPACE: &str = "azure-arc";
+/// The Helm release's namespace.
+pub const RELEASE_NAMESPACE: &str = "azure-arc-release";
+/// The Helm release's name.
+pub const RELEASE_NAME: &str = "azure-arc";
+/// The Secret holding the onboarding private key.
+pub const KEY_SECRET: &str = "azure-arc-connect-privatekey";
+/// The data key of the private key in that Secret (what the agents read).
+pub const KEY_FIELD: &str = "privateKey";
+/// The ownership ConfigMap.
+pub const CONFIG_MAP: &str = "azure-clusterconfig";
+/// The apply lock's Lease.
+pub const LOCK_NAME: &str = "arcplan-lock";
+/// The server-side apply field manager.
+pub const FIELD_MANAGER: &str = "arcplan";
+/// The ownership label (key, value) on everything arcplan creates in a cluster.
+pub const MANAGED_BY_LABEL: (&str, &str) = ("app.kubernetes.io/managed-by", "arcplan");
+/// The agent version used when the configuration names none.
+pub const DEFAULT_AGENT_VERSION: &str = "1.21.10";
+/// The Arc agents (one Deployment each in `azure-arc`).
+pub const AGENTS: [&str; 9] = [
+    "clusteridentityoperator",
+    "config-agent",
+    "controller-manager",
+    "metrics-agent",
+    "cluster-metadata-operator",
+    "resource-sync-agent",
+    "flux-logs-agent",
+    "extension-manager",
+    "kube-aad-proxy",
+];
+
+/// Looks up an environment variable.
+pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// How the provider is set up.
+#[derive(Clone)]
+pub struct KubernetesProviderOptions {
+    /// Relative paths (kubeconfig, manifests, proxy CA, credential files) are taken from here:
+    /// the configuration file's directory.
+    pub base_dir: PathBuf,
+    /// Environment lookups (`KUBECONFIG`, `HOME`, `PATH`, `HELM_CLIENT_PATH`, proxy credential
+    /// variables). Default: the process environment.
+    pub env: EnvLookup,
+    /// The helm binary; default `HELM_CLIENT_PATH`, else `helm` on `PATH`.
+    pub helm_path: Option<PathBuf>,
+    /// The lock's `leaseDurationSeconds` (default 30 s); renewed every third of it.
+    pub lease_duration: Duration,
+    /// How often waits poll (readiness, namespace termination, the lock). Default 2 s.
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for KubernetesProviderOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesProviderOptions")
+            .field("base_dir", &self.base_dir)
+            .field("helm_path", &self.helm_path)
+            .field("lease_duration", &self.lease_duration)
+            .field("poll_interval", &self.poll_interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubernetesProviderOptions {
+    /// Options with `base_dir` and the defaults (process environment, 30 s lease, 2 s polls).
+    pub fn new(base_dir: impl AsRef<Path>) -> Self {
+        Self {
+            base_dir: base_dir.as_ref().to_path_buf(),
+            env: Arc::new(|k| std::env::var(k).ok()),
+            helm_path: None,
+            lease_duration: Duration::from_secs(30),
+            poll_interval: Duration::from_secs(2),
+        }
+    }
+
+    /// Replaces the environment lookup.
+    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+        self.env = Arc::new(env);
+        self
+    }
+
+    /// Sets the helm binary.
+    pub fn with_helm_path(mut self, path: impl Into<PathBuf>) -> Self {
+        self.helm_path = Some(path.into());
+        self
+    }
+
+    /// Sets the lock's lease duration.
+    pub fn with_lease_duration(mut self, d: Duration) -> Self {
+        self.lease_duration = d;
+        self
+    }
+
+    /// Sets the poll interval of waits.
+    pub fn with_poll_interval(mut self, d: Duration) -> Self {
+        self.poll_interval = d;
+        self
+    }
+
+    /// One environment variable.
+    pub fn env(&self, key: &str) -> Option<String> {
+        (self.env)(key)
+    }
+
+    /// The helm binary to run: [`Self::helm_path`], else `HELM_CLIENT_PATH`, else `helm`.
+    pub fn helm_program(&self) -> PathBuf {
+        self.helm_path
+            .clone()
+            .or_else(|| {
+                self.env("HELM_CLIENT_PATH")
+                    .filter(|s| !s.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from("helm"))
+    }
+}
+
+/// The Kubernetes provider (see the module documentation).
+pub struct KubernetesProvider {
+    opts: KubernetesProviderOptions,
+    clusters: ClusterCache,
+}
+
+impl std::fmt::Debug for KubernetesProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesProvider")
+            .field("opts", &self.opts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KubernetesProvider {
+    /// A provider with these options. Clients are made on first use, one per (kubeconfig,
+    /// context), and kept for the provider's life.
+    pub fn new(opts: KubernetesProviderOptions) -> Self {
+        Self {
+            opts,
+            clusters: ClusterCache::default(),
+        }
+    }
+
+    /// The options.
+    pub fn options(&self) -> &KubernetesProviderOptions {
+        &self.opts
+    }
+
+    /// The connected cluster for a `cluster` attribute (`{kubeconfig, context}`).
+    pub async fn cluster(&self, cluster_attrs: &Value) -> Result<Arc<access::Cluster>, Diagnostic> {
+        self.clusters
+            .get(&ClusterRef::from_attrs(cluster_attrs), &self.opts)
+            .await
+    }
+
+    /// Takes the cluster's apply lock (Lease `arcplan-lock`) for `holder`, waiting up to
+    /// `timeout`; fails naming the current holder and its last renewal. The guard renews the
+    /// Lease until it is released or dropped. `cluster_attrs` is the `cluster` attribute of
+    /// either resource type (`{kubeconfig, context}`).
+    pub async fn acquire_lock(
+        &self,
+        cluster_attrs: &Value,
+        holder: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<LockGuard, Diagnostic> {
+        let cluster = self.cluster(cluster_attrs).await?;
+        lock::acquire(
+            &cluster,
+            holder,
+            timeout,
+            self.opts.lease_duration,
+            self.opts.poll_interval.min(Duration::from_secs(1)),
+            cancel,
+        )
+        .await
+    }
+}
+
+/// Adds the address to diagnostics that lack one.
+pub(crate) fn at(address: &arcplan_engine::address::Address, d: Diagnostic) -> Diagnostic {
+    if d.address.is_some() {
+        d
+    } else {
+        d.with_address(address.to_string())
+    }
+}
+
+/// Diagnostics from one diagnostic, with the address.
+pub(crate) fn diags_at(address: &arcplan_engine::address::Address, d: Diagnostic) -> Diagnostics {
+    at(address, d).into()
+}
+
+#[async_trait]
+impl Provider for KubernetesProvider {
+    fn resource_types(&self) -> Vec<ResourceType> {
+        vec![ResourceType::ONBOARDING_KEY, ResourceType::ARC_AGENTS]
+    }
+
+    async fn read(&self, req: ReadRequest) -> ReadResponse {
+        if req.address.rtype == ResourceType::ONBOARDING_KEY {
+            onboarding_key::read(self, req).await
+        } else if req.address.rtype == ResourceType::ARC_AGENTS {
+            agents::read(self, req).await
+        } else {
+            ReadResponse {
+                diagnostics: unsupported(&req.address),
+                ..Default::default()
+            }
+        }
+    }
+
+    async fn plan(&self, req: PlanRequest) -> PlanResponse {
+        if req.address.rtype == ResourceType::ONBOARDING_KEY {
+            onboarding_key::plan(self, req).await
+        } else if req.address.rtype == ResourceType::ARC_AGENTS {
+            agents::plan(self, req).await
+        } else {
+            PlanResponse {
+                diagnostics: unsupported(&req.address),
+                ..Default::default()
+            }
+        }
+    }
+
+    async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
+        let address = req.change.address.clone();
+        if address.rtype == ResourceType::ONBOARDING_KEY {
+            onboarding_key::apply(self, req).await
+        } else if address.rtype == ResourceType::ARC_AGENTS {
+            agents::apply(self, req).await
+        } else {
+            ApplyResponse {
+                diagnostics: unsupported(&address),
+                ..Default::default()
+            }
+        }
+    }
+
+    async fn check(&self, req: CheckRequest) -> CheckResponse {
+        CheckResponse {
+            result: CheckResult {
+                address: req.address.clone(),
+                status: CheckStatus::Fail,
+                summary: format!("the Kubernetes provider has no check {}", req.address),
+                fix: None,
+                details: None,
+                depends_on: Vec::new(),
+                desired: None,
+            },
+            diagnostics: unsupported(&req.address),
+        }
+    }
+}
+
+fn unsupported(address: &arcplan_engine::address::Address) -> Diagnostics {
+    Diagnostic::error(
+        "unsupported-type",
+        format!(
+            "the Kubernetes provider does not serve {} (it serves k8s.onboardingKey and k8s.arcAgents)",
+            address.rtype
+        ),
+    )
+    .with_address(address.to_string())
+    .into()
+}
+
+/// Parses a duration attribute like `20m` or `90s` (default when absent).
+pub(crate) fn duration_attr(v: Option<&Value>, default: Duration) -> Result<Duration, Diagnostic> {
+    match v.and_then(Value::as_str) {
+        None => Ok(default),
+        Some(s) => humantime::parse_duration(s).map_err(|e| {
+            Diagnostic::error("invalid-duration", format!("`{s}` is not a duration: {e}"))
+                .with_key("agents.timeout")
+                .with_hint("write it like `20m`, `90s` or `1h30m`")
+        }),
+    }
+}

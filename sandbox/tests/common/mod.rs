@@ -1,0 +1,337 @@
+//! Shared helpers of the sandbox integration tests: a started sandbox, a reqwest client that trusts
+//! only the sandbox CA (verification on), token acquisition, ARM calls, and OpenAPI contract checks.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arcplan_sandbox::{Sandbox, SandboxOptions};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// API versions the tests use.
+pub const RG_API: &str = "2025-04-01";
+pub const SUB_API: &str = "2022-12-01";
+pub const CC_API: &str = "2026-05-01";
+pub const AUTHZ_API: &str = "2022-04-01";
+
+/// A test's view of a running sandbox.
+pub struct Env {
+    pub sandbox: Sandbox,
+    pub http: reqwest::Client,
+    pub token: String,
+}
+
+impl Env {
+    pub async fn start(opts: SandboxOptions) -> Env {
+        let sandbox = Sandbox::start(opts).await.expect("sandbox starts");
+        let http = client(&sandbox);
+        let token = get_token(&sandbox, &http).await;
+        Env {
+            sandbox,
+            http,
+            token,
+        }
+    }
+
+    pub fn sub(&self) -> String {
+        self.sandbox.subscription_ids()[0].clone()
+    }
+
+    /// `{arm}{path}` (path starting with `/`), with `api-version` appended when given.
+    pub fn url(&self, path: &str, api_version: Option<&str>) -> String {
+        let base = self.sandbox.resource_manager();
+        let mut url = format!("{}{}", base.trim_end_matches('/'), path);
+        if let Some(v) = api_version {
+            url.push(if url.contains('?') { '&' } else { '?' });
+            url.push_str(&format!("api-version={v}"));
+        }
+        url
+    }
+
+    /// Sends an ARM request with the sandbox token. Returns status, headers and the JSON body
+    /// (`Value::Null` when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        self.call_with_token(method, url, body, Some(&self.token))
+            .await
+    }
+
+    pub async fn call_with_token(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = self.http.request(method, url);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request is answered");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().await.expect("body");
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("non-JSON body ({e}): {}", String::from_utf8_lossy(&bytes))
+            })
+        };
+        (status, headers, value)
+    }
+
+    pub async fn get(&self, path: &str, api: &str) -> (StatusCode, HeaderMap, Value) {
+        self.call(Method::GET, &self.url(path, Some(api)), None)
+            .await
+    }
+
+    pub async fn put(&self, path: &str, api: &str, body: &Value) -> (StatusCode, HeaderMap, Value) {
+        self.call(Method::PUT, &self.url(path, Some(api)), Some(body))
+            .await
+    }
+
+    /// Creates a resource group and registers Microsoft.Kubernetes (waiting for `Registered`).
+    pub async fn prepare(&self, rg: &str) {
+        let sub = self.sub();
+        let (s, _, _) = self
+            .put(
+                &format!("/subscriptions/{sub}/resourceGroups/{rg}"),
+                RG_API,
+                &json!({"location": "eastus"}),
+            )
+            .await;
+        assert!(s.is_success(), "{s}");
+        let (s, _, _) = self
+            .call(
+                Method::POST,
+                &self.url(
+                    &format!("/subscriptions/{sub}/providers/Microsoft.Kubernetes/register"),
+                    Some(RG_API),
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+    }
+
+    /// Polls an `Azure-AsyncOperation` URL until a terminal status; returns the last body.
+    pub async fn poll_async(&self, url: &str) -> Value {
+        for _ in 0..200 {
+            let (s, _, body) = self.call(Method::GET, url, None).await;
+            assert_eq!(s, StatusCode::OK, "{body}");
+            let status = body["status"].as_str().unwrap_or("").to_string();
+            if ["Succeeded", "Failed", "Canceled"].contains(&status.as_str()) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("operation at {url} did not finish");
+    }
+
+    pub async fn shutdown(self) {
+        self.sandbox.shutdown().await;
+    }
+}
+
+/// Quick options for tests.
+pub fn quick() -> SandboxOptions {
+    SandboxOptions {
+        registration_delay: Duration::from_millis(30),
+        lro_delay: Duration::from_millis(30),
+        deployment_ready_delay: Duration::from_millis(30),
+        agents: arcplan_sandbox::AgentOptions {
+            interval: Duration::from_millis(20),
+            ..Default::default()
+        },
+        ..SandboxOptions::default()
+    }
+}
+
+/// A reqwest client trusting only the sandbox CA (full verification, ring provider).
+pub fn client(sandbox: &Sandbox) -> reqwest::Client {
+    let tls = sandbox.tls().client_config().expect("client config");
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client builds")
+}
+
+/// A token for ARM from the Entra emulator (client secret flow).
+pub async fn get_token(sandbox: &Sandbox, http: &reqwest::Client) -> String {
+    let resp = http
+        .post(sandbox.token_url())
+        .form(&[
+            ("client_id", sandbox.client_id()),
+            ("client_secret", sandbox.client_secret()),
+            ("grant_type", "client_credentials"),
+            ("scope", "https://management.azure.com/.default"),
+        ])
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.expect("token json");
+    body["access_token"]
+        .as_str()
+        .expect("access_token")
+        .to_string()
+}
+
+/// A fixture RSA key pair (`a` or `b`, 2048 bits, made with openssl): (PKCS#1 PEM private key,
+/// base64 DER PKCS#1 public key) — the format `az connectedk8s` and arcplan use.
+pub fn key_pair(which: &str) -> (String, String) {
+    use base64::Engine as _;
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/key_{which}.pem"));
+    let pem = std::fs::read_to_string(&path).expect("fixture key");
+    let key = rsa::RsaPrivateKey::from_pkcs1_pem(&pem).expect("PKCS#1 PEM");
+    let der = key.to_public_key().to_pkcs1_der().expect("der");
+    (
+        pem,
+        base64::engine::general_purpose::STANDARD.encode(der.as_bytes()),
+    )
+}
+
+/// A connected cluster PUT body.
+pub fn cluster_body(public_key: &str) -> Value {
+    json!({
+        "location": "eastus",
+        "tags": {"arcplan-stack": "lab"},
+        "identity": {"type": "SystemAssigned"},
+        "properties": {
+            "agentPublicKeyCertificate": public_key,
+            "distribution": "aks_workload",
+            "infrastructure": "azure_stack_hci"
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Contract checks against the OpenAPI specs.
+
+/// The specs directory (`shared/specs/azure` next to the repository).
+pub fn specs_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/azure");
+    assert!(
+        dir.join("specification").is_dir(),
+        "the Azure OpenAPI specs are missing: expected them at {} (shared/specs/azure beside the repository)",
+        dir.display()
+    );
+    std::fs::canonicalize(dir).expect("canonical specs dir")
+}
+
+struct FileRetriever;
+
+impl jsonschema::Retrieve for FileRetriever {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let s = uri.as_str();
+        let path = s
+            .strip_prefix("file://")
+            .ok_or_else(|| format!("only file URIs are resolved, not {s}"))?;
+        let path = percent_decode(path);
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
+        Ok(serde_json::from_str(&text)?)
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Spec files by short name.
+pub fn spec(name: &str) -> PathBuf {
+    let rel = match name {
+        "resources" => {
+            "specification/resources/resource-manager/Microsoft.Resources/resources/stable/2025-04-01/resources.json"
+        }
+        "subscriptions" => {
+            "specification/resources/resource-manager/Microsoft.Resources/subscriptions/stable/2022-12-01/subscriptions.json"
+        }
+        "cc" => {
+            "specification/hybridkubernetes/resource-manager/Microsoft.Kubernetes/HybridKubernetes/stable/2026-05-01/connectedClusters.json"
+        }
+        "roledefs" => {
+            "specification/authorization/resource-manager/Microsoft.Authorization/Authorization/stable/2022-04-01/authorization-RoleDefinitionsCalls.json"
+        }
+        "roleassignments" => {
+            "specification/authorization/resource-manager/Microsoft.Authorization/Authorization/stable/2022-04-01/authorization-RoleAssignmentsCalls.json"
+        }
+        "common3" => "specification/common-types/resource-management/v3/types.json",
+        other => panic!("unknown spec {other}"),
+    };
+    specs_dir().join(rel)
+}
+
+/// Validates `instance` against `#/definitions/{definition}` of spec `name`; panics with every error.
+pub fn check(name: &str, definition: &str, instance: &Value) {
+    let path = spec(name);
+    let schema = json!({"$ref": format!("file://{}#/definitions/{definition}", path.display())});
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .with_retriever(FileRetriever)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("schema {name}#{definition} builds: {e}"));
+    let errors: Vec<String> = validator
+        .iter_errors(instance)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{name}#/definitions/{definition} rejects {instance:#}:\n{}",
+        errors.join("\n")
+    );
+}
+
+/// Checks that every response header an ARM response must carry is there.
+pub fn check_arm_headers(h: &HeaderMap) {
+    for name in [
+        "x-ms-request-id",
+        "x-ms-correlation-request-id",
+        "x-ms-routing-request-id",
+    ] {
+        assert!(h.contains_key(name), "missing {name} in {h:?}");
+    }
+}
+
+/// An ARM error body: `{"error":{"code","message"}}`, validated against common-types v3, returning
+/// the code.
+pub fn error_code(body: &Value) -> String {
+    check("common3", "ErrorResponse", body);
+    assert!(body["error"]["message"].is_string(), "{body}");
+    body["error"]["code"].as_str().expect("code").to_string()
+}
+
+/// Keeps `Arc` imported for tests that share sandboxes.
+pub type Shared<T> = Arc<T>;
