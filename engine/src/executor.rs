@@ -369,3 +369,79 @@ pub async fn apply(
     }
     Ok(report)
 }
+
+/// A resource that changed since the plan was made.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stale {
+    /// The resource.
+    pub address: Address,
+    /// What changed, in words.
+    pub what: String,
+}
+
+/// Re-reads every resource the plan will touch and reports those whose live state is not what
+/// the plan saw (another apply, a person, or Azure Policy changed them in between). Applying a
+/// stale plan would act on a state nobody reviewed.
+pub async fn stale_resources(plan: &Plan, providers: &Providers) -> Result<Vec<Stale>, ApplyError> {
+    let known: HashMap<Address, Value> = plan
+        .changes
+        .iter()
+        .filter_map(|c| Some((c.address.clone(), c.outputs.clone()?)))
+        .collect();
+    let mut out = Vec::new();
+    for c in plan.changes.iter().filter(|c| c.action.is_change()) {
+        let provider = providers
+            .get(&c.address.rtype)
+            .ok_or_else(|| ApplyError::NoProvider(c.address.rtype.to_string()))?;
+        let mut desired = c.desired.clone().unwrap_or(Value::Null);
+        resolve_references(&mut desired, &|a, o| known.get(a)?.get(o).cloned());
+        let read = provider
+            .read(crate::provider::ReadRequest {
+                address: c.address.clone(),
+                desired,
+            })
+            .await;
+        if read.diagnostics.has_errors() {
+            out.push(Stale {
+                address: c.address.clone(),
+                what: format!("cannot be read again: {}", read.diagnostics),
+            });
+            continue;
+        }
+        let what = match (&c.before, &read.state) {
+            (None, Some(_)) => Some("it was created since the plan".to_owned()),
+            (Some(_), None) => Some("it was deleted since the plan".to_owned()),
+            (Some(before), Some(now)) if read.version != c.observed_version => {
+                let changed = changed_keys(before, now);
+                Some(if changed.is_empty() {
+                    "its version changed since the plan".to_owned()
+                } else {
+                    format!("{} changed since the plan", changed.join(", "))
+                })
+            }
+            _ => None,
+        };
+        if let Some(what) = what {
+            out.push(Stale {
+                address: c.address.clone(),
+                what,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn changed_keys(before: &Value, now: &Value) -> Vec<String> {
+    let (Some(b), Some(n)) = (before.as_object(), now.as_object()) else {
+        return Vec::new();
+    };
+    let mut keys: Vec<String> = b
+        .keys()
+        .chain(n.keys())
+        .filter(|k| b.get(*k) != n.get(*k) && b.get(*k) != Some(&Value::String("(sensitive)".into())))
+        .cloned()
+        .collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}

@@ -442,6 +442,15 @@ impl ResourceGraph {
             let check = Address::new(ResourceType::ROLE_CHECK, c.resource_group.clone());
             let location = cfg.cluster_location(c).map(str::to_owned);
             let cluster_access = json!({ "kubeconfig": c.kubeconfig, "context": c.context });
+            let ownership = json!({
+                "AZURE_SUBSCRIPTION_ID": sub,
+                "AZURE_RESOURCE_GROUP": c.resource_group,
+                "AZURE_RESOURCE_NAME": c.name,
+                "AZURE_TENANT_ID": cfg.azure.tenant,
+                "AZURE_REGION": location,
+                "AZURE_ARC_AUTOUPDATE": c.agents.auto_upgrade.to_string(),
+                "AZURE_ENVIRONMENT": cloud_name(&cfg.azure.cloud),
+            });
             add(
                 &mut g,
                 ResourceNode {
@@ -452,6 +461,7 @@ impl ResourceGraph {
                         "namespace": "azure-arc",
                         "secretName": "azure-arc-connect-privatekey",
                         "keyBits": 4096,
+                        "ownership": ownership,
                     }),
                     source: source.clone(),
                 },
@@ -495,15 +505,7 @@ impl ResourceGraph {
                         "manifests": c.agents.manifests,
                         "timeout": c.agents.timeout,
                         "proxy": c.agents.proxy,
-                        "ownership": {
-                            "AZURE_SUBSCRIPTION_ID": sub,
-                            "AZURE_RESOURCE_GROUP": c.resource_group,
-                            "AZURE_RESOURCE_NAME": c.name,
-                            "AZURE_TENANT_ID": cfg.azure.tenant,
-                            "AZURE_REGION": location,
-                            "AZURE_ARC_AUTOUPDATE": c.agents.auto_upgrade.to_string(),
-                            "AZURE_ENVIRONMENT": cloud_name(&cfg.azure.cloud),
-                        },
+                        "ownership": ownership,
                         "distribution": c.distribution,
                         "infrastructure": c.infrastructure,
                     }),

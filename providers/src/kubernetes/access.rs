@@ -112,10 +112,7 @@ pub fn kubeconfig_paths(
             .filter(|p| !p.as_os_str().is_empty())
             .collect();
         if !paths.is_empty() {
-            return paths
-                .iter()
-                .map(|p| expand(&p.to_string_lossy()))
-                .collect();
+            return paths.iter().map(|p| expand(&p.to_string_lossy())).collect();
         }
     }
     let h = home().ok_or_else(|| {
@@ -204,7 +201,9 @@ pub(crate) async fn connect(
         );
         d = match arcplan_engine::diag::did_you_mean(&context, names.iter().copied()) {
             Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-            None => d.with_hint("set `context:` on the cluster entry to one of the listed contexts"),
+            None => {
+                d.with_hint("set `context:` on the cluster entry to one of the listed contexts")
+            }
         };
         return Err(d);
     }
@@ -368,7 +367,8 @@ impl Cluster {
                     }
                     Err(e) => Err(format!(
                         "{what} (the access review failed: {})",
-                        self.api_error("create a SelfSubjectAccessReview", &e).message
+                        self.api_error("create a SelfSubjectAccessReview", &e)
+                            .message
                     )),
                 }
             }

@@ -86,7 +86,11 @@ pub fn desired_values(desired: &Value) -> Value {
         }
     }
     if let Some(env) = s("AZURE_ENVIRONMENT") {
-        set(&mut v, "global.azureEnvironment", azure_environment(&env).into());
+        set(
+            &mut v,
+            "global.azureEnvironment",
+            azure_environment(&env).into(),
+        );
     }
     set(&mut v, "systemDefaultValues.spnOnboarding", false.into());
     set(
@@ -528,14 +532,19 @@ mod tests {
             v["systemDefaultValues"]["clusterconnect-agent"]["enabled"],
             true
         );
-        assert_eq!(v["systemDefaultValues"]["azureArcAgents"]["autoUpdate"], false);
+        assert_eq!(
+            v["systemDefaultValues"]["azureArcAgents"]["autoUpdate"],
+            false
+        );
         assert_eq!(v["systemDefaultValues"]["spnOnboarding"], false);
         assert!(v["global"].get("onboardingPrivateKey").is_none());
     }
 
     #[test]
     fn command_keeps_values_out_of_argv() {
-        let key = PrivateKeyPem::new("-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n");
+        let key = PrivateKeyPem::new(
+            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n",
+        );
         let values = install_values(&desired(), &key, Some("u:p"), Some("CERT"));
         assert_eq!(values["global"]["httpsProxy"], "http://u:p@proxy:3128");
         assert_eq!(values["global"]["proxyCert"], "CERT");
@@ -549,12 +558,26 @@ mod tests {
         );
         assert_eq!(
             inv.args.join(" "),
-            format!("upgrade --install azure-arc {CHART} --version 1.21.10 --namespace azure-arc-release --create-namespace --wait --timeout 1200s --values - --kube-context admin")
+            format!(
+                "upgrade --install azure-arc {CHART} --version 1.21.10 --namespace azure-arc-release --create-namespace --wait --timeout 1200s --values - --kube-context admin"
+            )
         );
-        assert!(!inv.args.iter().any(|a| a.contains("PRIVATE") || a.contains("u:p")));
-        assert!(inv.stdin.as_deref().unwrap().contains("BEGIN RSA PRIVATE KEY"));
+        assert!(
+            !inv.args
+                .iter()
+                .any(|a| a.contains("PRIVATE") || a.contains("u:p"))
+        );
+        assert!(
+            inv.stdin
+                .as_deref()
+                .unwrap()
+                .contains("BEGIN RSA PRIVATE KEY")
+        );
         assert!(!format!("{inv:?}").contains("PRIVATE"));
-        assert_eq!(inv.env, vec![("KUBECONFIG".to_owned(), "/k/config".to_owned())]);
+        assert_eq!(
+            inv.env,
+            vec![("KUBECONFIG".to_owned(), "/k/config".to_owned())]
+        );
         let un = uninstall("helm".into(), Duration::from_secs(60), "/k", "c");
         assert_eq!(
             un.args.join(" "),
@@ -593,10 +616,18 @@ mod tests {
         assert_eq!(locate(std::path::Path::new("/no/such/helm"), None), None);
         assert_eq!(locate(std::path::Path::new("helm"), None), None);
         assert_eq!(
-            locate(std::path::Path::new("sh"), Some("/nonexistent:/bin:/usr/bin")).is_some(),
-            std::path::Path::new("/bin/sh").is_file() || std::path::Path::new("/usr/bin/sh").is_file()
+            locate(
+                std::path::Path::new("sh"),
+                Some("/nonexistent:/bin:/usr/bin")
+            )
+            .is_some(),
+            std::path::Path::new("/bin/sh").is_file()
+                || std::path::Path::new("/usr/bin/sh").is_file()
         );
-        assert_eq!(azure_environment("AzureUSGovernment"), "AZUREUSGOVERNMENTCLOUD");
+        assert_eq!(
+            azure_environment("AzureUSGovernment"),
+            "AZUREUSGOVERNMENTCLOUD"
+        );
     }
 
     #[tokio::test]

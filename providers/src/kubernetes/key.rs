@@ -102,12 +102,19 @@ impl rsa::rand_core::RngCore for OsRng06 {
 
 impl rsa::rand_core::CryptoRng for OsRng06 {}
 
+/// Checks that `bits` is a key size arcplan generates.
+pub fn generate_check(bits: usize) -> Result<(), KeyError> {
+    if ALLOWED_KEY_BITS.contains(&bits) {
+        Ok(())
+    } else {
+        Err(KeyError::Bits(bits))
+    }
+}
+
 /// Generates a new RSA key of `bits` bits; returns the PKCS#1 PEM private key and the public
 /// key facts. CPU-heavy (seconds for 4096 bits): call it from a blocking task.
 pub fn generate(bits: usize) -> Result<(PrivateKeyPem, PublicKeyInfo), KeyError> {
-    if !ALLOWED_KEY_BITS.contains(&bits) {
-        return Err(KeyError::Bits(bits));
-    }
+    generate_check(bits)?;
     let key = rsa::RsaPrivateKey::new(&mut OsRng06, bits)
         .map_err(|e| KeyError::Generate(e.to_string()))?;
     let pem = key

@@ -262,11 +262,10 @@ pub(crate) async fn acquire(
     cancel: &CancellationToken,
 ) -> Result<LockGuard, Diagnostic> {
     if holder.trim().is_empty() {
-        return Err(Diagnostic::error(
-            "k8s-lock",
-            "the lock holder identity is empty",
-        )
-        .with_hint("pass something that names this run, like `user@host (pid 1234)`"));
+        return Err(
+            Diagnostic::error("k8s-lock", "the lock holder identity is empty")
+                .with_hint("pass something that names this run, like `user@host (pid 1234)`"),
+        );
     }
     let started = Instant::now();
     loop {

@@ -290,7 +290,10 @@ fn string_data_to_data(body: &mut Value) {
     let data = obj.entry("data").or_insert_with(|| json!({}));
     if let Some(d) = data.as_object_mut() {
         for (k, v) in sd {
-            let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+            let text = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
             d.insert(
                 k,
                 base64::engine::general_purpose::STANDARD
@@ -335,9 +338,9 @@ pub fn project(desired: &Value, live: &Value) -> Value {
                 })
                 .collect(),
         ),
-        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => Value::Array(
-            d.iter().zip(l).map(|(dv, lv)| project(dv, lv)).collect(),
-        ),
+        (Value::Array(d), Value::Array(l)) if d.len() == l.len() => {
+            Value::Array(d.iter().zip(l).map(|(dv, lv)| project(dv, lv)).collect())
+        }
         (_, l) => l.clone(),
     }
 }
@@ -403,7 +406,10 @@ mod tests {
     use super::*;
 
     fn data() -> Map<String, Value> {
-        json!({"AZURE_RESOURCE_NAME": "c"}).as_object().cloned().unwrap()
+        json!({"AZURE_RESOURCE_NAME": "c"})
+            .as_object()
+            .cloned()
+            .unwrap()
     }
 
     #[test]
@@ -444,9 +450,11 @@ mod tests {
         assert_eq!(set[3].body["data"]["EXTRA"], "x");
         assert!(parse_manifests("a: [", "m.yaml", &data()).is_err());
         assert!(parse_manifests("- 1\n", "m.yaml", &data()).is_err());
-        assert!(parse_manifests("apiVersion: v1\nkind: X\n", "m.yaml", &data())
-            .unwrap_err()
-            .contains("metadata.name"));
+        assert!(
+            parse_manifests("apiVersion: v1\nkind: X\n", "m.yaml", &data())
+                .unwrap_err()
+                .contains("metadata.name")
+        );
     }
 
     #[test]

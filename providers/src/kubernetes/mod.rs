@@ -121,7 +121,10 @@ impl KubernetesProviderOptions {
     }
 
     /// Replaces the environment lookup.
-    pub fn with_env(mut self, env: impl Fn(&str) -> Option<String> + Send + Sync + 'static) -> Self {
+    pub fn with_env(
+        mut self,
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
         self.env = Arc::new(env);
         self
     }

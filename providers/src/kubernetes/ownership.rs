@@ -63,7 +63,11 @@ pub fn id_of(m: &Map<String, Value>) -> Option<String> {
 /// Classifies the live record `live` (the ConfigMap's `data`, `None` when absent) against the
 /// desired ownership map. When `desired` is `None`, only the resource name `name` is compared
 /// (what the onboarding key knows).
-pub fn classify(live: Option<&Map<String, Value>>, desired: Option<&Map<String, Value>>, name: &str) -> Owner {
+pub fn classify(
+    live: Option<&Map<String, Value>>,
+    desired: Option<&Map<String, Value>>,
+    name: &str,
+) -> Owner {
     let Some(live) = live else {
         return Owner::None;
     };
@@ -176,25 +180,42 @@ mod tests {
 
     #[test]
     fn classifies_the_four_cases() {
-        let desired = m(json!({"AZURE_SUBSCRIPTION_ID": "S", "AZURE_RESOURCE_GROUP": "rg", "AZURE_RESOURCE_NAME": "c", "AZURE_REGION": null}));
-        assert_eq!(classify(None, Some(&desired), "c"), Owner::None);
-        let same = m(json!({"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "RG", "AZURE_RESOURCE_NAME": "c"}));
-        assert_eq!(classify(Some(&same), Some(&desired), "c"), Owner::Ours);
-        let other = m(json!({"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "other", "AZURE_RESOURCE_NAME": "c"}));
-        let o = classify(Some(&other), Some(&desired), "c");
-        assert_eq!(
-            o,
-            Owner::Other(arm_id("s", "other", "c"))
+        let desired = m(
+            json!({"AZURE_SUBSCRIPTION_ID": "S", "AZURE_RESOURCE_GROUP": "rg", "AZURE_RESOURCE_NAME": "c", "AZURE_REGION": null}),
         );
+        assert_eq!(classify(None, Some(&desired), "c"), Owner::None);
+        let same = m(
+            json!({"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "RG", "AZURE_RESOURCE_NAME": "c"}),
+        );
+        assert_eq!(classify(Some(&same), Some(&desired), "c"), Owner::Ours);
+        let other = m(
+            json!({"AZURE_SUBSCRIPTION_ID": "s", "AZURE_RESOURCE_GROUP": "other", "AZURE_RESOURCE_NAME": "c"}),
+        );
+        let o = classify(Some(&other), Some(&desired), "c");
+        assert_eq!(o, Owner::Other(arm_id("s", "other", "c")));
         // By name only, the same record looks like ours.
         assert_eq!(classify(Some(&other), None, "c"), Owner::Ours);
-        assert_eq!(classify(Some(&other), None, "d"), Owner::Other(arm_id("s", "other", "c")));
+        assert_eq!(
+            classify(Some(&other), None, "d"),
+            Owner::Other(arm_id("s", "other", "c"))
+        );
         let d = conflict(&o, Some(&desired), "c", "context `x`", "k8s.arcAgents.c").unwrap();
-        assert!(d.message.contains("/resourceGroups/other/"), "{}", d.message);
+        assert!(
+            d.message.contains("/resourceGroups/other/"),
+            "{}",
+            d.message
+        );
         assert!(d.message.contains("/resourceGroups/rg/"), "{}", d.message);
-        assert!(d.hint.unwrap().contains("az connectedk8s delete --name c --resource-group other --subscription s"));
+        assert!(
+            d.hint.unwrap().contains(
+                "az connectedk8s delete --name c --resource-group other --subscription s"
+            )
+        );
         let partial = m(json!({"AZURE_RESOURCE_NAME": "c"}));
-        assert!(matches!(classify(Some(&partial), Some(&desired), "c"), Owner::Incomplete(_)));
+        assert!(matches!(
+            classify(Some(&partial), Some(&desired), "c"),
+            Owner::Incomplete(_)
+        ));
         assert_eq!(desired_data(&desired).len(), 3);
     }
 }

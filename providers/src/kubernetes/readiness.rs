@@ -38,10 +38,10 @@ pub fn deployment_available(d: &Deployment) -> bool {
         (Some(o), Some(g)) => o >= g,
         _ => true,
     };
-    let cond = st
-        .conditions
-        .as_ref()
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Available" && c.status == "True"));
+    let cond = st.conditions.as_ref().is_some_and(|cs| {
+        cs.iter()
+            .any(|c| c.type_ == "Available" && c.status == "True")
+    });
     seen && cond && st.available_replicas.unwrap_or(0) >= want
 }
 
@@ -96,13 +96,19 @@ pub async fn wait(
     loop {
         let (r, deployments) = observe(cluster, names).await?;
         if r.total > 0 && r.not_ready.is_empty() {
-            progress(format!("{}/{} agent deployments available", r.available, r.total));
+            progress(format!(
+                "{}/{} agent deployments available",
+                r.available, r.total
+            ));
             return Ok(r);
         }
-        let due = last_report
-            .is_none_or(|(at, n)| n != r.available || at.elapsed() >= report_every);
+        let due =
+            last_report.is_none_or(|(at, n)| n != r.available || at.elapsed() >= report_every);
         if due {
-            progress(format!("{}/{} agent deployments available", r.available, r.total));
+            progress(format!(
+                "{}/{} agent deployments available",
+                r.available, r.total
+            ));
             last_report = Some((Instant::now(), r.available));
         }
         if started.elapsed() >= timeout {

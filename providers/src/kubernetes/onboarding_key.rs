@@ -1,0 +1,420 @@
+//! `k8s.onboardingKey.<cluster>`: the RSA onboarding key kept in Secret
+//! `azure-arc-connect-privatekey` (namespace `azure-arc`, data key `privateKey`, PKCS#1 PEM).
+//!
+//! - read: the Secret, reduced to public facts (`publicKey`, `fingerprint`, `keyBits`,
+//!   `privateKey: "present"`); the ownership record is checked too, so a cluster onboarded to
+//!   another resource fails the plan before anything changes.
+//! - plan: absent → create (the public key is known only after apply); present → no-op with the
+//!   output `publicKey`, re-derived from the Secret on every plan; an unreadable key or another
+//!   size → replace.
+//! - apply: creates namespace `azure-arc` if needed, generates the key once (OS random numbers)
+//!   and stores it by server-side apply (field manager `arcplan`, label
+//!   `app.kubernetes.io/managed-by=arcplan`); delete removes the Secret.
+//!
+//! The private key never appears in a state, output, event or diagnostic: `/privateKey` is
+//! reported as sensitive and only ever holds `present`.
+
+use super::access::Cluster;
+use super::key::{self, PrivateKeyPem, PublicKeyInfo};
+use super::manifests::namespace_object;
+use super::ownership;
+use super::{
+    CONFIG_MAP, FIELD_MANAGER, KEY_FIELD, KEY_SECRET, KubernetesProvider, MANAGED_BY_LABEL,
+    NAMESPACE, at, diags_at,
+};
+use arcplan_engine::address::Address;
+use arcplan_engine::diag::Diagnostic;
+use arcplan_engine::events::Event;
+use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
+use arcplan_engine::provider::*;
+use base64::Engine as _;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use serde_json::{Map, Value, json};
+use std::time::Instant;
+
+/// The JSON pointer reported as sensitive.
+pub const SENSITIVE_PATH: &str = "/privateKey";
+
+struct Target {
+    namespace: String,
+    secret: String,
+    bits: usize,
+}
+
+fn target(desired: &Value) -> Target {
+    Target {
+        namespace: desired
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or(NAMESPACE)
+            .to_owned(),
+        secret: desired
+            .get("secretName")
+            .and_then(Value::as_str)
+            .unwrap_or(KEY_SECRET)
+            .to_owned(),
+        bits: desired
+            .get("keyBits")
+            .and_then(Value::as_u64)
+            .and_then(|b| usize::try_from(b).ok())
+            .unwrap_or(4096),
+    }
+}
+
+fn public_state(t: &Target, info: &PublicKeyInfo) -> Value {
+    json!({
+        "namespace": t.namespace,
+        "secretName": t.secret,
+        "keyBits": info.bits,
+        "publicKey": info.public_key,
+        "fingerprint": info.fingerprint,
+        "privateKey": "present",
+    })
+}
+
+fn outputs(info: &PublicKeyInfo) -> Value {
+    json!({"publicKey": info.public_key, "fingerprint": info.fingerprint, "keyBits": info.bits})
+}
+
+/// The PEM in a Secret, if it has one.
+pub(crate) fn pem_of(secret: &Secret) -> Option<PrivateKeyPem> {
+    let raw = secret.data.as_ref()?.get(KEY_FIELD)?;
+    String::from_utf8(raw.0.clone())
+        .ok()
+        .map(PrivateKeyPem::new)
+}
+
+/// Reads the ownership ConfigMap's data (`None`: absent).
+pub(crate) async fn read_ownership(
+    cluster: &Cluster,
+) -> Result<Option<Map<String, Value>>, Diagnostic> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let cm = api
+        .get_opt(CONFIG_MAP)
+        .await
+        .map_err(|e| cluster.api_error(&format!("read ConfigMap {NAMESPACE}/{CONFIG_MAP}"), &e))?;
+    Ok(cm.map(|c| {
+        c.data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect()
+    }))
+}
+
+/// Fails when the ownership record names another ARM resource.
+pub(crate) fn check_owner(
+    cluster: &Cluster,
+    live: Option<&Map<String, Value>>,
+    desired: &Value,
+    address: &Address,
+) -> Result<(), Diagnostic> {
+    let want = desired.get("ownership").and_then(Value::as_object);
+    let owner = ownership::classify(live, want, &address.name);
+    match ownership::conflict(
+        &owner,
+        want,
+        &address.name,
+        &cluster.describe(),
+        &address.to_string(),
+    ) {
+        Some(d) => Err(d),
+        None => Ok(()),
+    }
+}
+
+async fn read_secret(cluster: &Cluster, t: &Target) -> Result<Option<Secret>, Diagnostic> {
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &t.namespace);
+    api.get_opt(&t.secret)
+        .await
+        .map_err(|e| cluster.api_error(&format!("read Secret {}/{}", t.namespace, t.secret), &e))
+}
+
+/// `read` for `k8s.onboardingKey`.
+pub(crate) async fn read(p: &KubernetesProvider, req: ReadRequest) -> ReadResponse {
+    let address = req.address.clone();
+    let result = async {
+        let cluster = p.cluster(&req.desired["cluster"]).await?;
+        let live_owner = read_ownership(&cluster).await?;
+        check_owner(&cluster, live_owner.as_ref(), &req.desired, &address)?;
+        let t = target(&req.desired);
+        let Some(secret) = read_secret(&cluster, &t).await? else {
+            return Ok((None, None));
+        };
+        let version = secret.metadata.resource_version.clone();
+        let state = match pem_of(&secret).map(|pem| key::public_key_of(&pem)) {
+            Some(Ok(info)) => public_state(&t, &info),
+            Some(Err(e)) => json!({
+                "namespace": t.namespace, "secretName": t.secret, "privateKey": "invalid",
+                "problem": e.to_string(),
+            }),
+            None => json!({
+                "namespace": t.namespace, "secretName": t.secret, "privateKey": "missing",
+                "problem": format!("the Secret has no `{KEY_FIELD}` key"),
+            }),
+        };
+        Ok::<_, Diagnostic>((Some(state), version))
+    }
+    .await;
+    match result {
+        Ok((state, version)) => ReadResponse {
+            state,
+            version,
+            diagnostics: Default::default(),
+        },
+        Err(d) => ReadResponse {
+            diagnostics: diags_at(&address, d),
+            ..Default::default()
+        },
+    }
+}
+
+/// `plan` for `k8s.onboardingKey`.
+pub(crate) async fn plan(p: &KubernetesProvider, req: PlanRequest) -> PlanResponse {
+    let t = target(&req.desired);
+    let mut resp = PlanResponse {
+        sensitive_paths: vec![SENSITIVE_PATH.into()],
+        ..Default::default()
+    };
+    if let Err(e) = key::generate_check(t.bits) {
+        resp.diagnostics = diags_at(
+            &req.address,
+            Diagnostic::error("invalid-key-size", e.to_string()).with_key("keyBits"),
+        );
+        return resp;
+    }
+    let planned_after = json!({
+        "namespace": t.namespace,
+        "secretName": t.secret,
+        "keyBits": t.bits,
+        "privateKey": "(generated during apply, kept only in the cluster)",
+    });
+    let (action, reason, replace_paths) = match (&req.prior, req.mode) {
+        (None, PlanMode::Destroy) => (Action::NoOp, None, vec![]),
+        (Some(_), PlanMode::Destroy) => (
+            Action::Delete,
+            Some(Reason::new(
+                ReasonCode::DeleteBecauseDestroy,
+                format!(
+                    "destroy was requested: Secret {}/{} is deleted after the connected cluster",
+                    t.namespace, t.secret
+                ),
+            )),
+            vec![],
+        ),
+        (None, _) => (
+            Action::Create,
+            Some(Reason::new(
+                ReasonCode::NotFound,
+                format!(
+                    "Secret {}/{} does not exist: a new RSA-{} key is generated and stored in the cluster",
+                    t.namespace, t.secret, t.bits
+                ),
+            )),
+            vec![],
+        ),
+        (Some(prior), _) => {
+            let status = prior
+                .get("privateKey")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let bits = prior.get("keyBits").and_then(Value::as_u64);
+            if status != "present" {
+                let problem = prior.get("problem").and_then(Value::as_str).unwrap_or("");
+                (
+                    Action::Replace,
+                    Some(Reason::new(
+                        ReasonCode::CannotUpdate,
+                        format!(
+                            "Secret {}/{} holds no usable key ({problem}): a new key is generated, so the connected cluster must be replaced too",
+                            t.namespace, t.secret
+                        ),
+                    )),
+                    vec![SENSITIVE_PATH.to_owned()],
+                )
+            } else if bits != Some(t.bits as u64) {
+                (
+                    Action::Replace,
+                    Some(Reason::new(
+                        ReasonCode::CannotUpdate,
+                        format!(
+                            "the stored key has {} bits, {} are wanted: a new key is generated",
+                            bits.unwrap_or(0),
+                            t.bits
+                        ),
+                    )),
+                    vec!["/keyBits".to_owned()],
+                )
+            } else if req.replace_requested {
+                (
+                    Action::Replace,
+                    Some(Reason::new(
+                        ReasonCode::Requested,
+                        "replacement was requested: a new key is generated",
+                    )),
+                    vec![],
+                )
+            } else {
+                resp.outputs = Some(json!({
+                    "publicKey": prior.get("publicKey").cloned().unwrap_or(Value::Null),
+                    "fingerprint": prior.get("fingerprint").cloned().unwrap_or(Value::Null),
+                    "keyBits": bits,
+                }));
+                (Action::NoOp, None, vec![])
+            }
+        }
+    };
+    if action.is_change() {
+        let verb = if action == Action::Delete {
+            "delete"
+        } else {
+            "create"
+        };
+        match p.cluster(&req.desired["cluster"]).await {
+            Ok(c) => {
+                if let Err(d) = c.check_rights(verb).await {
+                    resp.diagnostics.extend(d);
+                }
+            }
+            Err(d) => resp.diagnostics.push(at(&req.address, d)),
+        }
+    }
+    resp.action = Some(action);
+    resp.reason = reason;
+    resp.requires_replace = replace_paths;
+    resp.after = match action {
+        Action::Create | Action::Replace => Some(planned_after),
+        Action::Delete => None,
+        _ => req.prior.clone(),
+    };
+    resp
+}
+
+fn progress(req: &ApplyRequest, started: Instant, message: impl Into<String>) {
+    req.events.emit(Event::ApplyProgress {
+        address: req.change.address.clone(),
+        message: message.into(),
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+    });
+}
+
+/// Server-side applies namespace `name` with the ownership label.
+pub(crate) async fn ensure_namespace(cluster: &Cluster, name: &str) -> Result<(), Diagnostic> {
+    let api: Api<Namespace> = Api::all(cluster.client.clone());
+    api.patch(
+        name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(namespace_object(name)),
+    )
+    .await
+    .map(|_| ())
+    .map_err(|e| cluster.api_error(&format!("create namespace {name}"), &e))
+}
+
+/// `apply` for `k8s.onboardingKey`.
+pub(crate) async fn apply(p: &KubernetesProvider, req: ApplyRequest) -> ApplyResponse {
+    let address = req.change.address.clone();
+    match apply_inner(p, &req).await {
+        Ok((state, outputs)) => ApplyResponse {
+            state,
+            outputs,
+            diagnostics: Default::default(),
+        },
+        Err(d) => ApplyResponse {
+            diagnostics: diags_at(&address, d),
+            ..Default::default()
+        },
+    }
+}
+
+async fn apply_inner(
+    p: &KubernetesProvider,
+    req: &ApplyRequest,
+) -> Result<(Option<Value>, Option<Value>), Diagnostic> {
+    let started = Instant::now();
+    let cluster = p.cluster(&req.desired["cluster"]).await?;
+    let t = target(&req.desired);
+    let live_owner = read_ownership(&cluster).await?;
+    check_owner(
+        &cluster,
+        live_owner.as_ref(),
+        &req.desired,
+        &req.change.address,
+    )?;
+    let api: Api<Secret> = Api::namespaced(cluster.client.clone(), &t.namespace);
+    match req.change.action {
+        Action::Delete => {
+            match api.delete(&t.secret, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if super::access::is_not_found(&e) => {}
+                Err(e) => {
+                    return Err(cluster
+                        .api_error(&format!("delete Secret {}/{}", t.namespace, t.secret), &e));
+                }
+            }
+            progress(
+                req,
+                started,
+                format!("deleted Secret {}/{}", t.namespace, t.secret),
+            );
+            Ok((None, None))
+        }
+        Action::Create | Action::Replace | Action::Update => {
+            ensure_namespace(&cluster, &t.namespace).await?;
+            if req.change.action == Action::Create
+                && let Some(existing) = read_secret(&cluster, &t).await?
+                && let Some(Ok(info)) = pem_of(&existing).map(|pem| key::public_key_of(&pem))
+            {
+                // Someone (an interrupted earlier apply) stored a key since the plan: keep it,
+                // the key is generated only once.
+                progress(
+                    req,
+                    started,
+                    "the key already exists in the cluster; keeping it",
+                );
+                return Ok((Some(public_state(&t, &info)), Some(outputs(&info))));
+            }
+            progress(req, started, format!("generating an RSA-{} key", t.bits));
+            let bits = t.bits;
+            let (pem, info) = tokio::task::spawn_blocking(move || key::generate(bits))
+                .await
+                .map_err(|e| {
+                    Diagnostic::error("key-generation", format!("key generation stopped: {e}"))
+                })?
+                .map_err(|e| Diagnostic::error("key-generation", e.to_string()))?;
+            let body = json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": t.secret,
+                    "namespace": t.namespace,
+                    "labels": {MANAGED_BY_LABEL.0: MANAGED_BY_LABEL.1},
+                },
+                "type": "Opaque",
+                "data": {KEY_FIELD: base64::engine::general_purpose::STANDARD.encode(pem.expose())},
+            });
+            api.patch(
+                &t.secret,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&body),
+            )
+            .await
+            .map_err(|e| {
+                cluster.api_error(&format!("store Secret {}/{}", t.namespace, t.secret), &e)
+            })?;
+            drop(body);
+            drop(pem);
+            progress(
+                req,
+                started,
+                format!(
+                    "stored the key in Secret {}/{} ({})",
+                    t.namespace, t.secret, info.fingerprint
+                ),
+            );
+            Ok((Some(public_state(&t, &info)), Some(outputs(&info))))
+        }
+        Action::NoOp | Action::Read => Ok((None, None)),
+    }
+}
