@@ -5,13 +5,14 @@
 
 mod cli;
 mod commands;
+mod planfile;
 mod views;
 
 use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let cli = match cli::Cli::try_parse_from(cli::normalize_args(std::env::args_os())) {
         Ok(cli) => cli,
         Err(e) => {
             // Usage errors exit 1 (2 means "changes present"); --help and --version exit 0.

@@ -46,9 +46,10 @@ pub struct Diagnostic {
     pub code: &'static str,
     /// One sentence saying what is wrong. Never contains a secret value.
     pub message: String,
-    /// Where in the file, when known.
+    /// Where in the file, when known (boxed: diagnostics travel in `Err` values, and most have
+    /// no location).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub location: Option<SourceLocation>,
+    pub location: Option<Box<SourceLocation>>,
     /// The key path in the document, for example `clusters[0].agents.timeout`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -84,7 +85,7 @@ impl Diagnostic {
 
     /// Sets where the problem is.
     pub fn with_location(mut self, location: Option<SourceLocation>) -> Self {
-        self.location = location;
+        self.location = location.map(Box::new);
         self
     }
 

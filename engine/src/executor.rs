@@ -438,7 +438,9 @@ fn changed_keys(before: &Value, now: &Value) -> Vec<String> {
     let mut keys: Vec<String> = b
         .keys()
         .chain(n.keys())
-        .filter(|k| b.get(*k) != n.get(*k) && b.get(*k) != Some(&Value::String("(sensitive)".into())))
+        .filter(|k| {
+            b.get(*k) != n.get(*k) && b.get(*k) != Some(&Value::String("(sensitive)".into()))
+        })
         .cloned()
         .collect();
     keys.sort();

@@ -685,18 +685,30 @@ async fn a_plan_made_stale_names_what_changed() {
     let fake = fake_with_subscription(&sub);
     let p = providers(&fake);
     let first = plan_ok(&g, &p, &opts()).await;
-    apply(&first, &p, &ApplyOptions::default(), Arc::new(NoEvents)).await.unwrap();
+    apply(&first, &p, &ApplyOptions::default(), Arc::new(NoEvents))
+        .await
+        .unwrap();
     let cc = addr("arc.connectedCluster.mynewcluster");
     fake.live.lock().unwrap().get_mut(&cc).unwrap()["tags"]["env"] = json!("drifted");
     let update = plan_ok(&g, &p, &opts()).await;
-    assert!(arcplan_engine::executor::stale_resources(&update, &p).await.unwrap().is_empty(), "fresh right after planning");
+    assert!(
+        arcplan_engine::executor::stale_resources(&update, &p)
+            .await
+            .unwrap()
+            .is_empty(),
+        "fresh right after planning"
+    );
     // Someone changes the cluster between plan and apply.
     fake.live.lock().unwrap().get_mut(&cc).unwrap()["distribution"] = json!("k3s");
-    let stale = arcplan_engine::executor::stale_resources(&update, &p).await.unwrap();
+    let stale = arcplan_engine::executor::stale_resources(&update, &p)
+        .await
+        .unwrap();
     assert_eq!(stale.len(), 1, "{stale:?}");
     assert_eq!(stale[0].address, cc);
     assert_eq!(stale[0].what, "distribution changed since the plan");
     fake.live.lock().unwrap().remove(&cc);
-    let stale = arcplan_engine::executor::stale_resources(&update, &p).await.unwrap();
+    let stale = arcplan_engine::executor::stale_resources(&update, &p)
+        .await
+        .unwrap();
     assert_eq!(stale[0].what, "it was deleted since the plan");
 }

@@ -6,9 +6,5 @@
 //! events. There is no special case for the sandbox: it is reached through endpoints,
 //! credentials and a CA bundle like any Azure cloud or Kubernetes cluster.
 
-// ARM errors carry the request, code, message and request ids a user needs; they are built only
-// on the failure path, where their size costs nothing worth boxing for.
-#![allow(clippy::result_large_err)]
-
 pub mod azure;
 pub mod kubernetes;

@@ -5,6 +5,9 @@
 
 pub mod diagnostics;
 pub mod graph;
+pub mod plan;
+pub mod progress;
+pub mod report;
 
 use anstyle::{AnsiColor, Style};
 use std::io::Write;
@@ -27,6 +30,12 @@ impl Output {
             anstream::ColorChoice::Never.write_global();
         }
         Self { no_color }
+    }
+
+    /// True when standard output may be coloured (a terminal, no NO_COLOR, no --no-color).
+    pub fn color_stdout(&self) -> bool {
+        use std::io::IsTerminal;
+        !self.no_color && std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
     }
 
     /// Writes text to standard output as is (a broken pipe is not an error worth reporting).

@@ -515,6 +515,45 @@ async fn manifest_changes(
     Ok((changes, json!({"installer": "manifests", "objects": after})))
 }
 
+/// For a first install, one line per object (a Deployment's image and replicas) instead of
+/// nine full specs: a reviewer sees what will run without scrolling through templates.
+fn summarize_objects(mut after: Value) -> Value {
+    if let Some(objects) = after.get_mut("objects").and_then(Value::as_object_mut) {
+        for obj in objects.values_mut() {
+            let kind = obj
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("object")
+                .to_owned();
+            *obj = match kind.as_str() {
+                "Deployment" => {
+                    let image = obj
+                        .pointer("/spec/template/spec/containers/0/image")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?");
+                    let replicas = obj
+                        .pointer("/spec/replicas")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(1);
+                    Value::String(format!(
+                        "{image} ({replicas} replica{})",
+                        if replicas == 1 { "" } else { "s" }
+                    ))
+                }
+                "ConfigMap" => {
+                    let n = obj
+                        .get("data")
+                        .and_then(Value::as_object)
+                        .map_or(0, |d| d.len());
+                    Value::String(format!("ConfigMap with {n} keys"))
+                }
+                other => Value::String(other.to_owned()),
+            };
+        }
+    }
+    after
+}
+
 fn helm_changes(desired: &Value, prior: &Value) -> (Vec<String>, Value) {
     let want_values = helm::desired_values(desired);
     let want_version = version(desired);
@@ -609,7 +648,7 @@ async fn plan_inner(
             Installer::Helm => helm_changes(&req.desired, &Value::Null),
         };
         resp.action = Some(Action::Create);
-        resp.after = Some(after);
+        resp.after = Some(summarize_objects(after));
         preflight(p, req, inst, "create").await?;
         return Ok(());
     };

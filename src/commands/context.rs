@@ -1,0 +1,263 @@
+//! What plan, apply, destroy and status share: loading the file, choosing where the run goes
+//! (Azure and the clusters in the file, an in-process sandbox, or a running sandbox), and
+//! building the graph and the providers.
+//!
+//! A sandbox is reached exactly like a custom Azure cloud: the file's `azure.cloud`,
+//! `azure.credential` and clusters' `kubeconfig` are pointed at the sandbox's endpoints, CA
+//! bundle, service principal and kubeconfig. Nothing below this module knows it is a sandbox.
+
+use crate::cli::TargetArgs;
+use crate::views::{Output, diagnostics};
+use arcplan_engine::config::{
+    Cloud, Credential, CredentialKind, CredentialSpec, CustomCloud, Loaded, SecretRef, load_file,
+};
+use arcplan_engine::diag::{Diagnostic, Diagnostics};
+use arcplan_engine::graph::ResourceGraph;
+use arcplan_engine::provider::Providers;
+use arcplan_providers::azure::{self, provider::AzureSettings};
+use arcplan_providers::kubernetes::{KubernetesProvider, KubernetesProviderOptions};
+use arcplan_sandbox::{Sandbox, SandboxOptions};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A command failed and has said why.
+pub struct Reported;
+
+/// The name of the in-memory variable that carries a sandbox's client secret to the credential.
+const SANDBOX_SECRET_VAR: &str = "ARCPLAN_SANDBOX_CLIENT_SECRET";
+
+/// Where a sandbox is and how to sign in to it.
+pub struct SandboxTarget {
+    resource_manager: String,
+    authority_host: String,
+    ca_bundle: PathBuf,
+    tenant: String,
+    subscription: String,
+    client_id: String,
+    client_secret: String,
+    kubeconfig: PathBuf,
+}
+
+/// Everything a run needs.
+pub struct Run {
+    /// The loaded file (retargeted to a sandbox when asked).
+    pub loaded: Loaded,
+    /// The file's path as given.
+    pub file: PathBuf,
+    /// The graph.
+    pub graph: ResourceGraph,
+    /// The providers, by type.
+    pub providers: Providers,
+    /// The Kubernetes provider (for locks).
+    pub kube: Arc<KubernetesProvider>,
+    /// Which credential is used, for the header.
+    pub credential: String,
+    /// Where the run goes, for the header.
+    pub target: String,
+    /// Keeps an in-process sandbox alive for the run.
+    pub sandbox: Option<(Sandbox, PathBuf)>,
+}
+
+impl Run {
+    /// Stops an in-process sandbox and removes its files.
+    pub async fn finish(self) {
+        if let Some((sb, dir)) = self.sandbox {
+            sb.shutdown().await;
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Loads the file, printing diagnostics (and warnings) on the way.
+pub fn load(out: &Output, file: &Path) -> Result<Loaded, Reported> {
+    let source = std::fs::read_to_string(file).ok();
+    match load_file(file) {
+        Ok(l) => {
+            diagnostics::print(out, &l.warnings, source.as_deref());
+            Ok(l)
+        }
+        Err(d) => {
+            diagnostics::print(out, &d, source.as_deref());
+            Err(Reported)
+        }
+    }
+}
+
+/// Prints diagnostics without a source file.
+pub fn report(out: &Output, d: impl Into<Diagnostics>) -> Reported {
+    diagnostics::print(out, &d.into(), None);
+    Reported
+}
+
+fn read_env_file(dir: &Path) -> Result<HashMap<String, String>, Diagnostic> {
+    let path = dir.join("sandbox.env");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Diagnostic::error("sandbox", format!("cannot read {}: {e}", path.display())).with_hint(
+            format!("start one with `arcplan sandbox --dir {}`", dir.display()),
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect())
+}
+
+/// Options for an in-process sandbox serving a configuration: a little simulated time, so
+/// progress shows, but quick.
+pub fn sandbox_options(loaded: &Loaded) -> SandboxOptions {
+    let defaults = SandboxOptions::default();
+    SandboxOptions {
+        subscription_ids: vec![loaded.config.azure.subscription.clone()],
+        tenant_id: loaded
+            .config
+            .azure
+            .tenant
+            .clone()
+            .unwrap_or(defaults.tenant_id.clone()),
+        registration_delay: Duration::from_millis(1500),
+        lro_delay: Duration::from_millis(1000),
+        deployment_ready_delay: Duration::from_millis(2000),
+        ..defaults
+    }
+}
+
+/// Points a configuration at a sandbox.
+fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<(), Diagnostic> {
+    let cfg = &mut loaded.config;
+    if !cfg.azure.subscription.eq_ignore_ascii_case(&t.subscription) {
+        return Err(Diagnostic::error(
+            "sandbox",
+            format!(
+                "the sandbox serves subscription {}, the file names {}",
+                t.subscription, cfg.azure.subscription
+            ),
+        )
+        .with_hint(format!(
+            "start the sandbox with `arcplan sandbox -f {}`",
+            loaded.file
+        )));
+    }
+    if cfg.clusters.len() > 1 {
+        return Err(Diagnostic::error(
+            "sandbox",
+            format!(
+                "the sandbox emulates one Kubernetes cluster, and {} declares {}",
+                loaded.file,
+                cfg.clusters.len()
+            ),
+        )
+        .with_hint("try the sandbox with examples/quickstart.yaml, or a file with one cluster"));
+    }
+    cfg.azure.tenant = Some(t.tenant.clone());
+    cfg.azure.cloud = Cloud::Custom(CustomCloud {
+        name: Some("ArcplanSandbox".into()),
+        resource_manager: t.resource_manager.clone(),
+        authority_host: t.authority_host.clone(),
+        audience: Some("https://management.azure.com/".into()),
+        ca_bundle: Some(t.ca_bundle.display().to_string()),
+        api_versions: Default::default(),
+    });
+    cfg.azure.credential = Credential::Detailed(CredentialSpec {
+        kind: CredentialKind::ServicePrincipal,
+        client_id: Some(t.client_id.clone()),
+        client_secret: Some(SecretRef::Env(SANDBOX_SECRET_VAR.into())),
+        federated_token_file: None,
+    });
+    for c in &mut cfg.clusters {
+        c.kubeconfig = Some(t.kubeconfig.display().to_string());
+        c.context = Some("sandbox".into());
+    }
+    Ok(())
+}
+
+/// Loads the file and builds everything a run needs.
+pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<Run, Reported> {
+    let mut loaded = load(out, file)?;
+    let base_dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let mut sandbox = None;
+    let mut secret: Option<String> = None;
+    let mut where_to = "Azure and the clusters in the file".to_owned();
+    if target.sandbox || target.sandbox_dir.is_some() {
+        let t = if let Some(dir) = &target.sandbox_dir {
+            let env = read_env_file(dir).map_err(|d| report(out, d))?;
+            let get = |k: &str| env.get(k).cloned().unwrap_or_default();
+            where_to = format!("the sandbox in {}", dir.display());
+            SandboxTarget {
+                resource_manager: get("ARCPLAN_RESOURCE_MANAGER"),
+                authority_host: get("AZURE_AUTHORITY_HOST"),
+                ca_bundle: PathBuf::from(get("ARCPLAN_CA_BUNDLE")),
+                tenant: get("AZURE_TENANT_ID"),
+                subscription: get("ARCPLAN_SUBSCRIPTION_ID"),
+                client_id: get("AZURE_CLIENT_ID"),
+                client_secret: get("AZURE_CLIENT_SECRET"),
+                kubeconfig: PathBuf::from(get("KUBECONFIG")),
+            }
+        } else {
+            let sb = Sandbox::start(sandbox_options(&loaded))
+                .await
+                .map_err(|e| {
+                    report(
+                        out,
+                        Diagnostic::error("sandbox", format!("cannot start the sandbox: {e}")),
+                    )
+                })?;
+            let dir = std::env::temp_dir().join(format!("arcplan-sandbox-{}", std::process::id()));
+            let [ca, kubeconfig, _] = sb.write_files(&dir).map_err(|e| {
+                report(
+                    out,
+                    Diagnostic::error("sandbox", format!("cannot write the sandbox files: {e}")),
+                )
+            })?;
+            where_to =
+                "an in-process sandbox (local emulators of Entra, ARM and Kubernetes)".to_owned();
+            let t = SandboxTarget {
+                resource_manager: sb.resource_manager(),
+                authority_host: sb.authority_host(),
+                ca_bundle: ca,
+                tenant: sb.tenant_id().to_owned(),
+                subscription: sb.subscription_ids()[0].clone(),
+                client_id: sb.client_id().to_owned(),
+                client_secret: sb.client_secret().to_owned(),
+                kubeconfig,
+            };
+            sandbox = Some((sb, dir));
+            t
+        };
+        retarget(&mut loaded, &t).map_err(|d| report(out, d))?;
+        secret = Some(t.client_secret);
+    }
+    let graph = ResourceGraph::from_config(&loaded.config).map_err(|d| report(out, d))?;
+    let env = move |k: &str| -> Option<String> {
+        if k == SANDBOX_SECRET_VAR {
+            return secret.clone();
+        }
+        std::env::var(k).ok().filter(|v| !v.is_empty())
+    };
+    let settings = AzureSettings::new(&loaded.config.stack, &loaded.config.azure.subscription);
+    let (azure, credential) = azure::from_config(&loaded.config, &base_dir, &env, settings)
+        .map_err(|d| report(out, d))?;
+    let azure = Arc::new(azure);
+    let kube = Arc::new(KubernetesProvider::new(
+        KubernetesProviderOptions::new(&base_dir).with_env(env),
+    ));
+    let mut providers = Providers::new();
+    providers.register(azure.clone());
+    providers.register(kube.clone());
+    Ok(Run {
+        file: file.to_path_buf(),
+        loaded,
+        graph,
+        providers,
+        kube,
+        credential,
+        target: where_to,
+        sandbox,
+    })
+}

@@ -1,0 +1,148 @@
+//! `arcplan plan`.
+
+use super::context::{self, Reported, Run};
+use super::{Error, Outcome, events};
+use crate::cli::{PlanArgs, PlanFormat};
+use crate::planfile::{PLAN_FILE_VERSION, PlanFile};
+use crate::views::{self, Output};
+use arcplan_engine::address::Address;
+use arcplan_engine::diag::{Diagnostic, Diagnostics};
+use arcplan_engine::plan::{Plan, PlanMode};
+use arcplan_engine::planner::{PlanOptions, plan};
+use tokio_util::sync::CancellationToken;
+
+/// Parses `--target`/`--exclude`/`--replace` values.
+pub fn addresses(out: &Output, flag: &str, values: &[String]) -> Result<Vec<Address>, Reported> {
+    let mut diags = Diagnostics::new();
+    let mut v = Vec::new();
+    for s in values {
+        match s.parse::<Address>() {
+            Ok(a) => v.push(a),
+            Err(e) => diags.push(Diagnostic::error(
+                "invalid-address",
+                format!("--{flag}: {e}"),
+            )),
+        }
+    }
+    if diags.has_errors() {
+        return Err(context::report(out, diags));
+    }
+    Ok(v)
+}
+
+/// The plan options for a run.
+pub fn options(
+    run: &Run,
+    mode: PlanMode,
+    parallelism: u16,
+    cancel: CancellationToken,
+) -> PlanOptions {
+    PlanOptions {
+        mode,
+        parallelism: Some(parallelism as usize),
+        cancel,
+        config_digest: run.loaded.digest.clone(),
+        stack: run.loaded.config.stack.clone(),
+        ..Default::default()
+    }
+}
+
+/// Plans and prints warnings; returns the plan or reports the errors.
+pub async fn make_plan(
+    out: &Output,
+    run: &Run,
+    opts: &PlanOptions,
+    machine: bool,
+) -> Result<Plan, Reported> {
+    let (sink, printer) = events::printer(out, machine, false, true);
+    let result = plan(&run.graph, &run.providers, opts, sink).await;
+    printer.finish().await;
+    match result {
+        Ok((p, warnings)) => {
+            views::diagnostics::print(out, &warnings, None);
+            Ok(p)
+        }
+        Err(d) => Err(context::report(out, d)),
+    }
+}
+
+/// Writes the header every run starts with.
+pub fn header(out: &Output, run: &Run, to_stderr: bool) {
+    let text = format!(
+        "arcplan {} · {} → {} · credential: {}",
+        env!("CARGO_PKG_VERSION"),
+        run.file.display(),
+        run.target,
+        run.credential
+    );
+    if to_stderr {
+        out.stderr(&text)
+    } else {
+        out.stdout(&text)
+    }
+}
+
+pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
+    let format = match (args.format, args.run.json) {
+        (Some(f), _) => f,
+        (None, true) => PlanFormat::Json,
+        (None, false) => PlanFormat::Human,
+    };
+    let machine = format != PlanFormat::Human;
+    super::runtime()?.block_on(async {
+        let targets = addresses(out, "target", &args.target);
+        let excludes = addresses(out, "exclude", &args.exclude);
+        let replace = addresses(out, "replace", &args.replace);
+        let (Ok(targets), Ok(excludes), Ok(replace)) = (targets, excludes, replace) else {
+            return Ok(Outcome::Failed);
+        };
+        let Ok(run) = context::prepare(out, &args.file, &args.target_args).await else {
+            return Ok(Outcome::Failed);
+        };
+        header(out, &run, machine);
+        let cancel = super::cancel_on_ctrl_c();
+        let mode = if args.refresh_only { PlanMode::RefreshOnly } else { PlanMode::Normal };
+        let mut opts = options(&run, mode, args.run.parallelism, cancel);
+        opts.targets = targets;
+        opts.excludes = excludes;
+        opts.replace = replace;
+        let outcome = match make_plan(out, &run, &opts, machine).await {
+            Err(Reported) => Outcome::Failed,
+            Ok(p) => {
+                match format {
+                    PlanFormat::Human => out.stdout(&views::plan::human(&p, out.color_stdout())),
+                    PlanFormat::Markdown => out.stdout(&views::plan::markdown(&p)),
+                    PlanFormat::Json => out.stdout(&serde_json::to_string_pretty(&views::plan::json(&p)).unwrap_or_default()),
+                }
+                let mut saved_ok = true;
+                if let Some(path) = &args.out {
+                    let file = PlanFile {
+                        format_version: PLAN_FILE_VERSION.into(),
+                        arcplan_version: env!("CARGO_PKG_VERSION").into(),
+                        config_file: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()),
+                        sandbox_dir: args.target_args.sandbox_dir.as_ref().map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())),
+                        plan: p.clone(),
+                    };
+                    if args.target_args.sandbox {
+                        out.error("a plan made against the in-process sandbox cannot be saved: the sandbox ends with this command (use `arcplan sandbox --dir DIR` and `--sandbox-dir DIR`)");
+                        saved_ok = false;
+                    } else if let Err(e) = file.write(path) {
+                        out.error(&e);
+                        saved_ok = false;
+                    } else if !machine {
+                        out.stdout(&format!("\nSaved the plan to {}. Apply exactly this plan with:\n    arcplan apply {}", path.display(), path.display()));
+                    }
+                }
+                if !saved_ok || p.has_failed_checks() {
+                    Outcome::Failed
+                } else if args.detailed_exitcode && p.has_changes() {
+                    Outcome::Changes
+                } else {
+                    Outcome::Ok
+                }
+            }
+        };
+        run.finish().await;
+        Ok(outcome)
+    })
+}

@@ -1,0 +1,67 @@
+//! `arcplan sandbox`: run the emulators in the foreground until Ctrl-C.
+
+use super::{Error, Outcome, context};
+use crate::cli::SandboxArgs;
+use crate::views::Output;
+use arcplan_sandbox::arm::PrincipalRole;
+use arcplan_sandbox::{Sandbox, SandboxOptions};
+
+pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
+    super::runtime()?.block_on(async {
+        let mut opts = match &args.file {
+            Some(f) => match context::load(out, f) {
+                Ok(l) => context::sandbox_options(&l),
+                Err(_) => return Ok(Outcome::Failed),
+            },
+            None => SandboxOptions::default(),
+        };
+        opts.seed = args.seed;
+        opts.latency = args.latency;
+        opts.fault_rate = args.fault_rate;
+        if args.throttle {
+            opts.throttle = arcplan_sandbox::faults::ThrottleOptions::arm_like();
+        }
+        opts.principal_role = match PrincipalRole::parse(&args.role) {
+            Some(r) => r,
+            None => {
+                out.error(&format!("--role `{}`: use owner, contributor, arc-onboarding, reader or none", args.role));
+                return Ok(Outcome::Failed);
+            }
+        };
+        opts.log_path = args.log.clone();
+        opts.entra_port = args.entra_port;
+        opts.arm_port = args.arm_port;
+        opts.kube_port = args.kube_port;
+        let sb = match Sandbox::start(opts).await {
+            Ok(sb) => sb,
+            Err(e) => {
+                out.error(&format!("cannot start the sandbox: {e}"));
+                return Ok(Outcome::Failed);
+            }
+        };
+        let [ca, kubeconfig, env] = match sb.write_files(&args.dir) {
+            Ok(p) => p,
+            Err(e) => {
+                out.error(&format!("cannot write the sandbox files: {e}"));
+                return Ok(Outcome::Failed);
+            }
+        };
+        out.stdout(&format!(
+            "arcplan sandbox is running (Ctrl-C to stop).\n\n  Entra:       {}\n  ARM:         {}\n  Kubernetes:  {}\n  tenant:      {}\n  subscription:{}\n\n  CA bundle:   {}\n  kubeconfig:  {}\n  environment: {}\n\nTry:\n  arcplan apply --sandbox-dir {dir} -f examples/quickstart.yaml\n  kubectl --kubeconfig {} -n azure-arc get deployments,pods\n",
+            sb.authority_host(),
+            sb.resource_manager(),
+            sb.kube_server(),
+            sb.tenant_id(),
+            sb.subscription_ids().join(", "),
+            ca.display(),
+            kubeconfig.display(),
+            env.display(),
+            kubeconfig.display(),
+            dir = args.dir.display(),
+        ));
+        let _ = tokio::signal::ctrl_c().await;
+        sb.shutdown().await;
+        out.stdout("sandbox stopped; its state is gone");
+        Ok(Outcome::Ok)
+    })
+}
