@@ -36,7 +36,10 @@ fn cm(name: &str, labels: Value, data: Value) -> ConfigMap {
 }
 
 fn names<T: kube::Resource>(items: &[T]) -> Vec<String> {
-    items.iter().map(|o| o.meta().name.clone().unwrap()).collect()
+    items
+        .iter()
+        .map(|o| o.meta().name.clone().unwrap())
+        .collect()
 }
 
 /// The `fieldsV1` of `manager`'s entry with `operation` in an object's managedFields.
@@ -89,12 +92,18 @@ async fn onboarding_key_secret_and_ownership_configmap() {
     {
         let puts = e.azure.puts.lock().unwrap();
         assert_eq!(puts.len(), 1);
-        assert!(puts[0].0, "the Secret exists before the connected cluster is PUT");
+        assert!(
+            puts[0].0,
+            "the Secret exists before the connected cluster is PUT"
+        );
         assert_eq!(puts[0].1, json!(public));
     }
 
     let cms: Api<ConfigMap> = Api::namespaced(t.admin.clone(), NS);
-    let own = cms.get("azure-clusterconfig").await.expect("ownership ConfigMap");
+    let own = cms
+        .get("azure-clusterconfig")
+        .await
+        .expect("ownership ConfigMap");
     let data = own.data.unwrap();
     assert_eq!(data["AZURE_RESOURCE_NAME"], "c1");
     assert_eq!(data["AZURE_RESOURCE_GROUP"], "rg1");
@@ -144,14 +153,19 @@ async fn agents_are_server_side_applied_and_become_available() {
         );
         let f = fields_of(&v, "arcplan", "Apply").expect("server-side applied by arcplan");
         assert_eq!(f["f:spec"]["f:replicas"], json!({}), "{f}");
-        assert_eq!(f["f:metadata"]["f:labels"]["f:app.kubernetes.io/managed-by"], json!({}));
+        assert_eq!(
+            f["f:metadata"]["f:labels"]["f:app.kubernetes.io/managed-by"],
+            json!({})
+        );
         assert!(f.pointer("/f:status").is_none(), "{f}");
         assert_eq!(v["metadata"]["generation"], 1);
         assert!(arcplan_providers::kubernetes::readiness::deployment_available(d));
     }
     let progress = e.events.progress();
     assert!(
-        progress.iter().any(|m| m == "9/9 agent deployments available"),
+        progress
+            .iter()
+            .any(|m| m == "9/9 agent deployments available"),
         "{progress:?}"
     );
     let p2 = e.plan(PlanMode::Normal).await.expect("second plan");
@@ -262,8 +276,7 @@ async fn objects_no_longer_in_the_set_are_pruned_by_label() {
         .await
         .unwrap();
     assert_eq!(names(&listed.items), ["a1", "a2"]);
-    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
-        Api::namespaced(t.admin.clone(), NS);
+    let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(t.admin.clone(), NS);
     assert!(sas.get_opt("azure-arc-operator").await.unwrap().is_some());
     assert!(!e.plan(PlanMode::Normal).await.unwrap().has_changes());
 
@@ -328,15 +341,20 @@ async fn a_namespace_terminates_then_disappears_with_its_content() {
     assert_eq!(created["spec"], json!({"finalizers": ["kubernetes"]}));
     assert_eq!(created["status"], json!({"phase": "Active"}));
     let cms: Api<ConfigMap> = Api::namespaced(t.admin.clone(), &ns);
-    cms.create(&PostParams::default(), &cm("inside", json!({}), json!({"k": "v"})))
-        .await
-        .unwrap();
+    cms.create(
+        &PostParams::default(),
+        &cm("inside", json!({}), json!({"k": "v"})),
+    )
+    .await
+    .unwrap();
 
     let deleted = namespaces
         .delete(&ns, &DeleteParams::default())
         .await
         .unwrap();
-    let deleted = deleted.left().expect("deleting a namespace returns it, Terminating");
+    let deleted = deleted
+        .left()
+        .expect("deleting a namespace returns it, Terminating");
     let dv = to_value(&deleted);
     assert_eq!(dv["status"]["phase"], "Terminating");
     assert!(dv["metadata"]["deletionTimestamp"].is_string(), "{dv}");
@@ -380,7 +398,12 @@ async fn the_lock_lease_is_contended_then_released() {
     let cancel = CancellationToken::new();
     let first = e
         .provider
-        .acquire_lock(&cluster, "alice@host (pid 1)", Duration::from_secs(5), &cancel)
+        .acquire_lock(
+            &cluster,
+            "alice@host (pid 1)",
+            Duration::from_secs(5),
+            &cancel,
+        )
         .await
         .expect("first holder");
     assert_eq!(first.namespace(), "kube-system");
@@ -402,7 +425,11 @@ async fn the_lock_lease_is_contended_then_released() {
     let d = second.expect_err("the second holder waits and fails");
     assert_eq!(d.code, "k8s-locked");
     assert!(d.message.contains("`alice@host (pid 1)`"), "{}", d.message);
-    assert!(d.message.contains("kube-system/arcplan-lock"), "{}", d.message);
+    assert!(
+        d.message.contains("kube-system/arcplan-lock"),
+        "{}",
+        d.message
+    );
     assert!(!first.is_lost());
 
     // An update with the old resourceVersion loses (how two acquirers never both win).
@@ -410,7 +437,10 @@ async fn the_lock_lease_is_contended_then_released() {
     let mut taken = leases.get("arcplan-lock").await.unwrap();
     taken.metadata.resource_version = stale.metadata.resource_version.clone();
     taken.spec.as_mut().unwrap().holder_identity = Some("mallory".into());
-    let renewed_since = taken.metadata.resource_version != lease["metadata"]["resourceVersion"].as_str().map(str::to_owned);
+    let renewed_since = taken.metadata.resource_version
+        != lease["metadata"]["resourceVersion"]
+            .as_str()
+            .map(str::to_owned);
     if !renewed_since {
         // Make sure the stored object moved on.
         let mut bump = leases.get("arcplan-lock").await.unwrap();
@@ -474,7 +504,10 @@ async fn the_no_rights_token_gets_403_and_plans_fail_clearly() {
         "{}",
         s.message
     );
-    assert_eq!(to_value(s.details.as_ref().unwrap()), json!({"name": "x", "kind": "configmaps"}));
+    assert_eq!(
+        to_value(s.details.as_ref().unwrap()),
+        json!({"name": "x", "kind": "configmaps"})
+    );
 
     let deployments: Api<Deployment> = Api::all(t.norights.clone());
     let s = status_of(deployments.list(&ListParams::default()).await);
@@ -540,7 +573,9 @@ async fn unauthenticated_client(t: &Target) -> kube::Client {
         context: Some("admin".into()),
         ..Default::default()
     };
-    let config = kube::Config::from_custom_kubeconfig(kc, &opts).await.unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kc, &opts)
+        .await
+        .unwrap();
     kube::Client::try_from(config).unwrap()
 }
 
@@ -553,7 +588,10 @@ async fn resource_version_conflicts_and_status_bodies() {
     let ns = t.namespace("rv").await;
     let cms: Api<ConfigMap> = Api::namespaced(t.admin.clone(), &ns);
     let c1 = cms
-        .create(&PostParams::default(), &cm("c", json!({}), json!({"k": "1"})))
+        .create(
+            &PostParams::default(),
+            &cm("c", json!({}), json!({"k": "1"})),
+        )
         .await
         .unwrap();
     let mut c2 = c1.clone();
@@ -640,8 +678,11 @@ async fn resource_version_conflicts_and_status_bodies() {
 
     // An invalid name is 422 Invalid with one cause per field.
     let s = status_of(
-        cms.create(&PostParams::default(), &cm("Bad_Name", json!({}), json!({})))
-            .await,
+        cms.create(
+            &PostParams::default(),
+            &cm("Bad_Name", json!({}), json!({})),
+        )
+        .await,
     );
     assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
     assert!(
@@ -684,7 +725,11 @@ async fn server_side_apply_conflicts_force_and_managed_fields() {
                "metadata": {"name": "shared", "labels": {"team": "a"}}, "data": data})
     };
     let a = cms
-        .patch("shared", &apply("alpha", false), &Patch::Apply(body(json!({"a": "1", "b": "1"}))))
+        .patch(
+            "shared",
+            &apply("alpha", false),
+            &Patch::Apply(body(json!({"a": "1", "b": "1"}))),
+        )
         .await
         .unwrap();
     let av = to_value(&a);
@@ -703,19 +748,30 @@ async fn server_side_apply_conflicts_force_and_managed_fields() {
 
     // The same apply again changes nothing, not even the resourceVersion.
     let again = cms
-        .patch("shared", &apply("alpha", false), &Patch::Apply(body(json!({"a": "1", "b": "1"}))))
+        .patch(
+            "shared",
+            &apply("alpha", false),
+            &Patch::Apply(body(json!({"a": "1", "b": "1"}))),
+        )
         .await
         .unwrap();
     assert_eq!(again.metadata.resource_version, a.metadata.resource_version);
 
     // Another manager setting alpha's field to another value conflicts.
     let s = status_of(
-        cms.patch("shared", &apply("beta", false), &Patch::Apply(body(json!({"a": "2"}))))
-            .await,
+        cms.patch(
+            "shared",
+            &apply("beta", false),
+            &Patch::Apply(body(json!({"a": "2"}))),
+        )
+        .await,
     );
     assert_eq!(s.code, 409);
     assert_eq!(s.reason, "Conflict");
-    assert_eq!(s.message, "Apply failed with 1 conflict: conflict with \"alpha\": .data.a");
+    assert_eq!(
+        s.message,
+        "Apply failed with 1 conflict: conflict with \"alpha\": .data.a"
+    );
     assert_eq!(
         to_value(s.details.as_ref().unwrap()),
         json!({"causes": [{"reason": "FieldManagerConflict",
@@ -723,7 +779,11 @@ async fn server_side_apply_conflicts_force_and_managed_fields() {
     );
     // Setting the same value is shared ownership, not a conflict.
     let shared = cms
-        .patch("shared", &apply("gamma", false), &Patch::Apply(body(json!({"b": "1"}))))
+        .patch(
+            "shared",
+            &apply("gamma", false),
+            &Patch::Apply(body(json!({"b": "1"}))),
+        )
         .await
         .expect("same value, no conflict");
     assert_eq!(
@@ -733,7 +793,11 @@ async fn server_side_apply_conflicts_force_and_managed_fields() {
 
     // Forced, beta takes the field from alpha.
     let forced = cms
-        .patch("shared", &apply("beta", true), &Patch::Apply(body(json!({"a": "2"}))))
+        .patch(
+            "shared",
+            &apply("beta", true),
+            &Patch::Apply(body(json!({"a": "2"}))),
+        )
         .await
         .unwrap();
     let fv = to_value(&forced);
@@ -749,13 +813,21 @@ async fn server_side_apply_conflicts_force_and_managed_fields() {
 
     // A field an applier stops sending is removed when no one else owns it.
     let dropped = cms
-        .patch("shared", &apply("beta", false), &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
-               "metadata": {"name": "shared"}, "data": {"c": "3"}})))
+        .patch(
+            "shared",
+            &apply("beta", false),
+            &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+               "metadata": {"name": "shared"}, "data": {"c": "3"}})),
+        )
         .await
         .unwrap();
     let dv = to_value(&dropped);
     assert_eq!(dv["data"], json!({"b": "1", "c": "3"}), "a is removed");
-    assert_eq!(dv["metadata"]["labels"], json!({"team": "a"}), "alpha and gamma keep the label");
+    assert_eq!(
+        dv["metadata"]["labels"],
+        json!({"team": "a"}),
+        "alpha and gamma keep the label"
+    );
 
     // An update (PUT) by another manager records an Update entry and takes the changed field.
     let mut cur = dropped.clone();
@@ -845,7 +917,11 @@ async fn label_and_field_selectors_and_pages() {
         .unwrap();
     assert_eq!(names(&got.items), ["l2"]);
     let got = cms
-        .list(&ListParams::default().fields("metadata.name!=l2").labels("app"))
+        .list(
+            &ListParams::default()
+                .fields("metadata.name!=l2")
+                .labels("app"),
+        )
         .await
         .unwrap();
     assert_eq!(names(&got.items), ["l1"]);
@@ -853,10 +929,7 @@ async fn label_and_field_selectors_and_pages() {
     assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
     let s = status_of(cms.list(&ListParams::default().fields("data.k=v")).await);
     assert_eq!((s.code, s.reason.as_str()), (400, "BadRequest"));
-    assert_eq!(
-        s.message,
-        "field label not supported: data.k"
-    );
+    assert_eq!(s.message, "field label not supported: data.k");
 
     // Pages: limit and continue, with the remaining count.
     let page = cms.list(&ListParams::default().limit(2)).await.unwrap();
@@ -893,18 +966,21 @@ async fn created_objects_get_the_servers_defaults() {
     assert_eq!(to_value(&s)["data"], json!({"k": "dg=="}));
     assert!(to_value(&s).get("stringData").is_none());
 
-    let deployments: Api<Deployment> = Api::namespaced(t.admin.clone(), &ns);
-    let d: Deployment = serde_json::from_value(json!({
+    // Raw, to see the body exactly as sent (typed clients drop nulls).
+    let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web"},
         "spec": {"selector": {"matchLabels": {"app": "web"}},
             "template": {"metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}}))
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.25"}]}}}});
+    let req = http::Request::post(format!(
+        "/apis/apps/v1/namespaces/{ns}/deployments?fieldManager=creator"
+    ))
+    .header("content-type", "application/json")
+    .body(serde_json::to_vec(&body).unwrap())
     .unwrap();
-    let creator = PostParams {
-        field_manager: Some("creator".into()),
-        ..Default::default()
-    };
-    let d = to_value(&deployments.create(&creator, &d).await.unwrap());
+    let (code, d) = raw(&t.admin, req).await;
+    assert_eq!(code, 201, "{d}");
+    assert_eq!(d["status"], json!({}), "{d}");
     assert_eq!(d["metadata"]["generation"], 1);
     assert_eq!(
         d["spec"],
@@ -927,7 +1003,11 @@ async fn created_objects_get_the_servers_defaults() {
     assert_eq!(mf[0]["operation"], "Update");
     let f = &mf[0]["fieldsV1"];
     assert_eq!(f["f:spec"]["f:revisionHistoryLimit"], json!({}), "{f}");
-    assert_eq!(f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]["f:imagePullPolicy"], json!({}), "{f}");
+    assert_eq!(
+        f["f:spec"]["f:template"]["f:spec"]["f:containers"]["k:{\"name\":\"web\"}"]["f:imagePullPolicy"],
+        json!({}),
+        "{f}"
+    );
     let _ = Api::<Namespace>::all(t.admin.clone())
         .delete(&ns, &DeleteParams::default())
         .await;
@@ -942,19 +1022,45 @@ async fn discovery_and_version() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["buildDate", "compiler", "gitCommit", "gitTreeState", "gitVersion", "goVersion", "major", "minor", "platform"]
+        [
+            "buildDate",
+            "compiler",
+            "gitCommit",
+            "gitTreeState",
+            "gitVersion",
+            "goVersion",
+            "major",
+            "minor",
+            "platform"
+        ]
     );
     let git = v["gitVersion"].as_str().unwrap();
     assert!(
-        git.starts_with(&format!("v{}.{}.", v["major"].as_str().unwrap(), v["minor"].as_str().unwrap())),
+        git.starts_with(&format!(
+            "v{}.{}.",
+            v["major"].as_str().unwrap(),
+            v["minor"].as_str().unwrap()
+        )),
         "{v}"
     );
-    let minor: u32 = v["minor"].as_str().unwrap().trim_end_matches('+').parse().unwrap();
+    let minor: u32 = v["minor"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('+')
+        .parse()
+        .unwrap();
     // The namespace name label arrived in v1.21: present exactly when the server is that new.
     let ns = t.namespace("disc").await;
-    let nv = to_value(&Api::<Namespace>::all(t.admin.clone()).get(&ns).await.unwrap());
+    let nv = to_value(
+        &Api::<Namespace>::all(t.admin.clone())
+            .get(&ns)
+            .await
+            .unwrap(),
+    );
     assert_eq!(
-        nv["metadata"].get("labels").is_some_and(|l| l["kubernetes.io/metadata.name"] == ns.as_str()),
+        nv["metadata"]
+            .get("labels")
+            .is_some_and(|l| l["kubernetes.io/metadata.name"] == ns.as_str()),
         minor >= 21,
         "{nv}"
     );
@@ -962,7 +1068,10 @@ async fn discovery_and_version() {
     let api = get_json(&t.admin, "/api").await;
     assert_eq!(api["kind"], "APIVersions");
     assert_eq!(api["versions"], json!(["v1"]));
-    assert_eq!(api["serverAddressByClientCIDRs"][0]["clientCIDR"], "0.0.0.0/0");
+    assert_eq!(
+        api["serverAddressByClientCIDRs"][0]["clientCIDR"],
+        "0.0.0.0/0"
+    );
 
     let core = get_json(&t.admin, "/api/v1").await;
     assert_eq!(core["kind"], "APIResourceList");
@@ -976,7 +1085,16 @@ async fn discovery_and_version() {
             .cloned()
             .unwrap_or_else(|| panic!("{name} is not in {}", list["groupVersion"]))
     };
-    let all_verbs = json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]);
+    let all_verbs = json!([
+        "create",
+        "delete",
+        "deletecollection",
+        "get",
+        "list",
+        "patch",
+        "update",
+        "watch"
+    ]);
     assert_eq!(
         find(&core, "configmaps"),
         json!({"name": "configmaps", "singularName": "", "namespaced": true, "kind": "ConfigMap",

@@ -18,6 +18,7 @@ use arcplan_engine::provider::*;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,10 @@ impl AzureSettings {
 pub struct AzureProvider {
     arm: Arc<ArmClient>,
     settings: AzureSettings,
-    providers_cache: tokio::sync::Mutex<Option<Vec<Value>>>,
+    /// Subscription-wide lists read once per plan (providers, resource groups, connected
+    /// clusters), cleared by any apply. Failures are kept too, so 500 readers do not retry a
+    /// forbidden list 500 times.
+    lists: tokio::sync::Mutex<HashMap<&'static str, Result<Arc<Vec<Value>>, ArmError>>>,
 }
 
 const CC_TYPE: &str = "Microsoft.Kubernetes/connectedClusters";
@@ -127,7 +131,7 @@ impl AzureProvider {
         Self {
             arm,
             settings,
-            providers_cache: tokio::sync::Mutex::new(None),
+            lists: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -159,24 +163,52 @@ impl AzureProvider {
         self.arm.request(method, path, api, body)
     }
 
-    async fn provider_list(&self) -> Result<Vec<Value>, ArmError> {
-        let mut cache = self.providers_cache.lock().await;
-        if let Some(list) = cache.as_ref() {
-            return Ok(list.clone());
+    /// A subscription-wide list, read once per plan.
+    async fn cached_list(
+        &self,
+        key: &'static str,
+        path: &str,
+        api: ApiKind,
+    ) -> Result<Arc<Vec<Value>>, ArmError> {
+        let mut lists = self.lists.lock().await;
+        if let Some(r) = lists.get(key) {
+            return r.clone();
         }
-        let req = self.req(
-            Method::GET,
+        let req = self.req(Method::GET, path, api, None);
+        let result = self.arm.list_all(&req).await.map(Arc::new);
+        lists.insert(key, result.clone());
+        result
+    }
+
+    async fn provider_list(&self) -> Result<Arc<Vec<Value>>, ArmError> {
+        self.cached_list(
+            "providers",
             &format!("{}/providers", self.sub_path()),
             ApiKind::Resources,
-            None,
-        );
-        let list = self.arm.list_all(&req).await?;
-        *cache = Some(list.clone());
-        Ok(list)
+        )
+        .await
+    }
+
+    async fn group_list(&self) -> Result<Arc<Vec<Value>>, ArmError> {
+        self.cached_list(
+            "groups",
+            &format!("{}/resourcegroups", self.sub_path()),
+            ApiKind::Resources,
+        )
+        .await
+    }
+
+    async fn cluster_list(&self) -> Result<Arc<Vec<Value>>, ArmError> {
+        self.cached_list(
+            "clusters",
+            &format!("{}/providers/{CC_TYPE}", self.sub_path()),
+            ApiKind::ConnectedClusters,
+        )
+        .await
     }
 
     async fn forget_cached_reads(&self) {
-        *self.providers_cache.lock().await = None;
+        self.lists.lock().await.clear();
     }
 
     // ---- read ----
@@ -279,17 +311,30 @@ impl AzureProvider {
     }
 
     async fn read_resource_group(&self, address: &Address) -> ReadResponse {
-        let req = self.req(
-            Method::GET,
-            &self.rg_path(&address.name),
-            ApiKind::Resources,
-            None,
-        );
         let mut r = ReadResponse::default();
-        match self.arm.send_allow_404(&req).await {
-            Ok(resp) if resp.status == 404 => {}
-            Ok(resp) => {
-                let b = resp.body;
+        let found = match self.group_list().await {
+            Ok(list) => Ok(list
+                .iter()
+                .find(|g| s(g, "name").eq_ignore_ascii_case(&address.name))
+                .cloned()),
+            // Without the right to list, read the one group.
+            Err(e) if e.status == Some(403) => {
+                let req = self.req(
+                    Method::GET,
+                    &self.rg_path(&address.name),
+                    ApiKind::Resources,
+                    None,
+                );
+                self.arm
+                    .send_allow_404(&req)
+                    .await
+                    .map(|resp| (resp.status != 404).then_some(resp.body))
+            }
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(None) => {}
+            Ok(Some(b)) => {
                 let state = json!({
                     "id": s(&b, "id"),
                     "name": s(&b, "name"),
@@ -306,13 +351,31 @@ impl AzureProvider {
     }
 
     async fn read_connected_cluster(&self, address: &Address, desired: &Value) -> ReadResponse {
-        let path = self.cc_path(desired, None, &address.name);
-        let req = self.req(Method::GET, &path, ApiKind::ConnectedClusters, None);
         let mut r = ReadResponse::default();
-        match self.arm.send_allow_404(&req).await {
-            Ok(resp) if resp.status == 404 => {}
-            Ok(resp) => {
-                let state = cluster_state(&resp.body);
+        let rg = s(desired, "resourceGroup");
+        let found = match self.cluster_list().await {
+            Ok(list) => Ok(list
+                .iter()
+                .find(|c| {
+                    s(c, "name").eq_ignore_ascii_case(&address.name)
+                        && rg_of(s(c, "id")).eq_ignore_ascii_case(rg)
+                })
+                .cloned()),
+            // Without the right to list at the subscription, read the one cluster.
+            Err(e) if e.status == Some(403) => {
+                let path = self.cc_path(desired, None, &address.name);
+                let req = self.req(Method::GET, &path, ApiKind::ConnectedClusters, None);
+                self.arm
+                    .send_allow_404(&req)
+                    .await
+                    .map(|resp| (resp.status != 404).then_some(resp.body))
+            }
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(None) => {}
+            Ok(Some(b)) => {
+                let state = cluster_state(&b);
                 r.version = Some(digest(&json!([
                     state["location"],
                     state["tags"],
@@ -1134,29 +1197,19 @@ impl AzureProvider {
 
     // ---- discover ----
 
+    /// Resources of the stack, from the same subscription-wide lists the reads used (no extra
+    /// request on a plan that read them already).
     async fn discover_owned(&self, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
-        let filter = format!(
-            "$filter=tagName eq '{STACK_TAG}' and tagValue eq '{}'",
-            req.stack.replace('\'', "''")
-        );
+        let ours = |v: &Value| owner_of(v).as_deref() == Some(req.stack.as_str());
         if req.types.contains(&T::CONNECTED_CLUSTER) {
-            let list = self.req(
-                Method::GET,
-                &format!("{}/resources?{filter}", self.sub_path()),
-                ApiKind::Resources,
-                None,
-            );
-            match self.arm.list_all(&list).await {
+            match self.cluster_list().await {
                 Ok(items) => {
-                    for r in items
-                        .iter()
-                        .filter(|r| s(r, "type").eq_ignore_ascii_case(CC_TYPE))
-                    {
-                        let rg = rg_of(s(r, "id"));
+                    for c in items.iter().filter(|c| ours(c)) {
+                        let rg = rg_of(s(c, "id"));
                         out.resources.push(Discovered {
-                            address: Address::new(T::CONNECTED_CLUSTER, s(r, "name")),
-                            state: json!({"id": s(r, "id"), "name": s(r, "name"), "location": s(r, "location"), "tags": tags_of(r), "resourceGroup": rg}),
+                            address: Address::new(T::CONNECTED_CLUSTER, s(c, "name")),
+                            state: cluster_state(c),
                             version: None,
                             depends_on: vec![Address::new(T::RESOURCE_GROUP, rg)],
                         });
@@ -1166,15 +1219,9 @@ impl AzureProvider {
             }
         }
         if req.types.contains(&T::RESOURCE_GROUP) {
-            let list = self.req(
-                Method::GET,
-                &format!("{}/resourcegroups?{filter}", self.sub_path()),
-                ApiKind::Resources,
-                None,
-            );
-            match self.arm.list_all(&list).await {
+            match self.group_list().await {
                 Ok(items) => {
-                    for g in &items {
+                    for g in items.iter().filter(|g| ours(g)) {
                         out.resources.push(Discovered {
                             address: Address::new(T::RESOURCE_GROUP, s(g, "name")),
                             state: json!({"id": s(g, "id"), "name": s(g, "name"), "location": s(g, "location"), "tags": tags_of(g)}),
@@ -1198,7 +1245,7 @@ fn discover_error(e: &ArmError) -> Diagnostic {
             "prune-skipped",
             format!("cannot list this stack's resources, so resources removed from the file are not planned for deletion: {e}"),
         )
-        .with_hint("a role with `Microsoft.Resources/subscriptions/resources/read` (Reader or above) lets arcplan prune")
+        .with_hint("a role that may list the subscription's resource groups and connected clusters (Reader or above) lets arcplan prune")
     } else {
         let mut d = Diagnostic::error("azure", e.to_string());
         if let Some(h) = e.hint() {

@@ -79,8 +79,7 @@ impl Provider for Azure {
         self.fake.plan(req).await
     }
     async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
-        if req.change.address.rtype == T::CONNECTED_CLUSTER && req.change.action != Action::Delete
-        {
+        if req.change.address.rtype == T::CONNECTED_CLUSTER && req.change.action != Action::Delete {
             let present = matches!(
                 self.secrets.get_opt("azure-arc-connect-privatekey").await,
                 Ok(Some(_))

@@ -157,10 +157,12 @@ impl Target {
 
     /// A fresh namespace of this test's own (`conf-<tag>-<random>`), created and Active.
     pub async fn namespace(&self, tag: &str) -> String {
-        let name = format!("conf-{tag}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+        let name = format!(
+            "conf-{tag}-{}",
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
         let api: Api<Namespace> = Api::all(self.admin.clone());
-        let ns: Namespace =
-            serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
         api.create(&PostParams::default(), &ns)
             .await
             .expect("namespace created");
@@ -179,10 +181,14 @@ impl Target {
             let _ = ns.delete(name, &DeleteParams::default()).await;
         }
         for name in ["azure-arc", "azure-arc-release"] {
-            eventually(&format!("namespace {name} gone"), Duration::from_secs(60), || {
-                let ns = ns.clone();
-                async move { matches!(ns.get_opt(name).await, Ok(None)) }
-            })
+            eventually(
+                &format!("namespace {name} gone"),
+                Duration::from_secs(60),
+                || {
+                    let ns = ns.clone();
+                    async move { matches!(ns.get_opt(name).await, Ok(None)) }
+                },
+            )
             .await;
         }
     }
@@ -258,7 +264,11 @@ impl Drop for ControllerGuard {
 /// conditions. Runs until `cancel` fires. Used only against a real API server (the emulator
 /// simulates these controllers itself); against the emulator it would only restate what its
 /// controller writes.
-pub async fn play_deployment_controller(client: Client, namespace: String, cancel: CancellationToken) {
+pub async fn play_deployment_controller(
+    client: Client,
+    namespace: String,
+    cancel: CancellationToken,
+) {
     let api: Api<Deployment> = Api::namespaced(client, &namespace);
     while !cancel.is_cancelled() {
         if let Ok(list) = api.list(&ListParams::default()).await {
