@@ -48,6 +48,7 @@ pub fn run_apply(args: &ApplyArgs, out: &Output) -> Result<Outcome, Error> {
             args.run.parallelism,
             out,
             cancel,
+            true,
         )
         .await;
         run.finish().await;
@@ -80,6 +81,8 @@ pub fn run_destroy(args: &DestroyArgs, out: &Output) -> Result<Outcome, Error> {
             args.run.parallelism,
             out,
             cancel,
+            // An unreachable cluster cannot be locked; its side is not touched anyway.
+            !args.cluster_unreachable,
         )
         .await;
         run.finish().await;
@@ -97,23 +100,97 @@ async fn plan_and_apply(
     parallelism: u16,
     out: &Output,
     cancel: CancellationToken,
+    lock: bool,
 ) -> Outcome {
-    let Ok(plan) = make_plan(out, run, opts, json).await else {
+    let clusters = if lock {
+        graph_clusters(run)
+    } else {
+        Vec::new()
+    };
+    let Some(locks) = lock_clusters(run, clusters.iter(), lock_timeout, out, &cancel).await else {
         return Outcome::Failed;
     };
-    if !json {
-        out.stdout(&views::plan::human(&plan, out.color_stdout()));
+    let outcome = 'run: {
+        let Ok(plan) = make_plan(out, run, opts, json).await else {
+            break 'run Outcome::Failed;
+        };
+        if !json {
+            out.stdout(&views::plan::human(&plan, out.color_stdout()));
+        }
+        if plan.has_failed_checks() {
+            break 'run Outcome::Failed;
+        }
+        if !plan.has_changes() {
+            break 'run Outcome::Ok;
+        }
+        if !approve(out, auto_approve, opts.mode == PlanMode::Destroy) {
+            break 'run Outcome::Failed;
+        }
+        execute(run, &plan, json, parallelism, out, cancel).await
+    };
+    release(locks).await;
+    outcome
+}
+
+/// One apply at a time per cluster: takes each cluster's Lease (waiting up to `lock_timeout`)
+/// before anything is read for planning, so no other apply can change the cluster between this
+/// run's plan and its apply. The guards renew the leases until they are released.
+async fn lock_clusters<'a>(
+    run: &Run,
+    clusters: impl Iterator<Item = &'a serde_json::Value>,
+    lock_timeout: std::time::Duration,
+    out: &Output,
+    cancel: &CancellationToken,
+) -> Option<Vec<arcplan_providers::kubernetes::lock::LockGuard>> {
+    let mut unique: BTreeMap<String, &serde_json::Value> = BTreeMap::new();
+    for c in clusters {
+        unique.entry(c.to_string()).or_insert(c);
     }
-    if plan.has_failed_checks() {
-        return Outcome::Failed;
+    let holder = format!(
+        "{}@{} (arcplan {}, pid {}, run {})",
+        std::env::var("USER").unwrap_or_else(|_| "arcplan".into()),
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        uuid::Uuid::new_v4()
+    );
+    let mut locks = Vec::new();
+    for cluster in unique.values() {
+        match run
+            .kube
+            .acquire_lock(cluster, &holder, lock_timeout, cancel)
+            .await
+        {
+            Ok(guard) => locks.push(guard),
+            Err(d) => {
+                context::report(out, d);
+                out.error("nothing was changed: another apply holds the cluster's lock; wait for it, or pass --lock-timeout to wait longer");
+                for g in locks {
+                    let _ = g.release().await;
+                }
+                return None;
+            }
+        }
     }
-    if !plan.has_changes() {
-        return Outcome::Ok;
+    Some(locks)
+}
+
+async fn release(locks: Vec<arcplan_providers::kubernetes::lock::LockGuard>) {
+    for g in locks {
+        let _ = g.release().await;
     }
-    if !approve(out, auto_approve, opts.mode == PlanMode::Destroy) {
-        return Outcome::Failed;
-    }
-    execute(run, &plan, json, lock_timeout, parallelism, out, cancel).await
+}
+
+/// The clusters a graph's cluster-side nodes reach.
+fn graph_clusters(run: &Run) -> Vec<serde_json::Value> {
+    run.graph
+        .nodes()
+        .filter(|n| {
+            n.address.rtype == ResourceType::ONBOARDING_KEY
+                || n.address.rtype == ResourceType::ARC_AGENTS
+        })
+        .filter_map(|n| n.desired.get("cluster").cloned())
+        .collect()
 }
 
 /// Asks for `yes` on a terminal; refuses without `--auto-approve` otherwise.
@@ -176,8 +253,24 @@ async fn apply_saved(
             );
             break 'run Outcome::Failed;
         }
-        match stale_resources(&file.plan, &run.providers).await {
-            Ok(stale) if stale.is_empty() => {}
+        // Lock first, so nothing changes between the freshness check and the apply.
+        let clusters: Vec<serde_json::Value> = file
+            .plan
+            .changes
+            .iter()
+            .filter(|c| {
+                c.address.rtype == ResourceType::ONBOARDING_KEY
+                    || c.address.rtype == ResourceType::ARC_AGENTS
+            })
+            .filter_map(|c| c.desired.as_ref()?.get("cluster").cloned())
+            .collect();
+        let Some(locks) =
+            lock_clusters(&run, clusters.iter(), args.run.lock_timeout, out, &cancel).await
+        else {
+            break 'run Outcome::Failed;
+        };
+        let fresh = match stale_resources(&file.plan, &run.providers).await {
+            Ok(stale) if stale.is_empty() => true,
             Ok(stale) => {
                 let mut d = Diagnostics::new();
                 for s in &stale {
@@ -192,73 +285,42 @@ async fn apply_saved(
                     stale.len(),
                     path.display()
                 ));
-                break 'run Outcome::Failed;
+                false
             }
             Err(e) => {
                 out.error(&e.to_string());
-                break 'run Outcome::Failed;
+                false
             }
-        }
-        execute(
-            &run,
-            &file.plan,
-            args.run.json,
-            args.run.lock_timeout,
-            args.run.parallelism,
-            out,
-            cancel,
-        )
-        .await
+        };
+        let outcome = if fresh {
+            execute(
+                &run,
+                &file.plan,
+                args.run.json,
+                args.run.parallelism,
+                out,
+                cancel,
+            )
+            .await
+        } else {
+            Outcome::Failed
+        };
+        release(locks).await;
+        outcome
     };
     run.finish().await;
     Ok(outcome)
 }
 
-/// Takes the cluster locks, applies, and reports.
+/// Applies (the caller holds the cluster locks) and reports.
 async fn execute(
     run: &Run,
     plan: &Plan,
     json: bool,
-    lock_timeout: std::time::Duration,
     parallelism: u16,
     out: &Output,
     cancel: CancellationToken,
 ) -> Outcome {
-    // One apply at a time per cluster: hold each touched cluster's lease for the whole apply.
-    let mut clusters: BTreeMap<String, serde_json::Value> = BTreeMap::new();
-    for c in plan.changes.iter().filter(|c| c.action.is_change()) {
-        if (c.address.rtype == ResourceType::ONBOARDING_KEY
-            || c.address.rtype == ResourceType::ARC_AGENTS)
-            && let Some(cluster) = c.desired.as_ref().and_then(|d| d.get("cluster"))
-        {
-            clusters
-                .entry(cluster.to_string())
-                .or_insert_with(|| cluster.clone());
-        }
-    }
-    let holder = format!(
-        "{}@{} (arcplan {}, pid {}, run {})",
-        std::env::var("USER").unwrap_or_else(|_| "arcplan".into()),
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    );
-    let mut locks = Vec::new();
-    for cluster in clusters.values() {
-        match run
-            .kube
-            .acquire_lock(cluster, &holder, lock_timeout, &cancel)
-            .await
-        {
-            Ok(guard) => locks.push(guard),
-            Err(d) => {
-                context::report(out, d);
-                out.error("nothing was changed: another apply holds the cluster's lock (wait for it, or pass --lock-timeout to wait longer)");
-                return Outcome::Failed;
-            }
-        }
-    }
     if json {
         out.stdout(&views::progress::version_message(
             time::OffsetDateTime::now_utc(),
@@ -276,9 +338,6 @@ async fn execute(
     )
     .await;
     let checks = printer.finish().await;
-    for guard in locks {
-        let _ = guard.release().await;
-    }
     match result {
         Err(e) => {
             out.error(&e.to_string());

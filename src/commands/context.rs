@@ -244,9 +244,15 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
     let (azure, credential) = azure::from_config(&loaded.config, &base_dir, &env, settings)
         .map_err(|d| report(out, d))?;
     let azure = Arc::new(azure);
-    let kube = Arc::new(KubernetesProvider::new(
-        KubernetesProviderOptions::new(&base_dir).with_env(env),
-    ));
+    let mut kube_opts = KubernetesProviderOptions::new(&base_dir).with_env(env);
+    // How long a crashed apply's cluster lock blocks the next one (default: the provider's).
+    if let Some(d) = std::env::var("ARCPLAN_LOCK_LEASE")
+        .ok()
+        .and_then(|v| humantime::parse_duration(&v).ok())
+    {
+        kube_opts = kube_opts.with_lease_duration(d);
+    }
+    let kube = Arc::new(KubernetesProvider::new(kube_opts));
     let mut providers = Providers::new();
     providers.register(azure.clone());
     providers.register(kube.clone());

@@ -1,0 +1,188 @@
+//! Shared helpers of the end-to-end tests: a sandbox the test owns (written to a directory the
+//! binary reaches with `--sandbox-dir`), a runner of the real binary that keeps a transcript, and
+//! the secret scan every end-to-end test ends with.
+
+#![allow(dead_code)]
+
+use arcplan_sandbox::{Sandbox, SandboxOptions};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+pub const QUICKSTART: &str = "examples/quickstart.yaml";
+
+pub struct World {
+    pub sandbox: Sandbox,
+    pub dir: PathBuf,
+    /// Everything the binary printed, for the secret scan.
+    pub transcript: std::cell::RefCell<String>,
+}
+
+impl World {
+    /// A sandbox serving the quickstart's subscription and tenant.
+    pub async fn start() -> World {
+        World::start_with(|o| o).await
+    }
+
+    /// Like [`World::start`], with options adjusted by `f`.
+    pub async fn start_with(f: impl FnOnce(SandboxOptions) -> SandboxOptions) -> World {
+        let text = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
+        let loaded = arcplan_engine::config::load_str(&text, QUICKSTART).unwrap();
+        let opts = SandboxOptions {
+            subscription_ids: vec![loaded.config.azure.subscription.clone()],
+            tenant_id: loaded.config.azure.tenant.clone().unwrap(),
+            deployment_ready_delay: Duration::from_millis(200),
+            ..Default::default()
+        };
+        let sandbox = Sandbox::start(f(opts)).await.expect("sandbox");
+        let dir = std::env::temp_dir().join(format!(
+            "arcplan-e2e-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        sandbox.write_files(&dir).unwrap();
+        World {
+            sandbox,
+            dir,
+            transcript: Default::default(),
+        }
+    }
+
+    /// Runs arcplan with `--sandbox-dir` appended where the command takes it.
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        // A saved plan records where it was made; `apply PLANFILE` takes no target.
+        let saved_plan = args[0] == "apply" && args.get(1).is_some_and(|a| a.ends_with(".plan"));
+        if matches!(args[0], "plan" | "apply" | "destroy" | "status") && !saved_plan {
+            full.push("--sandbox-dir".into());
+            full.push(self.dir.display().to_string());
+        }
+        let o = run_binary(&full, None);
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        self.transcript
+            .borrow_mut()
+            .push_str(&format!("$ arcplan {}\n{out}{err}\n", full.join(" ")));
+        (o.status.code().unwrap_or(-1), out, err)
+    }
+
+    /// The full argument list for a run against this world's sandbox.
+    pub fn args(&self, args: &[&str]) -> Vec<String> {
+        let mut full: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        full.push("--sandbox-dir".into());
+        full.push(self.dir.display().to_string());
+        full
+    }
+
+    /// Starts arcplan in the background (for crash and concurrency tests), with extra environment.
+    pub fn spawn(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcplan"));
+        cmd.args(self.args(args))
+            .current_dir(root())
+            .env("NO_COLOR", "1")
+            .env_remove("AZURE_CLIENT_SECRET");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.spawn().expect("arcplan starts")
+    }
+
+    /// Records a finished background run in the transcript.
+    pub fn record(&self, what: &str, o: &Output) -> (i32, String, String) {
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        );
+        self.transcript
+            .borrow_mut()
+            .push_str(&format!("$ {what}\n{out}{err}\n"));
+        (o.status.code().unwrap_or(-1), out, err)
+    }
+
+    /// Fails when any secret the sandbox knows appears in what arcplan printed or wrote.
+    pub fn assert_no_secrets(&self, extra: &[&Path]) {
+        let mut all = self.transcript.borrow().clone();
+        for p in extra {
+            all.push_str(&std::fs::read_to_string(p).unwrap_or_default());
+        }
+        let secret = self.sandbox.client_secret();
+        assert!(!all.contains(secret), "the client secret leaked");
+        assert!(
+            !all.contains(&self.sandbox.kube_token()),
+            "the Kubernetes token leaked"
+        );
+        assert!(!all.contains("eyJ"), "a JWT leaked");
+        // The onboarding private key, if the cluster holds one.
+        if let Some(s) = self.sandbox.kube().get(
+            "v1",
+            "Secret",
+            Some("azure-arc"),
+            "azure-arc-connect-privatekey",
+        ) {
+            let b64 = s["data"]["privateKey"].as_str().unwrap_or_default();
+            assert!(!b64.is_empty());
+            assert!(!all.contains(b64), "the private key's base64 leaked");
+            use base64::Engine;
+            let pem = String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap(),
+            )
+            .unwrap();
+            let body: String = pem
+                .lines()
+                .filter(|l| !l.starts_with("-----"))
+                .collect::<Vec<_>>()
+                .join("");
+            assert!(
+                !all.replace('\n', "").contains(&body[..64]),
+                "the private key's PEM body leaked"
+            );
+            assert!(!all.contains("PRIVATE KEY"), "a PEM private key leaked");
+        }
+    }
+}
+
+pub fn rand_suffix() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    )
+}
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn run_binary(args: &[String], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcplan"));
+    cmd.args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .env_remove("AZURE_CLIENT_SECRET");
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("arcplan runs");
+    if let Some(input) = stdin {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    child.wait_with_output().unwrap()
+}
