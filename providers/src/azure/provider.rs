@@ -50,6 +50,9 @@ impl AzureSettings {
     }
 }
 
+/// A subscription-wide list, or why it could not be read.
+type ListResult = Result<Arc<Vec<Value>>, ArmError>;
+
 /// The Azure provider.
 pub struct AzureProvider {
     arm: Arc<ArmClient>,
@@ -57,7 +60,7 @@ pub struct AzureProvider {
     /// Subscription-wide lists read once per plan (providers, resource groups, connected
     /// clusters), cleared by any apply. Failures are kept too, so 500 readers do not retry a
     /// forbidden list 500 times.
-    lists: tokio::sync::Mutex<HashMap<&'static str, Result<Arc<Vec<Value>>, ArmError>>>,
+    lists: tokio::sync::Mutex<HashMap<&'static str, ListResult>>,
 }
 
 const CC_TYPE: &str = "Microsoft.Kubernetes/connectedClusters";
