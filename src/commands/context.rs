@@ -8,7 +8,7 @@
 
 use crate::cli::TargetArgs;
 use crate::views::{Output, diagnostics};
-use arcplan_engine::config::{
+use arcplan_engine::config::{Installer, 
     Cloud, Credential, CredentialKind, CredentialSpec, CustomCloud, Loaded, SecretRef, load_file,
 };
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
@@ -120,12 +120,18 @@ pub fn sandbox_options(loaded: &Loaded) -> SandboxOptions {
         registration_delay: Duration::from_millis(1500),
         lro_delay: Duration::from_millis(1000),
         deployment_ready_delay: Duration::from_millis(2000),
+        clusters: if loaded.config.clusters.is_empty() {
+            defaults.clusters.clone()
+        } else {
+            loaded.config.clusters.iter().map(|c| c.name.clone()).collect()
+        },
         ..defaults
     }
 }
 
 /// Points a configuration at a sandbox.
-fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<(), Diagnostic> {
+fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<Vec<Diagnostic>, Diagnostic> {
+    let mut notes = Vec::new();
     let cfg = &mut loaded.config;
     if !cfg.azure.subscription.eq_ignore_ascii_case(&t.subscription) {
         return Err(Diagnostic::error(
@@ -139,17 +145,6 @@ fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<(), Diagnostic> {
             "start the sandbox with `arcplan sandbox -f {}`",
             loaded.file
         )));
-    }
-    if cfg.clusters.len() > 1 {
-        return Err(Diagnostic::error(
-            "sandbox",
-            format!(
-                "the sandbox emulates one Kubernetes cluster, and {} declares {}",
-                loaded.file,
-                cfg.clusters.len()
-            ),
-        )
-        .with_hint("try the sandbox with examples/quickstart.yaml, or a file with one cluster"));
     }
     cfg.azure.tenant = Some(t.tenant.clone());
     cfg.azure.cloud = Cloud::Custom(CustomCloud {
@@ -168,9 +163,20 @@ fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<(), Diagnostic> {
     });
     for c in &mut cfg.clusters {
         c.kubeconfig = Some(t.kubeconfig.display().to_string());
-        c.context = Some("sandbox".into());
+        // The sandbox's kubeconfig has one context per cluster it emulates, named after it.
+        c.context = Some(c.name.clone());
+        if c.agents.installer == Installer::Helm {
+            c.agents.installer = Installer::Manifests;
+            notes.push(
+                Diagnostic::warning(
+                    "sandbox-installer",
+                    format!("cluster {}: the sandbox runs no Helm, so its agents are installed from the built-in manifests instead", c.name),
+                )
+                .with_hint("against a real cluster the file's `installer: helm` is used"),
+            );
+        }
     }
-    Ok(())
+    Ok(notes)
 }
 
 /// Loads the file and builds everything a run needs.
@@ -230,7 +236,15 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
             sandbox = Some((sb, dir));
             t
         };
-        retarget(&mut loaded, &t).map_err(|d| report(out, d))?;
+        let notes = retarget(&mut loaded, &t).map_err(|d| report(out, d))?;
+        if let Some(first) = notes.first() {
+            // One line is enough when every cluster says the same.
+            let mut d = first.clone();
+            if notes.len() > 1 {
+                d.message = format!("{} cluster(s) use `installer: helm`; the sandbox runs no Helm, so their agents are installed from the built-in manifests instead", notes.len());
+            }
+            diagnostics::print(out, &Diagnostics::from(d), None);
+        }
         secret = Some(t.client_secret);
     }
     let graph = ResourceGraph::from_config(&loaded.config).map_err(|d| report(out, d))?;
