@@ -231,3 +231,109 @@ async fn an_apply_killed_anywhere_is_finished_by_the_next() {
         );
     }
 }
+
+/// A 20-cluster fleet applied while the sandbox injects seeded 5xx answers, dropped connections
+/// and ARM throttling. The Azure client retries all of them inside one apply; the Kubernetes
+/// client retries 429/503/504 but not 500s or dropped connections, so an apply may report a
+/// failed change, and running it again must finish the job. The result is exact: every declared
+/// resource once, nothing else, every key matching, every cluster Connected, and an empty plan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_under_faults_converges_exactly() {
+    let names: Vec<String> = (1..=20).map(|i| format!("edge-{i:02}")).collect();
+    let w = World::start_with(|o| arcplan_sandbox::SandboxOptions {
+        clusters: names.clone(),
+        deployment_ready_delay: Duration::from_millis(100),
+        seed: 20_261_123,
+        ..o
+    })
+    .await;
+    let mut yaml = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
+    let cut = yaml.find("clusters:").unwrap();
+    yaml.truncate(cut);
+    yaml.push_str("clusters:\n");
+    for n in &names {
+        yaml.push_str(&format!("  - {{ name: {n}, resourceGroup: myAzureResourceGroup, context: {n}, agents: {{ installer: manifests, timeout: 2m }} }}\n"));
+    }
+    let file = w.dir.join("fleet20.yaml");
+    std::fs::write(&file, &yaml).unwrap();
+    let f = file.display().to_string();
+
+    let faults = w.sandbox.faults();
+    faults.set_error_rate(0.10);
+    faults.set_drop_rate(0.03);
+    let mut throttle = arcplan_sandbox::ThrottleOptions::arm_like();
+    throttle.reads = arcplan_sandbox::BucketSpec {
+        capacity: 40,
+        refill_per_sec: 20,
+    };
+    throttle.writes = arcplan_sandbox::BucketSpec {
+        capacity: 8,
+        refill_per_sec: 4,
+    };
+    faults.set_throttle(throttle);
+
+    let mut attempts = Vec::new();
+    for attempt in 1..=3 {
+        let o = tokio::task::block_in_place(|| {
+            w.spawn(
+                &["apply", "-f", &f, "--auto-approve", "--lock-timeout", "1m"],
+                &[("ARCPLAN_LOCK_LEASE", "3s")],
+            )
+            .wait_with_output()
+            .unwrap()
+        });
+        let (code, out, err) = w.record(&format!("apply attempt {attempt}"), &o);
+        attempts.push(code);
+        if code == 0 && (out.contains("Apply complete!") || out.contains("No changes")) {
+            break;
+        }
+        assert!(
+            err.contains("error") || out.contains("Apply failed"),
+            "a failed attempt says why:\n{out}{err}"
+        );
+    }
+    if attempts.last() != Some(&0) {
+        let t = w.transcript.borrow();
+        let tail: String = t
+            .chars()
+            .rev()
+            .take(6000)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        panic!("the fleet did not converge within three applies: {attempts:?}\n...{tail}");
+    }
+
+    // Check the result with the faults off.
+    faults.set_error_rate(0.0);
+    faults.set_drop_rate(0.0);
+    faults.set_throttle(arcplan_sandbox::ThrottleOptions::default());
+    let sub = w.sandbox.subscription_ids()[0].clone();
+    let clusters = w.sandbox.arm().connected_clusters();
+    assert_eq!(
+        clusters.len(),
+        20,
+        "no duplicates, no orphans: {:?}",
+        clusters.iter().map(|c| &c.1).collect::<Vec<_>>()
+    );
+    for n in &names {
+        let cc = w
+            .sandbox
+            .arm()
+            .connected_cluster(&sub, "myAzureResourceGroup", n)
+            .unwrap_or_else(|| panic!("{n} missing"));
+        assert_eq!(
+            cc["properties"]["connectivityStatus"], "Connected",
+            "{n}: the key matches and the agents report"
+        );
+        let kube = w.sandbox.kube_for(n).unwrap();
+        let cm = kube
+            .get("v1", "ConfigMap", Some("azure-arc"), "azure-clusterconfig")
+            .unwrap();
+        assert_eq!(cm["data"]["AZURE_RESOURCE_NAME"], n.as_str());
+    }
+    let (code, out, err) = w.run(&["plan", "-f", &f, "--detailed-exitcode"]);
+    assert_eq!(code, 0, "the next plan is empty:\n{out}{err}");
+    w.assert_no_secrets(&[]);
+}

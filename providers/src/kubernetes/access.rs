@@ -224,15 +224,19 @@ pub(crate) async fn connect(
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(60));
     let server = config.cluster_url.to_string();
-    let client = Client::try_from(config).map_err(|e| {
-        Diagnostic::error(
-            "k8s-client",
-            format!(
-                "cannot build a Kubernetes client for context `{context}` in {shown} ({server}): {e}"
-            ),
-        )
-        .with_hint("check the context's TLS settings (certificate-authority, client certificate)")
-    })?;
+    let client = kube::client::ClientBuilder::try_from(config)
+        .map_err(|e| {
+            Diagnostic::error(
+                "k8s-client",
+                format!(
+                    "cannot build a Kubernetes client for context `{context}` in {shown} ({server}): {e}"
+                ),
+            )
+            .with_hint("check the context's TLS settings (certificate-authority, client certificate)")
+        })?
+        .with_layer(&tower::buffer::BufferLayer::new(1024))
+        .with_layer(&tower::retry::RetryLayer::new(super::retry::TransientRetry::default()))
+        .build();
     let rights = ["create", "delete"]
         .into_iter()
         .map(|v| (v, OnceCell::new()))

@@ -28,6 +28,7 @@ pub mod manifests;
 pub mod onboarding_key;
 pub mod ownership;
 pub mod readiness;
+pub mod retry;
 
 use access::{ClusterCache, ClusterRef};
 use arcplan_engine::address::ResourceType;
