@@ -16,9 +16,18 @@
 //! [`AgentOptions::offline_after`] without heartbeat (Azure uses 15 minutes). A key that does not match
 //! leaves the resource `Connecting`.
 //!
-//! Limits: one Kubernetes cluster per sandbox, so at most one connected cluster can be served by
-//! agents. The agent version comes from `AZURE_ARC_AGENT_VERSION` in the ConfigMap, else from the image
-//! tag of the `clusteridentityoperator` Deployment, else [`AgentOptions::agent_version`].
+//! Every emulated Kubernetes cluster of the sandbox has its own agents, judged independently: each
+//! cluster's ConfigMap names its own connected cluster, so several can be Connected at once. One
+//! loop ([`run`]) serves every cluster: per tick it reads each cluster's Kubernetes state, then locks
+//! ARM once to report all of them and to expire stale ones, so a tick costs time linear in the number
+//! of clusters. A cluster whose objects did not change since the last tick is not read again (its last
+//! observation is reported with a new timestamp), and the public key derived from its private key is
+//! remembered until the key changes (parsing RSA keys would dominate a fleet's heartbeat otherwise).
+//!
+//! Limits: two Kubernetes clusters whose ConfigMaps name the same connected cluster both report into
+//! it (the last one wins). The agent version comes from `AZURE_ARC_AGENT_VERSION` in the ConfigMap,
+//! else from the image tag of the `clusteridentityoperator` Deployment, else
+//! [`AgentOptions::agent_version`].
 
 use std::time::Duration;
 
@@ -26,7 +35,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
-use crate::arm::ArmApi;
+use crate::arm::{ArmApi, ConnectedClusters};
 use crate::kube::KubeApi;
 
 /// Namespace of the Arc agents.
@@ -143,115 +152,227 @@ fn agent_version(cm: &Value, deployments: &[Value], default: &str) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
-/// One heartbeat: inspects the cluster and updates ARM. Returns what it concluded.
-pub fn heartbeat(arm: &ArmApi, kube: &KubeApi, opts: &AgentOptions) -> Heartbeat {
-    let now = time::OffsetDateTime::now_utc();
-    let outcome = report(arm, kube, opts, now);
-    // Connected clusters that missed their heartbeats go Offline.
-    for (sub, rg, c) in arm.connected_clusters() {
-        let name = c["name"].as_str().unwrap_or("").to_string();
+/// Which connected cluster a Kubernetes cluster's ConfigMap names, and what its agents see.
+#[derive(Clone)]
+struct Observation {
+    subscription: String,
+    resource_group: String,
+    name: String,
+    /// Every Deployment in the agent namespace is available (and there is at least one).
+    agents_ready: bool,
+    /// The public key of the onboarding private key, when the agents are ready and it is readable.
+    public_key: Option<String>,
+    /// Facts reported when Connected: agent version, node count, core count, Kubernetes version.
+    agent_version: String,
+    nodes: usize,
+    cores: u64,
+    git_version: String,
+}
+
+/// The last private key seen in one cluster and its public key: parsing an RSA key costs far more
+/// than the rest of a heartbeat, so the agent loop derives it once per key.
+#[derive(Default)]
+struct KeyCache {
+    pem: String,
+    public: Option<String>,
+}
+
+/// What the agent loop remembers of one cluster between ticks: its last observation and the
+/// store's resourceVersion it was made at (an unchanged store needs no new observation).
+#[derive(Default)]
+struct ClusterCache {
+    observed_at: Option<u64>,
+    observation: Option<Observation>,
+    key: KeyCache,
+}
+
+impl ClusterCache {
+    fn observe(&mut self, kube: &KubeApi, opts: &AgentOptions) -> Option<&Observation> {
+        let rv = kube.lock().rv;
+        if self.observed_at != Some(rv) {
+            self.observation = observe(kube, opts, &mut self.key);
+            self.observed_at = Some(rv);
+        }
+        self.observation.as_ref()
+    }
+}
+
+impl KeyCache {
+    fn public_key(&mut self, pem: &str) -> Option<String> {
+        if self.pem != pem || self.pem.is_empty() {
+            self.pem = pem.to_string();
+            self.public = public_key_of_pem(pem);
+        }
+        self.public.clone()
+    }
+}
+
+/// Reads what the agents of one cluster read from Kubernetes; `None` when it is not onboarded.
+fn observe(kube: &KubeApi, opts: &AgentOptions, cache: &mut KeyCache) -> Option<Observation> {
+    let cm = kube.get("v1", "ConfigMap", Some(AGENT_NAMESPACE), CONFIG_MAP)?;
+    let field = |k: &str| {
+        cm.pointer(&format!("/data/{k}"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    let (Some(subscription), Some(resource_group), Some(name)) = (
+        field("AZURE_SUBSCRIPTION_ID"),
+        field("AZURE_RESOURCE_GROUP"),
+        field("AZURE_RESOURCE_NAME"),
+    ) else {
+        return None;
+    };
+    let mut obs = Observation {
+        subscription,
+        resource_group,
+        name,
+        agents_ready: false,
+        public_key: None,
+        agent_version: String::new(),
+        nodes: 0,
+        cores: 0,
+        git_version: String::new(),
+    };
+    let deployments = kube.list("apps/v1", "Deployment", Some(AGENT_NAMESPACE));
+    obs.agents_ready = !deployments.is_empty() && deployments.iter().all(deployment_available);
+    if !obs.agents_ready {
+        return Some(obs);
+    }
+    obs.public_key = kube
+        .get("v1", "Secret", Some(AGENT_NAMESPACE), PRIVATE_KEY_SECRET)
+        .as_ref()
+        .and_then(secret_private_key)
+        .and_then(|pem| cache.public_key(&pem));
+    if obs.public_key.is_some() {
+        (obs.nodes, obs.cores, obs.git_version) = kube.nodes_summary();
+        obs.agent_version = agent_version(&cm, &deployments, &opts.agent_version);
+    }
+    Some(obs)
+}
+
+/// Judges one observation against its ARM resource and, when everything matches, reports
+/// Connected into it.
+fn report(
+    clusters: &mut ConnectedClusters<'_>,
+    obs: Option<&Observation>,
+    stamp: &str,
+    expiry: &str,
+) -> Heartbeat {
+    let Some(obs) = obs else {
+        return Heartbeat::NotOnboarded;
+    };
+    let Some(resource) = clusters.get_mut(&obs.subscription, &obs.resource_group, &obs.name) else {
+        return Heartbeat::ResourceMissing;
+    };
+    if resource["properties"]["provisioningState"] != "Succeeded" {
+        return Heartbeat::ResourceMissing;
+    }
+    if !obs.agents_ready {
+        return Heartbeat::AgentsNotReady;
+    }
+    let Some(public) = &obs.public_key else {
+        return Heartbeat::KeyMissing;
+    };
+    let expected = resource["properties"]["agentPublicKeyCertificate"]
+        .as_str()
+        .unwrap_or("")
+        .trim();
+    if public != expected {
+        return Heartbeat::KeyMismatch;
+    }
+    let p = &mut resource["properties"];
+    p["connectivityStatus"] = json!("Connected");
+    p["agentVersion"] = json!(obs.agent_version);
+    p["kubernetesVersion"] = json!(obs.git_version.trim_start_matches('v'));
+    p["totalNodeCount"] = json!(obs.nodes);
+    p["totalCoreCount"] = json!(obs.cores);
+    p["lastConnectivityTime"] = json!(stamp);
+    p["offering"] = json!("Arc");
+    if !p["managedIdentityCertificateExpirationTime"].is_string() {
+        p["managedIdentityCertificateExpirationTime"] = json!(expiry);
+    }
+    Heartbeat::Connected
+}
+
+/// Connected clusters that missed their heartbeats go Offline.
+fn expire(clusters: &mut ConnectedClusters<'_>, opts: &AgentOptions, now: time::OffsetDateTime) {
+    let window = i128::try_from(opts.offline_after.as_millis()).unwrap_or(i128::MAX);
+    clusters.for_each_mut(|c| {
         if c["properties"]["connectivityStatus"] != "Connected" {
-            continue;
+            return;
         }
         let last = c["properties"]["lastConnectivityTime"]
             .as_str()
             .and_then(|t| {
                 time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
             });
-        let stale = last.is_none_or(|l| {
-            (now - l).whole_milliseconds()
-                > i128::try_from(opts.offline_after.as_millis()).unwrap_or(i128::MAX)
-        });
-        if stale {
-            arm.update_connected_cluster(&sub, &rg, &name, |r| {
-                r["properties"]["connectivityStatus"] = json!("Offline");
-            });
-        }
-    }
-    outcome
-}
-
-fn report(
-    arm: &ArmApi,
-    kube: &KubeApi,
-    opts: &AgentOptions,
-    now: time::OffsetDateTime,
-) -> Heartbeat {
-    let Some(cm) = kube.get("v1", "ConfigMap", Some(AGENT_NAMESPACE), CONFIG_MAP) else {
-        return Heartbeat::NotOnboarded;
-    };
-    let field = |k: &str| {
-        cm.pointer(&format!("/data/{k}"))
-            .and_then(Value::as_str)
-            .map(str::to_string)
-    };
-    let (Some(sub), Some(rg), Some(name)) = (
-        field("AZURE_SUBSCRIPTION_ID"),
-        field("AZURE_RESOURCE_GROUP"),
-        field("AZURE_RESOURCE_NAME"),
-    ) else {
-        return Heartbeat::NotOnboarded;
-    };
-    let Some(resource) = arm.connected_cluster(&sub, &rg, &name) else {
-        return Heartbeat::ResourceMissing;
-    };
-    if resource["properties"]["provisioningState"] != "Succeeded" {
-        return Heartbeat::ResourceMissing;
-    }
-    let deployments = kube.list("apps/v1", "Deployment", Some(AGENT_NAMESPACE));
-    if deployments.is_empty() || !deployments.iter().all(deployment_available) {
-        return Heartbeat::AgentsNotReady;
-    }
-    let Some(pem) = kube
-        .get("v1", "Secret", Some(AGENT_NAMESPACE), PRIVATE_KEY_SECRET)
-        .as_ref()
-        .and_then(secret_private_key)
-    else {
-        return Heartbeat::KeyMissing;
-    };
-    let Some(public) = public_key_of_pem(&pem) else {
-        return Heartbeat::KeyMissing;
-    };
-    let expected = resource["properties"]["agentPublicKeyCertificate"]
-        .as_str()
-        .unwrap_or("")
-        .trim()
-        .to_string();
-    if public != expected {
-        return Heartbeat::KeyMismatch;
-    }
-    let (nodes, cores, git_version) = kube.nodes_summary();
-    let version = agent_version(&cm, &deployments, &opts.agent_version);
-    let stamp = now
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    let expiry = (now + time::Duration::days(90))
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default();
-    arm.update_connected_cluster(&sub, &rg, &name, |r| {
-        let p = &mut r["properties"];
-        p["connectivityStatus"] = json!("Connected");
-        p["agentVersion"] = json!(version);
-        p["kubernetesVersion"] = json!(git_version.trim_start_matches('v'));
-        p["totalNodeCount"] = json!(nodes);
-        p["totalCoreCount"] = json!(cores);
-        p["lastConnectivityTime"] = json!(stamp);
-        p["offering"] = json!("Arc");
-        if !p["managedIdentityCertificateExpirationTime"].is_string() {
-            p["managedIdentityCertificateExpirationTime"] = json!(expiry);
+        if last.is_none_or(|l| (now - l).whole_milliseconds() > window) {
+            c["properties"]["connectivityStatus"] = json!("Offline");
         }
     });
-    Heartbeat::Connected
 }
 
-/// Runs [`heartbeat`] every [`AgentOptions::interval`] until `cancel` fires.
-pub async fn run(arm: ArmApi, kube: KubeApi, opts: AgentOptions, cancel: CancellationToken) {
+/// One heartbeat of the agents of every cluster in `clusters`, then one pass turning stale
+/// Connected clusters Offline. ARM is locked once for all of them. Returns one verdict per cluster,
+/// in order.
+fn beat(
+    arm: &ArmApi,
+    clusters: &[KubeApi],
+    caches: &mut [ClusterCache],
+    opts: &AgentOptions,
+) -> Vec<Heartbeat> {
+    let now = time::OffsetDateTime::now_utc();
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default()
+    };
+    let (stamp, expiry) = (rfc3339(now), rfc3339(now + time::Duration::days(90)));
+    let observations: Vec<Option<&Observation>> = clusters
+        .iter()
+        .zip(caches.iter_mut())
+        .map(|(kube, cache)| cache.observe(kube, opts))
+        .collect();
+    arm.with_connected_clusters(|arm_clusters| {
+        let verdicts = observations
+            .iter()
+            .map(|obs| report(arm_clusters, *obs, &stamp, &expiry))
+            .collect();
+        expire(arm_clusters, opts, now);
+        verdicts
+    })
+}
+
+/// One heartbeat of one cluster's agents: inspects the cluster and updates ARM (including turning
+/// stale Connected clusters Offline). Returns what it concluded.
+pub fn heartbeat(arm: &ArmApi, kube: &KubeApi, opts: &AgentOptions) -> Heartbeat {
+    heartbeat_all(arm, std::slice::from_ref(kube), opts)
+        .pop()
+        .unwrap_or(Heartbeat::NotOnboarded)
+}
+
+/// One heartbeat of the agents of every cluster in `clusters` (each judged independently), then
+/// one pass turning stale Connected clusters Offline. Returns one verdict per cluster, in order.
+pub fn heartbeat_all(arm: &ArmApi, clusters: &[KubeApi], opts: &AgentOptions) -> Vec<Heartbeat> {
+    let mut caches: Vec<ClusterCache> = clusters.iter().map(|_| ClusterCache::default()).collect();
+    beat(arm, clusters, &mut caches, opts)
+}
+
+/// Runs [`heartbeat_all`] over `clusters` every [`AgentOptions::interval`] until `cancel` fires: one
+/// loop for every cluster, which re-reads a cluster only when its objects changed since the last
+/// tick (and derives a public key only when the private key changed).
+pub async fn run(
+    arm: ArmApi,
+    clusters: Vec<KubeApi>,
+    opts: AgentOptions,
+    cancel: CancellationToken,
+) {
+    let mut caches: Vec<ClusterCache> = clusters.iter().map(|_| ClusterCache::default()).collect();
     let mut tick = tokio::time::interval(opts.interval.max(Duration::from_millis(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = tick.tick() => { heartbeat(&arm, &kube, &opts); }
+            _ = tick.tick() => { beat(&arm, &clusters, &mut caches, &opts); }
         }
     }
 }

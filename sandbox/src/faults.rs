@@ -1,11 +1,13 @@
 //! Fault injection for the sandbox servers: latency, ARM-style throttling, 5xx errors and dropped
 //! connections, all seeded and repeatable.
 //!
-//! [`Faults::layer`] returns a tower layer (an axum middleware) for one server ([`Endpoint`]). For each
+//! [`Faults::apply`] wraps one server's router ([`Endpoint`]) in an axum middleware. For each
 //! request it draws from a ChaCha generator seeded with (seed, endpoint, method, path, n), where n
 //! counts earlier requests with the same method and path. So the decisions for a given request do not
 //! depend on how concurrent requests to other paths interleave: a run with the same seed and the same
-//! per-path request sequence sees the same faults.
+//! per-path request sequence sees the same faults. The Kubernetes server is wrapped as a whole, so
+//! every emulated cluster's routes get faults and latency too; a cluster addressed by its
+//! `/clusters/{name}` prefix has its own per-path sequences.
 //!
 //! Throttling (ARM only) follows ARM's token-bucket model: one bucket per subscription (or the tenant,
 //! for tenant-level paths) and per kind of request (reads = GET/HEAD, deletes, writes = the rest),

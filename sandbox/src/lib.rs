@@ -14,6 +14,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Clusters
+//!
+//! One sandbox emulates any number of Kubernetes clusters ([`SandboxOptions::clusters`], default one
+//! called `sandbox`), each with its own objects, nodes and tokens, all on one port: cluster `name` is
+//! served under the path prefix `/clusters/{name}` ([`Sandbox::kube_server_for`]), and the first one
+//! also at the bare [`Sandbox::kube_server`]. The kubeconfig has one context per cluster, named like
+//! it, plus context `sandbox` for the first one. Faults, latency, request counts and the request log
+//! cover every cluster's routes; the simulated agents serve every cluster from one loop.
+//!
 //! Modules: [`tls`] (CA and HTTPS serving), [`entra`] (token endpoint and tokens), [`arm`] (Resource
 //! Manager), [`kube`] (Kubernetes API), [`agents`] (simulated Arc agents), [`faults`] (latency,
 //! throttling, errors, dropped connections), [`log`] (JSON-lines request log).
@@ -28,6 +37,7 @@ pub mod kube;
 pub mod log;
 pub mod tls;
 
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +47,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -57,6 +67,11 @@ pub const DEFAULT_TENANT_ID: &str = "5a4d2c10-0000-4000-8000-00000000a001";
 pub const DEFAULT_SUBSCRIPTION_ID: &str = "5a4d2c10-0000-4000-8000-00000000b001";
 /// Default application (client) id of the sandbox service principal.
 pub const DEFAULT_CLIENT_ID: &str = "5a4d2c10-0000-4000-8000-00000000c001";
+/// Name of the default (only) emulated Kubernetes cluster, and of the first cluster's kubeconfig
+/// context whatever its name.
+pub const DEFAULT_CLUSTER: &str = "sandbox";
+/// Path prefix of every emulated cluster on the Kubernetes port: `/clusters/{name}`.
+pub const CLUSTER_PATH_PREFIX: &str = "/clusters/";
 
 /// Everything the sandbox can be told. `Default` is quick and fault-free (tens of milliseconds for
 /// registrations and long-running operations).
@@ -99,6 +114,13 @@ pub struct SandboxOptions {
     pub token_lifetime: Duration,
     /// Time until a Deployment is available in the Kubernetes emulator.
     pub deployment_ready_delay: Duration,
+    /// The emulated Kubernetes clusters, by name: at least one, unique, each made of ASCII letters,
+    /// digits, `-`, `_` and `.` (at most 253 characters, not `.` or `..`). Only the first may be
+    /// called `sandbox`. Default: one cluster, [`DEFAULT_CLUSTER`].
+    pub clusters: Vec<String>,
+    /// Linux nodes (4 cores, 16Gi) in every emulated cluster, named `{cluster}-node-{i}`. Default 3;
+    /// big fleets may want 1.
+    pub nodes_per_cluster: usize,
     /// Simulated Arc agents.
     pub agents: AgentOptions,
     /// Latency added to every request.
@@ -142,6 +164,8 @@ impl Default for SandboxOptions {
             page_size: 100,
             token_lifetime: Duration::from_secs(3599),
             deployment_ready_delay: Duration::from_millis(100),
+            clusters: vec![DEFAULT_CLUSTER.into()],
+            nodes_per_cluster: 3,
             agents: AgentOptions::default(),
             latency: Duration::ZERO,
             latency_jitter: Duration::ZERO,
@@ -188,7 +212,8 @@ pub struct RequestCounts {
     pub entra: u64,
     /// Requests to ARM.
     pub arm: u64,
-    /// Requests to the Kubernetes API.
+    /// Requests to the Kubernetes API, every emulated cluster included (per cluster:
+    /// [`KubeApi::request_count`]).
     pub kube: u64,
 }
 
@@ -218,7 +243,9 @@ pub struct Sandbox {
     arm_addr: SocketAddr,
     kube_addr: SocketAddr,
     arm: ArmApi,
-    kube: KubeApi,
+    /// Every emulated cluster, in the order of [`SandboxOptions::clusters`] (never empty).
+    kubes: Vec<(String, KubeApi)>,
+    kube_index: HashMap<String, usize>,
     faults: Faults,
     issuer: entra::TokenIssuer,
     counters: Arc<Counters>,
@@ -295,7 +322,121 @@ fn validate(opts: &SandboxOptions) -> Result<(), SandboxError> {
     if opts.page_size == 0 {
         return Err(invalid("page_size", "must be at least 1"));
     }
+    validate_clusters(&opts.clusters)?;
+    if opts.nodes_per_cluster == 0 {
+        return Err(invalid("nodes_per_cluster", "must be at least 1"));
+    }
     Ok(())
+}
+
+fn validate_clusters(clusters: &[String]) -> Result<(), SandboxError> {
+    if clusters.is_empty() {
+        return Err(invalid(
+            "clusters",
+            "at least one Kubernetes cluster must be emulated",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, name) in clusters.iter().enumerate() {
+        let valid_chars = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if name.is_empty() || name.len() > 253 || !valid_chars || name == "." || name == ".." {
+            return Err(invalid(
+                "clusters",
+                format!(
+                    "'{name}' is not a cluster name (1 to 253 ASCII letters, digits, '-', '_' or '.', like store-eastus-01)"
+                ),
+            ));
+        }
+        if i > 0 && name == DEFAULT_CLUSTER {
+            return Err(invalid(
+                "clusters",
+                format!(
+                    "'{DEFAULT_CLUSTER}' names the first cluster's kubeconfig context, so only the first cluster may be called so"
+                ),
+            ));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(invalid("clusters", format!("'{name}' is declared twice")));
+        }
+    }
+    Ok(())
+}
+
+/// The nodes of cluster `name`: `{name}-node-{i}` (lower-cased, `_` and `.` as `-`, like a DNS label).
+fn cluster_nodes(name: &str, count: usize) -> Vec<kube::NodeSpec> {
+    let prefix: String = name
+        .chars()
+        .map(|c| match c {
+            '_' | '.' => '-',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect();
+    (1..=count)
+        .map(|i| {
+            kube::NodeSpec::linux(
+                &format!("{prefix}-node-{i}"),
+                kube::DEFAULT_KUBERNETES_VERSION,
+            )
+        })
+        .collect()
+}
+
+/// The Kubernetes port's routing: `/clusters/{name}/...` to that cluster (with the prefix removed),
+/// anything else to the first cluster.
+#[derive(Clone)]
+struct KubeRoutes {
+    first: Router,
+    by_name: Arc<HashMap<String, Router>>,
+}
+
+fn kube_router(clusters: &[(String, KubeApi)]) -> Router {
+    let by_name = clusters
+        .iter()
+        .map(|(name, api)| (name.clone(), api.router()))
+        .collect::<HashMap<_, _>>();
+    let routes = KubeRoutes {
+        first: clusters[0].1.router(),
+        by_name: Arc::new(by_name),
+    };
+    Router::new().fallback(route_kube).with_state(routes)
+}
+
+async fn route_kube(State(routes): State<KubeRoutes>, req: Request) -> Response {
+    use tower::ServiceExt as _;
+    let Some(rest) = req.uri().path().strip_prefix(CLUSTER_PATH_PREFIX) else {
+        return routes.first.oneshot(req).await.into_response();
+    };
+    let (name, tail) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+    let Some(router) = routes.by_name.get(name).cloned() else {
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            [(
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8",
+            )],
+            "404 page not found\n",
+        )
+            .into_response();
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("{tail}?{q}"),
+        None => tail.to_string(),
+    };
+    let (mut parts, body) = req.into_parts();
+    let mut uri = parts.uri.into_parts();
+    uri.path_and_query = path_and_query.parse().ok();
+    parts.uri = match axum::http::Uri::from_parts(uri) {
+        Ok(u) => u,
+        Err(_) => {
+            return axum::http::StatusCode::BAD_REQUEST.into_response();
+        }
+    };
+    router
+        .oneshot(Request::from_parts(parts, body))
+        .await
+        .into_response()
 }
 
 fn secret_from(rng: &mut ChaCha8Rng) -> String {
@@ -394,11 +535,24 @@ impl Sandbox {
             },
             issuer.clone(),
         );
-        let kube = KubeApi::new(KubeOptions {
-            deployment_ready_delay: opts.deployment_ready_delay,
-            server_address: kube_addr.to_string(),
-            ..KubeOptions::default()
-        });
+        let kubes: Vec<(String, KubeApi)> = opts
+            .clusters
+            .iter()
+            .map(|name| {
+                let api = KubeApi::new(KubeOptions {
+                    deployment_ready_delay: opts.deployment_ready_delay,
+                    server_address: kube_addr.to_string(),
+                    nodes: cluster_nodes(name, opts.nodes_per_cluster),
+                    ..KubeOptions::default()
+                });
+                (name.clone(), api)
+            })
+            .collect();
+        let kube_index = kubes
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| (name.clone(), i))
+            .collect();
         let faults = Faults::new(FaultConfig {
             seed: opts.seed,
             latency: opts.latency,
@@ -436,13 +590,13 @@ impl Sandbox {
         let servers = [
             (entra_listener, wrap(entra_router, Endpoint::Entra)),
             (arm_listener, wrap(arm.inner_router(), Endpoint::Arm)),
-            (kube_listener, wrap(kube.router(), Endpoint::Kube)),
+            (kube_listener, wrap(kube_router(&kubes), Endpoint::Kube)),
         ];
         for (listener, router) in servers {
             let handle = tls::serve_listener(listener, router, &tls, cancel.clone())?;
             tasks.push(handle.task);
         }
-        {
+        for (_, kube) in &kubes {
             let kube = kube.clone();
             let cancel = cancel.clone();
             tasks.push(tokio::spawn(
@@ -451,7 +605,7 @@ impl Sandbox {
         }
         tasks.push(tokio::spawn(agents::run(
             arm.clone(),
-            kube.clone(),
+            kubes.iter().map(|(_, k)| k.clone()).collect(),
             opts.agents.clone(),
             cancel.clone(),
         )));
@@ -467,7 +621,8 @@ impl Sandbox {
             arm_addr,
             kube_addr,
             arm,
-            kube,
+            kubes,
+            kube_index,
             faults,
             issuer,
             counters,
@@ -507,9 +662,22 @@ impl Sandbox {
         format!("https://{}/", self.arm_addr)
     }
 
-    /// The Kubernetes API server URL, e.g. `https://127.0.0.1:40003`.
+    /// The Kubernetes API server URL of the first cluster, e.g. `https://127.0.0.1:40003`.
     pub fn kube_server(&self) -> String {
         format!("https://{}", self.kube_addr)
+    }
+
+    /// The Kubernetes API server URL of cluster `name`, e.g.
+    /// `https://127.0.0.1:40003/clusters/store-01`, if the sandbox emulates it.
+    pub fn kube_server_for(&self, name: &str) -> Option<String> {
+        self.kube_index
+            .contains_key(name)
+            .then(|| format!("{}{CLUSTER_PATH_PREFIX}{name}", self.kube_server()))
+    }
+
+    /// The names of the emulated clusters, in the order of [`SandboxOptions::clusters`].
+    pub fn cluster_names(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.kubes.iter().map(|(name, _)| name.as_str())
     }
 
     /// The tenant served.
@@ -537,23 +705,54 @@ impl Sandbox {
         &self.principal_object_id
     }
 
-    /// The Kubernetes admin bearer token.
+    /// The first cluster's Kubernetes admin bearer token (each cluster has its own: see
+    /// [`KubeApi::admin_token`] of [`Sandbox::kube_for`]).
     pub fn kube_token(&self) -> String {
-        self.kube.admin_token()
+        self.kube().admin_token()
     }
 
-    /// The bearer token of an authenticated Kubernetes user without any rights.
+    /// The bearer token of an authenticated user without any rights in the first cluster.
     pub fn kube_no_rights_token(&self) -> String {
-        self.kube.no_rights_token()
+        self.kube().no_rights_token()
     }
 
-    /// A kubeconfig (context `sandbox`, CA embedded, admin bearer token).
+    /// A kubeconfig with the CA embedded and, per cluster, a cluster entry, a user with that
+    /// cluster's admin bearer token and a context, all named like the cluster (user `{name}-admin`),
+    /// with namespace `default` (names quoted, so that a cluster called `01` stays a string).
+    /// Context `sandbox` (the current context) reaches the first cluster
+    /// at the bare [`Sandbox::kube_server`]; the others' servers are [`Sandbox::kube_server_for`].
     pub fn kubeconfig_yaml(&self) -> String {
         let ca = base64::engine::general_purpose::STANDARD.encode(self.ca_pem());
+        let (first, first_api) = &self.kubes[0];
+        let mut entries = Vec::with_capacity(self.kubes.len() + 1);
+        if first != DEFAULT_CLUSTER {
+            entries.push((DEFAULT_CLUSTER, self.kube_server(), first_api));
+        }
+        for (i, (name, api)) in self.kubes.iter().enumerate() {
+            let server = if i == 0 && name == DEFAULT_CLUSTER {
+                self.kube_server()
+            } else {
+                format!("{}{CLUSTER_PATH_PREFIX}{name}", self.kube_server())
+            };
+            entries.push((name.as_str(), server, api));
+        }
+        let mut clusters = String::new();
+        let mut users = String::new();
+        let mut contexts = String::new();
+        for (name, server, api) in &entries {
+            clusters.push_str(&format!(
+                "- name: \"{name}\"\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\n"
+            ));
+            users.push_str(&format!(
+                "- name: \"{name}-admin\"\n  user:\n    token: {token}\n",
+                token = api.admin_token()
+            ));
+            contexts.push_str(&format!(
+                "- name: \"{name}\"\n  context:\n    cluster: \"{name}\"\n    user: \"{name}-admin\"\n    namespace: default\n"
+            ));
+        }
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sandbox\n  cluster:\n    server: {server}\n    certificate-authority-data: {ca}\nusers:\n- name: sandbox-admin\n  user:\n    token: {token}\ncontexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox-admin\n    namespace: default\ncurrent-context: sandbox\npreferences: {{}}\n",
-            server = self.kube_server(),
-            token = self.kube.admin_token(),
+            "apiVersion: v1\nkind: Config\nclusters:\n{clusters}users:\n{users}contexts:\n{contexts}current-context: {DEFAULT_CLUSTER}\npreferences: {{}}\n"
         )
     }
 
@@ -607,9 +806,14 @@ impl Sandbox {
         &self.arm
     }
 
-    /// The Kubernetes emulator, to read or mutate objects.
+    /// The first cluster's Kubernetes emulator, to read or mutate objects.
     pub fn kube(&self) -> &KubeApi {
-        &self.kube
+        &self.kubes[0].1
+    }
+
+    /// The Kubernetes emulator of cluster `name`, if the sandbox emulates it.
+    pub fn kube_for(&self, name: &str) -> Option<&KubeApi> {
+        self.kube_index.get(name).map(|&i| &self.kubes[i].1)
     }
 
     /// The fault injection settings, changeable at run time.

@@ -6,7 +6,8 @@
 //! `Set-Cookie` and `Proxy-Authorization` headers; form fields `client_secret`, `client_assertion`,
 //! `assertion`, `password`, `refresh_token`; JSON members whose name mentions a token, secret,
 //! password, assertion or private key (and `protectedSettings`); the `data`/`stringData` values of
-//! Kubernetes Secrets; any JWT-shaped string anywhere.
+//! Kubernetes Secrets; any JWT-shaped string anywhere. A request to an emulated Kubernetes cluster
+//! addressed by its `/clusters/{name}` prefix is logged with that prefix in `path`.
 //!
 //! Limits: bodies are logged only when they are JSON or form-encoded and at most 64 KiB; streamed
 //! responses (Kubernetes watches) are logged without their body. Writes are synchronous, one line per

@@ -303,13 +303,14 @@ async fn arm_rejects_bad_tokens_with_arm_codes() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&body), "InvalidAuthenticationTokenAudience");
 
-    // Short-lived tokens expire for real.
-    let short = sb.mint_token(&sb.default_claims(Duration::from_secs(1)));
+    // Short-lived tokens expire for real (2 s, since `exp` has whole seconds: a 1 s token minted
+    // late in a second may already be expired when a loaded machine sends the first request).
+    let short = sb.mint_token(&sb.default_claims(Duration::from_secs(2)));
     let (s, _, _) = env
         .call_with_token(Method::GET, &url, None, Some(&short))
         .await;
     assert_eq!(s, StatusCode::OK);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let (s, _, body) = env
         .call_with_token(Method::GET, &url, None, Some(&short))
         .await;

@@ -8,8 +8,9 @@
 
 use crate::cli::TargetArgs;
 use crate::views::{Output, diagnostics};
-use arcplan_engine::config::{Installer, 
-    Cloud, Credential, CredentialKind, CredentialSpec, CustomCloud, Loaded, SecretRef, load_file,
+use arcplan_engine::config::{
+    Cloud, Credential, CredentialKind, CredentialSpec, CustomCloud, Installer, Loaded, SecretRef,
+    load_file,
 };
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::graph::ResourceGraph;
@@ -123,7 +124,12 @@ pub fn sandbox_options(loaded: &Loaded) -> SandboxOptions {
         clusters: if loaded.config.clusters.is_empty() {
             defaults.clusters.clone()
         } else {
-            loaded.config.clusters.iter().map(|c| c.name.clone()).collect()
+            loaded
+                .config
+                .clusters
+                .iter()
+                .map(|c| c.name.clone())
+                .collect()
         },
         ..defaults
     }
@@ -241,7 +247,10 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
             // One line is enough when every cluster says the same.
             let mut d = first.clone();
             if notes.len() > 1 {
-                d.message = format!("{} cluster(s) use `installer: helm`; the sandbox runs no Helm, so their agents are installed from the built-in manifests instead", notes.len());
+                d.message = format!(
+                    "{} cluster(s) use `installer: helm`; the sandbox runs no Helm, so their agents are installed from the built-in manifests instead",
+                    notes.len()
+                );
             }
             diagnostics::print(out, &Diagnostics::from(d), None);
         }

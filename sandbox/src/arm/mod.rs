@@ -126,6 +126,37 @@ impl Ctx {
     }
 }
 
+/// Mutable access to the stored connected clusters while the ARM state is locked (see
+/// [`ArmApi::with_connected_clusters`]).
+pub(crate) struct ConnectedClusters<'a> {
+    st: &'a mut ArmState,
+}
+
+impl ConnectedClusters<'_> {
+    /// The stored resource JSON of one connected cluster (names are case-insensitive).
+    pub(crate) fn get_mut(
+        &mut self,
+        subscription: &str,
+        rg: &str,
+        name: &str,
+    ) -> Option<&mut Value> {
+        self.st
+            .cluster_mut(subscription, rg, name)
+            .map(|c| &mut c.resource)
+    }
+
+    /// Applies `f` to every stored connected cluster's resource JSON.
+    pub(crate) fn for_each_mut(&mut self, mut f: impl FnMut(&mut Value)) {
+        for s in self.st.subs.values_mut() {
+            for g in s.groups.values_mut() {
+                for c in g.clusters.values_mut() {
+                    f(&mut c.resource);
+                }
+            }
+        }
+    }
+}
+
 /// Case-insensitive equality.
 pub(crate) fn eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
@@ -284,6 +315,18 @@ impl ArmApi {
         let mut st = self.lock();
         st.settle();
         st.all_clusters()
+    }
+
+    /// Runs `f` over the stored connected clusters under one lock and one settling of timed
+    /// transitions, so that a caller touching many clusters (the simulated agents of a fleet) does
+    /// not pay a lock and a settle per cluster.
+    pub(crate) fn with_connected_clusters<R>(
+        &self,
+        f: impl FnOnce(&mut ConnectedClusters<'_>) -> R,
+    ) -> R {
+        let mut st = self.lock();
+        st.settle();
+        f(&mut ConnectedClusters { st: &mut st })
     }
 
     /// Makes long-running operations on resources named in `names` end `Failed`, and a fraction

@@ -58,13 +58,36 @@ pub async fn run(api: KubeApi, cancel: CancellationToken) {
     let mut state = ControllerState::default();
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // (resourceVersion when the last pass started, when it started): a tick with no change since
+    // (the pass's own writes count as changes) and nothing waiting on the clock would do nothing,
+    // so it is skipped (idle clusters of a big fleet then cost next to nothing).
+    let mut last: Option<(u64, Instant)> = None;
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
             _ = interval.tick() => {}
         }
+        if let Some((rv, started)) = last
+            && rv == api.lock().rv
+            && !state.waiting(started, delay)
+        {
+            continue;
+        }
+        last = Some((api.lock().rv, Instant::now()));
         namespaces(&api, &mut state);
         deployments(&api, &mut state);
+    }
+}
+
+impl ControllerState {
+    /// Whether a pass started at `started` may have left clock-driven work: a namespace still
+    /// terminating, or a rollout not yet `delay` old then.
+    fn waiting(&self, started: Instant, delay: Duration) -> bool {
+        !self.terminating.is_empty()
+            || self
+                .rollouts
+                .values()
+                .any(|(_, _, since)| started.saturating_duration_since(*since) < delay)
     }
 }
 

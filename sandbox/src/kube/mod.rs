@@ -37,9 +37,11 @@
 //! few well-known defaults and validations), exact structured-merge-diff semantics for every type
 //! (see `fields` for the approximations), foreground deletion (treated as background), and
 //! watch bookmarks, aggregated discovery (`apidiscovery.k8s.io`), and `fieldValidation=Strict`
-//! (accepted, but unknown fields are kept rather than rejected). The served version is
-//! `v1.30.6` by default while behaviour follows the v1.20 reference server where they differ
-//! (plain discovery); namespaces get the `kubernetes.io/metadata.name` label (v1.21+).
+//! (accepted, but unknown fields are kept rather than rejected). Behaviour is held to a real
+//! kube-apiserver v1.20.2 by `providers/tests/conformance.rs` (one suite, both targets). The
+//! served version is `v1.30.6` by default (kubectl 1.3x sends protobuf to servers claiming
+//! v1.20) and configurable ([`KubeOptions::version`]); namespaces get the
+//! `kubernetes.io/metadata.name` label when it is v1.21 or newer, as real servers do.
 
 mod controllers;
 mod fields;
@@ -122,7 +124,11 @@ pub struct ServerVersion {
     pub platform: String,
 }
 
-/// The Kubernetes version the emulator reports by default (server and kubelets).
+/// The Kubernetes version the emulator reports by default (server and kubelets). Its behaviour
+/// is checked against kube-apiserver v1.20.2 (`providers/tests/conformance.rs`) and follows it
+/// where versions differ, except what is keyed on the claimed version ([`KubeOptions::version`]).
+/// The claim stays at v1.30 because kubectl 1.3x sends protobuf request bodies to servers that
+/// claim v1.20, and the emulator speaks JSON only.
 pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.30.6";
 
 impl Default for ServerVersion {
@@ -140,6 +146,11 @@ impl Default for ServerVersion {
 }
 
 impl ServerVersion {
+    /// The minor version as a number (`"21+"` counts as 21; unparsable as 0).
+    pub fn minor_number(&self) -> u32 {
+        self.minor.trim_end_matches('+').parse().unwrap_or(0)
+    }
+
     /// The JSON document served at `/version`.
     pub fn to_json(&self) -> Value {
         json!({
@@ -166,7 +177,9 @@ pub struct KubeOptions {
     pub namespace_delete_delay: Duration,
     /// The nodes (default: 3 Linux nodes, 4 cores and 16Gi each).
     pub nodes: Vec<NodeSpec>,
-    /// The `/version` answer (default `v1.30.6`).
+    /// The `/version` answer (default `v1.30.6`; the reference server is v1.20.2). Behaviour that
+    /// changed between versions follows it where the emulator knows the difference (from
+    /// v1.21 on, namespaces get the `kubernetes.io/metadata.name` label).
     pub version: ServerVersion,
     /// Bearer token of the cluster admin (generated when `None`).
     pub admin_token: Option<String>,
@@ -264,7 +277,11 @@ impl KubeApi {
                 admin_token,
                 no_rights_token,
                 requests: AtomicU64::new(0),
-                state: Mutex::new(store::Store::new(opts.watch_history)),
+                state: Mutex::new({
+                    let mut store = store::Store::new(opts.watch_history);
+                    store.namespace_name_label = opts.version.minor_number() >= 21;
+                    store
+                }),
                 events,
                 opts,
             }),

@@ -165,16 +165,8 @@ pub static RESOURCES: &[ResourceDef] = &[
         "service",
         "Service",
         true,
-        &[
-            "create",
-            "delete",
-            "deletecollection",
-            "get",
-            "list",
-            "patch",
-            "update",
-            "watch"
-        ],
+        // No deletecollection for services in v1.20 (added in v1.27).
+        NS_VERBS,
         &["svc"],
         &["all"],
         true
@@ -304,6 +296,23 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
         .find(|r| r.group == group && r.version == version && r.kind == kind)
 }
 
+/// The version a v1.20 server stores a resource in (leases were still stored as v1beta1).
+fn storage_version(r: &ResourceDef) -> &'static str {
+    match (r.group, r.plural) {
+        ("coordination.k8s.io", "leases") => "v1beta1",
+        _ => r.version,
+    }
+}
+
+/// The discovery `storageVersionHash`: base64 of the first 8 bytes of SHA-256 over
+/// `group/storageVersion/kind`, as the apiserver computes it.
+pub fn storage_version_hash(r: &ResourceDef) -> String {
+    use base64::Engine as _;
+    let gvk = format!("{}/{}/{}", r.group, storage_version(r), r.kind);
+    let digest = ring::digest::digest(&ring::digest::SHA256, gvk.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
+}
+
 /// The `APIResourceList` for one group version (`None` if not served).
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let served: Vec<&ResourceDef> = RESOURCES
@@ -317,7 +326,8 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     for r in served {
         let mut e = json!({
             "name": r.plural,
-            "singularName": r.singular,
+            // v1.20 serves an empty singularName for built-in resources (filled from v1.27).
+            "singularName": "",
             "namespaced": r.namespaced,
             "kind": r.kind,
             "verbs": r.verbs,
@@ -327,6 +337,9 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         }
         if !r.categories.is_empty() {
             e["categories"] = json!(r.categories);
+        }
+        if !r.virtual_only {
+            e["storageVersionHash"] = json!(storage_version_hash(r));
         }
         resources.push(e);
         if r.has_status {

@@ -75,6 +75,8 @@ pub struct Store {
     objects: BTreeMap<Key, Value>,
     history: VecDeque<WatchEvent>,
     history_cap: usize,
+    /// Whether namespaces get the `kubernetes.io/metadata.name` label (servers from v1.21 on).
+    pub namespace_name_label: bool,
 }
 
 fn key(def: &ResourceDef, ns: &str, name: &str) -> Key {
@@ -327,14 +329,16 @@ fn default_pod_spec(spec: &mut Value) {
     }
 }
 
-fn defaults(def: &ResourceDef, obj: &mut Value, create: bool) {
+fn defaults(def: &ResourceDef, obj: &mut Value, create: bool, namespace_name_label: bool) {
     match def.kind {
         "Namespace" => {
-            let name = meta_str(obj, "name").unwrap_or_default().to_string();
-            let m = meta_mut(obj);
-            let labels = m.entry("labels").or_insert(json!({}));
-            if let Some(l) = labels.as_object_mut() {
-                l.insert("kubernetes.io/metadata.name".into(), json!(name));
+            if namespace_name_label {
+                let name = meta_str(obj, "name").unwrap_or_default().to_string();
+                let m = meta_mut(obj);
+                let labels = m.entry("labels").or_insert(json!({}));
+                if let Some(l) = labels.as_object_mut() {
+                    l.insert("kubernetes.io/metadata.name".into(), json!(name));
+                }
             }
             if obj.pointer("/spec/finalizers").is_none() && create {
                 obj["spec"] = json!({"finalizers": ["kubernetes"]});
@@ -384,7 +388,11 @@ fn defaults(def: &ResourceDef, obj: &mut Value, create: bool) {
                     default_pod_spec(ps);
                 }
                 if let Some(tm) = spec.get_mut("template").and_then(Value::as_object_mut) {
-                    tm.entry("metadata").or_insert(json!({}));
+                    // The template's ObjectMeta serialises its zero creationTimestamp as null.
+                    let meta = tm.entry("metadata").or_insert(json!({}));
+                    if let Some(m) = meta.as_object_mut() {
+                        m.entry("creationTimestamp").or_insert(Value::Null);
+                    }
                 }
             }
         }
@@ -421,10 +429,10 @@ fn defaults(def: &ResourceDef, obj: &mut Value, create: bool) {
 fn skeleton(def: &ResourceDef) -> Value {
     match def.kind {
         "Deployment" => {
-            json!({"metadata": {}, "spec": {"template": {"metadata": {}, "spec": {}}, "strategy": {}}, "status": {}})
+            json!({"metadata": {}, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {}}, "strategy": {}}, "status": {}})
         }
         "ReplicaSet" => {
-            json!({"metadata": {}, "spec": {"template": {"metadata": {}, "spec": {}}}, "status": {}})
+            json!({"metadata": {}, "spec": {"template": {"metadata": {"creationTimestamp": null}, "spec": {}}}, "status": {}})
         }
         "Pod" | "Namespace" | "Node" | "Service" => {
             json!({"metadata": {}, "spec": {}, "status": {}})
@@ -464,6 +472,7 @@ impl Store {
             objects: BTreeMap::new(),
             history: VecDeque::new(),
             history_cap,
+            namespace_name_label: false,
         }
     }
 
@@ -745,7 +754,7 @@ impl Store {
         if def.has_status && old.is_none() && new.get("status").is_none() {
             new["status"] = json!({});
         }
-        defaults(def, &mut new, old.is_none());
+        defaults(def, &mut new, old.is_none(), self.namespace_name_label);
         let causes = validate(def, &new);
         if !causes.is_empty() {
             return Err(ApiError::invalid(def.group, def.kind, name, causes));
@@ -1073,12 +1082,13 @@ impl Store {
         if let Some(uid) = &opts.uid
             && Some(uid.as_str()) != meta_str(&old, "uid")
         {
+            // As the apiserver's rest.BeforeDelete says it: the resource is named by its kind.
             return Err(ApiError::conflict(
                 def.group,
-                def.plural,
+                def.kind,
                 name,
                 &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    "the UID in the precondition ({uid}) does not match the UID in record ({}). The object might have been deleted and then recreated",
                     meta_str(&old, "uid").unwrap_or_default()
                 ),
             ));
@@ -1088,10 +1098,10 @@ impl Store {
         {
             return Err(ApiError::conflict(
                 def.group,
-                def.plural,
+                def.kind,
                 name,
                 &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in meta: {}",
+                    "the ResourceVersion in the precondition ({rv}) does not match the ResourceVersion in record ({}). The object might have been modified",
                     meta_str(&old, "resourceVersion").unwrap_or_default()
                 ),
             ));

@@ -220,6 +220,93 @@ pub fn cluster_body(public_key: &str) -> Value {
     })
 }
 
+/// Makes `kube` look onboarded to connected cluster `rg/name` of `sandbox`'s first subscription:
+/// namespace `azure-arc`, ConfigMap `azure-clusterconfig`, the private key Secret holding
+/// `private_pem`, and three agent Deployments (available after the deployment delay).
+pub fn onboard(
+    sandbox: &Sandbox,
+    kube: &arcplan_sandbox::KubeApi,
+    rg: &str,
+    name: &str,
+    private_pem: &str,
+) {
+    kube.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "azure-arc"}}))
+        .expect("namespace");
+    kube.put(json!({
+        "apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "azure-clusterconfig", "namespace": "azure-arc"},
+        "data": {
+            "AZURE_SUBSCRIPTION_ID": sandbox.subscription_ids()[0],
+            "AZURE_RESOURCE_GROUP": rg,
+            "AZURE_RESOURCE_NAME": name,
+            "AZURE_TENANT_ID": sandbox.tenant_id(),
+            "AZURE_REGION": "eastus",
+            "AZURE_ARC_AGENT_VERSION": "1.21.10"
+        }
+    }))
+    .expect("configmap");
+    set_private_key(kube, private_pem);
+    for agent in [
+        "clusteridentityoperator",
+        "config-agent",
+        "cluster-metadata-operator",
+    ] {
+        kube.put(json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": agent, "namespace": "azure-arc", "labels": {"app.kubernetes.io/component": agent}},
+            "spec": {
+                "replicas": 1,
+                "selector": {"matchLabels": {"app.kubernetes.io/component": agent}},
+                "template": {
+                    "metadata": {"labels": {"app.kubernetes.io/component": agent}},
+                    "spec": {"containers": [{"name": agent, "image": format!("mcr.microsoft.com/azurearck8s/{agent}:1.21.10")}]}
+                }
+            }
+        }))
+        .expect("deployment");
+    }
+}
+
+/// Writes (or replaces) the onboarding private key Secret in `kube`.
+pub fn set_private_key(kube: &arcplan_sandbox::KubeApi, private_pem: &str) {
+    use base64::Engine as _;
+    kube.put(json!({
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "azure-arc-connect-privatekey", "namespace": "azure-arc"},
+        "data": {"privateKey": base64::engine::general_purpose::STANDARD.encode(private_pem)}
+    }))
+    .expect("secret");
+}
+
+/// Creates connected cluster `rg/name` with `public_key` and waits until it is provisioned.
+/// Returns its path.
+pub async fn create_connected_cluster(env: &Env, rg: &str, name: &str, public_key: &str) -> String {
+    let path = format!(
+        "/subscriptions/{}/resourceGroups/{rg}/providers/Microsoft.Kubernetes/connectedClusters/{name}",
+        env.sub()
+    );
+    let (s, h, _) = env.put(&path, CC_API, &cluster_body(public_key)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    env.poll_async(h["azure-asyncoperation"].to_str().expect("operation URL"))
+        .await;
+    path
+}
+
+/// Polls connected cluster `path` until its `connectivityStatus` is `want`; returns it.
+pub async fn wait_for_status(env: &Env, path: &str, want: &str) -> Value {
+    let mut body = Value::Null;
+    for _ in 0..250 {
+        let (s, _, b) = env.get(path, CC_API).await;
+        assert_eq!(s, StatusCode::OK);
+        body = b;
+        if body["properties"]["connectivityStatus"] == want {
+            return body;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("connectivityStatus of {path} never became {want}: {body}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Contract checks against the OpenAPI specs.
 
