@@ -135,9 +135,25 @@ pub fn sandbox_options(loaded: &Loaded) -> SandboxOptions {
     }
 }
 
+/// The context names in a kubeconfig file (empty when it cannot be read).
+fn kubeconfig_contexts(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
+    doc.get("contexts")
+        .and_then(|c| c.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.get("name")?.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Points a configuration at a sandbox.
 fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<Vec<Diagnostic>, Diagnostic> {
     let mut notes = Vec::new();
+    let contexts = kubeconfig_contexts(&t.kubeconfig);
+    let single = loaded.config.clusters.len() == 1;
     let cfg = &mut loaded.config;
     if !cfg.azure.subscription.eq_ignore_ascii_case(&t.subscription) {
         return Err(Diagnostic::error(
@@ -169,8 +185,13 @@ fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<Vec<Diagnostic>, D
     });
     for c in &mut cfg.clusters {
         c.kubeconfig = Some(t.kubeconfig.display().to_string());
-        // The sandbox's kubeconfig has one context per cluster it emulates, named after it.
-        c.context = Some(c.name.clone());
+        // The sandbox's kubeconfig has one context per cluster it emulates, named after it; a
+        // one-cluster file may also use a sandbox started without it (context `sandbox`).
+        c.context = Some(if contexts.iter().any(|x| x == &c.name) || !single {
+            c.name.clone()
+        } else {
+            "sandbox".to_owned()
+        });
         if c.agents.installer == Installer::Helm {
             c.agents.installer = Installer::Manifests;
             notes.push(
