@@ -47,7 +47,7 @@ pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
             }
         };
         out.stdout(&format!(
-            "arcplan sandbox is running (Ctrl-C to stop).\n\n  Entra:       {}\n  ARM:         {}\n  Kubernetes:  {}\n  tenant:      {}\n  subscription:{}\n\n  CA bundle:   {}\n  kubeconfig:  {}\n  environment: {}\n\nTry:\n  arcplan apply --sandbox-dir {dir} -f examples/quickstart.yaml\n  kubectl --kubeconfig {} -n azure-arc get deployments,pods\n",
+            "arcplan sandbox is running (Ctrl-C to stop).\n\n  Entra:       {}\n  ARM:         {}\n  Kubernetes:  {}\n  tenant:      {}\n  subscription: {}\n\n  CA bundle:   {}\n  kubeconfig:  {}\n  environment: {}\n\nTry:\n  arcplan apply --sandbox-dir {dir} -f examples/quickstart.yaml\n  kubectl --kubeconfig {} -n azure-arc get deployments,pods\n",
             sb.authority_host(),
             sb.resource_manager(),
             sb.kube_server(),
