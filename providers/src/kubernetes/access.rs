@@ -138,43 +138,25 @@ fn display_paths(paths: &[PathBuf]) -> String {
 pub(crate) async fn connect(
     r: &ClusterRef,
     opts: &KubernetesProviderOptions,
+    parsed: &KubeconfigCache,
 ) -> Result<Cluster, Diagnostic> {
     let paths = kubeconfig_paths(r, opts)?;
     let shown = display_paths(&paths);
-    let load_paths = paths.clone();
-    let loaded = tokio::task::spawn_blocking(move || -> Result<Kubeconfig, Diagnostic> {
-        let mut merged: Option<Kubeconfig> = None;
-        for p in &load_paths {
-            if !p.is_file() {
-                return Err(Diagnostic::error(
-                    "k8s-kubeconfig-missing",
-                    format!("kubeconfig file {} does not exist", p.display()),
-                )
-                .with_hint(
-                    "set `kubeconfig:` on the cluster entry (relative paths are taken from the configuration file's directory), or KUBECONFIG, or write ~/.kube/config",
-                ));
-            }
-            let kc = Kubeconfig::read_from(p).map_err(|e| {
-                Diagnostic::error(
-                    "k8s-kubeconfig-invalid",
-                    format!("cannot read kubeconfig {}: {e}", p.display()),
-                )
-                .with_hint("check the file with `kubectl config view --kubeconfig FILE`")
-            })?;
-            merged = Some(match merged {
-                None => kc,
-                Some(m) => m.merge(kc).map_err(|e| {
-                    Diagnostic::error(
-                        "k8s-kubeconfig-invalid",
-                        format!("cannot merge kubeconfig {}: {e}", p.display()),
-                    )
-                })?,
-            });
-        }
-        Ok(merged.unwrap_or_default())
-    })
-    .await
-    .map_err(|e| Diagnostic::error("k8s-kubeconfig", format!("reading {shown} failed: {e}")))??;
+    // A fleet's clusters usually share one kubeconfig: parse it once per run, not once per
+    // cluster (500 contexts make a 0.5 MB file).
+    let cell = {
+        let mut map = parsed.lock().await;
+        map.entry(paths.clone()).or_default().clone()
+    };
+    let full = cell
+        .get_or_try_init(|| async {
+            parse_kubeconfigs(paths.clone(), shown.clone())
+                .await
+                .map(Arc::new)
+        })
+        .await?
+        .clone();
+    let loaded: &Kubeconfig = &full;
 
     let context = match r.context.clone().or_else(|| loaded.current_context.clone()) {
         Some(c) if !c.is_empty() => c,
@@ -212,7 +194,40 @@ pub(crate) async fn connect(
         cluster: None,
         user: None,
     };
-    let mut config = Config::from_custom_kubeconfig(loaded, &kopts)
+    // Only the chosen context, its cluster and its user: cheap to copy out of the shared file.
+    let contexts: Vec<_> = loaded
+        .contexts
+        .iter()
+        .filter(|c| c.name == context)
+        .cloned()
+        .collect();
+    let (cluster_name, user_name) = contexts
+        .first()
+        .and_then(|c| c.context.as_ref())
+        .map(|c| (c.cluster.clone(), c.user.clone()))
+        .unwrap_or_default();
+    let narrowed = Kubeconfig {
+        clusters: loaded
+            .clusters
+            .iter()
+            .filter(|c| c.name == cluster_name)
+            .cloned()
+            .collect(),
+        auth_infos: loaded
+            .auth_infos
+            .iter()
+            .filter(|a| Some(&a.name) == user_name.as_ref())
+            .cloned()
+            .collect(),
+        contexts,
+        current_context: Some(context.clone()),
+        preferences: loaded.preferences.clone(),
+        extensions: loaded.extensions.clone(),
+        kind: loaded.kind.clone(),
+        api_version: loaded.api_version.clone(),
+        other: loaded.other.clone(),
+    };
+    let mut config = Config::from_custom_kubeconfig(narrowed, &kopts)
         .await
         .map_err(|e| {
             Diagnostic::error(
@@ -453,6 +468,7 @@ pub fn is_conflict(e: &kube::Error) -> bool {
 #[derive(Default)]
 pub(crate) struct ClusterCache {
     by_ref: tokio::sync::Mutex<HashMap<ClusterRef, Arc<OnceCell<Arc<Cluster>>>>>,
+    parsed: KubeconfigCache,
 }
 
 impl ClusterCache {
@@ -465,10 +481,54 @@ impl ClusterCache {
             let mut map = self.by_ref.lock().await;
             map.entry(r.clone()).or_default().clone()
         };
-        cell.get_or_try_init(|| async { connect(r, opts).await.map(Arc::new) })
+        cell.get_or_try_init(|| async { connect(r, opts, &self.parsed).await.map(Arc::new) })
             .await
             .cloned()
     }
+}
+
+/// Parsed kubeconfigs by their path list, shared by every cluster of a run.
+pub(crate) type KubeconfigCache =
+    tokio::sync::Mutex<HashMap<Vec<PathBuf>, Arc<OnceCell<Arc<Kubeconfig>>>>>;
+
+/// Reads and merges kubeconfig files (off the async threads).
+async fn parse_kubeconfigs(
+    load_paths: Vec<PathBuf>,
+    shown: String,
+) -> Result<Kubeconfig, Diagnostic> {
+    tokio::task::spawn_blocking(move || -> Result<Kubeconfig, Diagnostic> {
+        let mut merged: Option<Kubeconfig> = None;
+        for p in &load_paths {
+            if !p.is_file() {
+                return Err(Diagnostic::error(
+                    "k8s-kubeconfig-missing",
+                    format!("kubeconfig file {} does not exist", p.display()),
+                )
+                .with_hint(
+                    "set `kubeconfig:` on the cluster entry (relative paths are taken from the configuration file's directory), or KUBECONFIG, or write ~/.kube/config",
+                ));
+            }
+            let kc = Kubeconfig::read_from(p).map_err(|e| {
+                Diagnostic::error(
+                    "k8s-kubeconfig-invalid",
+                    format!("cannot read kubeconfig {}: {e}", p.display()),
+                )
+                .with_hint("check the file with `kubectl config view --kubeconfig FILE`")
+            })?;
+            merged = Some(match merged {
+                None => kc,
+                Some(m) => m.merge(kc).map_err(|e| {
+                    Diagnostic::error(
+                        "k8s-kubeconfig-invalid",
+                        format!("cannot merge kubeconfig {}: {e}", p.display()),
+                    )
+                })?,
+            });
+        }
+        Ok(merged.unwrap_or_default())
+    })
+    .await
+    .map_err(|e| Diagnostic::error("k8s-kubeconfig", format!("reading {shown} failed: {e}")))?
 }
 
 /// `p` relative to `base` unless absolute.
