@@ -592,7 +592,9 @@ mod tests {
             kubeconfig: Some("nope.yaml".into()),
             context: None,
         };
-        let d = connect(&missing, &o).await.unwrap_err();
+        let d = connect(&missing, &o, &KubeconfigCache::default())
+            .await
+            .unwrap_err();
         assert_eq!(d.code, "k8s-kubeconfig-missing");
         assert!(d.message.contains("nope.yaml"), "{}", d.message);
         std::fs::write(
@@ -604,7 +606,9 @@ mod tests {
             kubeconfig: Some("kc".into()),
             context: Some("admn".into()),
         };
-        let d = connect(&wrong, &o).await.unwrap_err();
+        let d = connect(&wrong, &o, &KubeconfigCache::default())
+            .await
+            .unwrap_err();
         assert_eq!(d.code, "k8s-context-missing");
         assert!(d.message.contains("admn") && d.message.contains("admin"));
         assert_eq!(d.hint.as_deref(), Some("did you mean `admin`?"));
@@ -612,7 +616,7 @@ mod tests {
             kubeconfig: Some("kc".into()),
             context: None,
         };
-        let c = connect(&ok, &o).await.unwrap();
+        let c = connect(&ok, &o, &KubeconfigCache::default()).await.unwrap();
         assert_eq!(c.context, "admin");
         let _ = std::fs::remove_dir_all(&dir);
     }
