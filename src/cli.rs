@@ -74,6 +74,20 @@ pub struct TargetArgs {
     pub sandbox_dir: Option<PathBuf>,
 }
 
+/// Which resources a plan covers (plan, and apply without a plan file).
+#[derive(Debug, Args, Clone)]
+pub struct SelectArgs {
+    /// Only these resources and what they depend on.
+    #[arg(long, value_name = "ADDRESS")]
+    pub target: Vec<String>,
+    /// Leave out these resources and what depends on them.
+    #[arg(long, value_name = "ADDRESS")]
+    pub exclude: Vec<String>,
+    /// Replace these resources even if nothing changed.
+    #[arg(long, value_name = "ADDRESS")]
+    pub replace: Vec<String>,
+}
+
 /// Options shared by plan, apply and destroy.
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
@@ -108,15 +122,8 @@ pub struct PlanArgs {
     /// Output format (`--json` is `--format json`).
     #[arg(long, value_enum)]
     pub format: Option<PlanFormat>,
-    /// Only these resources and what they depend on.
-    #[arg(long, value_name = "ADDRESS")]
-    pub target: Vec<String>,
-    /// Leave out these resources and what depends on them.
-    #[arg(long, value_name = "ADDRESS")]
-    pub exclude: Vec<String>,
-    /// Replace these resources even if nothing changed.
-    #[arg(long, value_name = "ADDRESS")]
-    pub replace: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     /// Only read live state and report differences; plan no change.
     #[arg(long)]
     pub refresh_only: bool,
@@ -149,15 +156,8 @@ pub struct ApplyArgs {
     /// Apply without asking for `yes` (required when stdin is not a terminal).
     #[arg(long)]
     pub auto_approve: bool,
-    /// Only these resources and what they depend on.
-    #[arg(long, value_name = "ADDRESS")]
-    pub target: Vec<String>,
-    /// Leave out these resources and what depends on them.
-    #[arg(long, value_name = "ADDRESS")]
-    pub exclude: Vec<String>,
-    /// Replace these resources even if nothing changed.
-    #[arg(long, value_name = "ADDRESS")]
-    pub replace: Vec<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]

@@ -1,7 +1,7 @@
 //! `arcplan apply` and `arcplan destroy`.
 
 use super::context::{self, Run};
-use super::plan::{addresses, header, make_plan, options};
+use super::plan::{Selection, header, make_plan, options};
 use super::{Error, Outcome, events};
 use crate::cli::{ApplyArgs, DestroyArgs, TargetArgs};
 use crate::planfile::PlanFile;
@@ -23,11 +23,7 @@ pub fn run_apply(args: &ApplyArgs, out: &Output) -> Result<Outcome, Error> {
         if let Some(path) = &args.plan_file {
             return apply_saved(args, path, out, cancel).await;
         }
-        let (Ok(targets), Ok(excludes), Ok(replace)) = (
-            addresses(out, "target", &args.target),
-            addresses(out, "exclude", &args.exclude),
-            addresses(out, "replace", &args.replace),
-        ) else {
+        let Ok(selection) = Selection::parse(out, &args.select) else {
             return Ok(Outcome::Failed);
         };
         let file = args.file.clone().unwrap_or_else(|| "arcplan.yaml".into());
@@ -36,9 +32,7 @@ pub fn run_apply(args: &ApplyArgs, out: &Output) -> Result<Outcome, Error> {
         };
         header(out, &run, args.run.json);
         let mut opts = options(&run, PlanMode::Normal, args.run.parallelism, cancel.clone());
-        opts.targets = targets;
-        opts.excludes = excludes;
-        opts.replace = replace;
+        selection.apply_to(&mut opts);
         let outcome = plan_and_apply(
             &run,
             &opts,

@@ -2,7 +2,7 @@
 
 use super::context::{self, Reported, Run};
 use super::{Error, Outcome, events};
-use crate::cli::{PlanArgs, PlanFormat};
+use crate::cli::{PlanArgs, PlanFormat, SelectArgs};
 use crate::planfile::{PLAN_FILE_VERSION, PlanFile};
 use crate::views::{self, Output};
 use arcplan_engine::address::Address;
@@ -28,6 +28,36 @@ pub fn addresses(out: &Output, flag: &str, values: &[String]) -> Result<Vec<Addr
         return Err(context::report(out, diags));
     }
     Ok(v)
+}
+
+/// The parsed `--target`, `--exclude` and `--replace` values (every bad one reported).
+pub struct Selection {
+    targets: Vec<Address>,
+    excludes: Vec<Address>,
+    replace: Vec<Address>,
+}
+
+impl Selection {
+    /// Parses the flags; reports every malformed address.
+    pub fn parse(out: &Output, sel: &SelectArgs) -> Result<Selection, Reported> {
+        let (targets, excludes, replace) = (
+            addresses(out, "target", &sel.target),
+            addresses(out, "exclude", &sel.exclude),
+            addresses(out, "replace", &sel.replace),
+        );
+        Ok(Selection {
+            targets: targets?,
+            excludes: excludes?,
+            replace: replace?,
+        })
+    }
+
+    /// Puts the selection into plan options.
+    pub fn apply_to(self, opts: &mut PlanOptions) {
+        opts.targets = self.targets;
+        opts.excludes = self.excludes;
+        opts.replace = self.replace;
+    }
 }
 
 /// The plan options for a run.
@@ -90,10 +120,7 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
     };
     let machine = format != PlanFormat::Human;
     super::runtime()?.block_on(async {
-        let targets = addresses(out, "target", &args.target);
-        let excludes = addresses(out, "exclude", &args.exclude);
-        let replace = addresses(out, "replace", &args.replace);
-        let (Ok(targets), Ok(excludes), Ok(replace)) = (targets, excludes, replace) else {
+        let Ok(selection) = Selection::parse(out, &args.select) else {
             return Ok(Outcome::Failed);
         };
         let Ok(run) = context::prepare(out, &args.file, &args.target_args).await else {
@@ -103,9 +130,7 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
         let cancel = super::cancel_on_ctrl_c();
         let mode = if args.refresh_only { PlanMode::RefreshOnly } else { PlanMode::Normal };
         let mut opts = options(&run, mode, args.run.parallelism, cancel);
-        opts.targets = targets;
-        opts.excludes = excludes;
-        opts.replace = replace;
+        selection.apply_to(&mut opts);
         let outcome = match make_plan(out, &run, &opts, machine).await {
             Err(Reported) => Outcome::Failed,
             Ok(p) => {
