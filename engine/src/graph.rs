@@ -389,11 +389,8 @@ impl ResourceGraph {
                 cfg.clusters
                     .iter()
                     .filter(|c| c.resource_group.eq_ignore_ascii_case(&rg.name))
-                    .flat_map(|c| {
-                        [
-                            Address::new(ResourceType::CONNECTED_CLUSTER, c.name.clone())
-                                .to_string(),
-                        ]
+                    .map(|c| {
+                        Address::new(ResourceType::CONNECTED_CLUSTER, c.name.clone()).to_string()
                     }),
             );
             add(

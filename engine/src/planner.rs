@@ -10,7 +10,7 @@
 use crate::address::Address;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::events::{Event, EventSink};
-use crate::graph::{Mode, ResourceGraph, as_reference, resolve_references};
+use crate::graph::{Mode, ResourceGraph, resolve_references};
 use crate::plan::{
     Action, Change, CheckResult, CheckStatus, FORMAT_VERSION, Plan, PlanMode, Reason, ReasonCode,
     redact,
@@ -47,11 +47,6 @@ pub struct PlanOptions {
 
 /// The default number of nodes worked on at once.
 pub const DEFAULT_PARALLELISM: usize = 10;
-
-struct Planned {
-    change: Option<Change>,
-    outputs: Option<Value>,
-}
 
 /// Plans the graph. Returns the plan, or every error found.
 pub async fn plan(
@@ -119,10 +114,7 @@ pub async fn plan(
                 resolve_references(&mut desired, &|a, o| lookup_output(&known, a, o))
             };
             if matches!(node.mode, Mode::PlanCheck | Mode::ApplyCheck) {
-                return Ok(Planned {
-                    change: None,
-                    outputs: None,
-                });
+                return Ok(None);
             }
             events.emit(Event::RefreshStart {
                 address: address.clone(),
@@ -156,11 +148,8 @@ pub async fn plan(
                 results
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .insert(address, (Action::Read, Some(state.clone())));
-                return Ok(Planned {
-                    change: Some(change),
-                    outputs: Some(state),
-                });
+                    .insert(address, (Action::Read, Some(state)));
+                return Ok(Some(change));
             }
             let resp = provider
                 .plan(PlanRequest {
@@ -215,11 +204,8 @@ pub async fn plan(
             results
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(address, (action, outputs.clone()));
-            Ok(Planned {
-                change: Some(change),
-                outputs,
-            })
+                .insert(address, (action, outputs));
+            Ok(Some(change))
         }
     })
     .await;
@@ -227,10 +213,7 @@ pub async fn plan(
     let mut changes = Vec::new();
     for (i, outcome) in outcomes.into_iter().enumerate() {
         match outcome {
-            Outcome::Done(p) => {
-                let _ = p.outputs;
-                changes.extend(p.change);
-            }
+            Outcome::Done(change) => changes.extend(change),
             Outcome::Failed(d) => {
                 let address = nodes[i].address.to_string();
                 for mut d in d {
@@ -425,9 +408,4 @@ fn select(graph: &ResourceGraph, opts: &PlanOptions, diags: &mut Diagnostics) ->
         }
     }
     set
-}
-
-/// True when `value` still holds references (a bug if seen at apply).
-pub fn has_references(value: &Value) -> bool {
-    as_reference(value).is_some() || !crate::graph::references(value).is_empty()
 }

@@ -97,7 +97,7 @@ async fn plan_and_apply(
     lock: bool,
 ) -> Outcome {
     let clusters = if lock {
-        graph_clusters(run)
+        cluster_attrs(run.graph.nodes().map(|n| (&n.address, Some(&n.desired))))
     } else {
         Vec::new()
     };
@@ -175,15 +175,20 @@ async fn release(locks: Vec<arcplan_providers::kubernetes::lock::LockGuard>) {
     }
 }
 
-/// The clusters a graph's cluster-side nodes reach.
-fn graph_clusters(run: &Run) -> Vec<serde_json::Value> {
-    run.graph
-        .nodes()
-        .filter(|n| {
-            n.address.rtype == ResourceType::ONBOARDING_KEY
-                || n.address.rtype == ResourceType::ARC_AGENTS
+/// The `cluster` attributes of the cluster-side resources among `(address, desired)` pairs.
+fn cluster_attrs<'a>(
+    items: impl Iterator<
+        Item = (
+            &'a arcplan_engine::address::Address,
+            Option<&'a serde_json::Value>,
+        ),
+    >,
+) -> Vec<serde_json::Value> {
+    items
+        .filter(|(a, _)| {
+            a.rtype == ResourceType::ONBOARDING_KEY || a.rtype == ResourceType::ARC_AGENTS
         })
-        .filter_map(|n| n.desired.get("cluster").cloned())
+        .filter_map(|(_, d)| d?.get("cluster").cloned())
         .collect()
 }
 
@@ -248,16 +253,12 @@ async fn apply_saved(
             break 'run Outcome::Failed;
         }
         // Lock first, so nothing changes between the freshness check and the apply.
-        let clusters: Vec<serde_json::Value> = file
-            .plan
-            .changes
-            .iter()
-            .filter(|c| {
-                c.address.rtype == ResourceType::ONBOARDING_KEY
-                    || c.address.rtype == ResourceType::ARC_AGENTS
-            })
-            .filter_map(|c| c.desired.as_ref()?.get("cluster").cloned())
-            .collect();
+        let clusters = cluster_attrs(
+            file.plan
+                .changes
+                .iter()
+                .map(|c| (&c.address, c.desired.as_ref())),
+        );
         let Some(locks) =
             lock_clusters(&run, clusters.iter(), args.run.lock_timeout, out, &cancel).await
         else {

@@ -282,7 +282,7 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         if k == SANDBOX_SECRET_VAR {
             return secret.clone();
         }
-        std::env::var(k).ok().filter(|v| !v.is_empty())
+        arcplan_providers::azure::credential::process_env(k)
     };
     let settings = AzureSettings::new(&loaded.config.stack, &loaded.config.azure.subscription);
     let (azure, credential) = azure::from_config(&loaded.config, &base_dir, &env, settings)

@@ -660,21 +660,6 @@ pub fn shared_budget() -> Arc<Budget> {
     Arc::new(Budget::new(Default::default()))
 }
 
-/// Seconds since the Unix epoch, for tests of token expiry.
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-#[allow(dead_code)]
-fn _assert_send_sync() {
-    fn check<T: Send + Sync>() {}
-    check::<ArmClient>();
-    let _ = AtomicU64::new(0);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

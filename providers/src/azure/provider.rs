@@ -851,8 +851,6 @@ impl AzureProvider {
             .arm
             .send(&self.req(Method::GET, path, ApiKind::ConnectedClusters, None))
             .await?;
-        let state = s(&done.body, "properties").to_owned();
-        let _ = state;
         match done
             .body
             .pointer("/properties/provisioningState")
