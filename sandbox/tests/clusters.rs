@@ -107,7 +107,18 @@ async fn clusters_onboard_and_connect_independently() {
     assert_eq!(connected["properties"]["totalNodeCount"], 2);
     assert_eq!(connected["properties"]["totalCoreCount"], 8);
     let clusters = [kube_one.clone(), kube_two.clone()];
-    let verdicts = heartbeat_all(env.sandbox.arm(), &clusters, &AgentOptions::default());
+    // store-02's agent Deployments become available on their own clock; wait for that (bounded)
+    // so the verdict is about the key, not the rollout.
+    let started = std::time::Instant::now();
+    let verdicts = loop {
+        let v = heartbeat_all(env.sandbox.arm(), &clusters, &AgentOptions::default());
+        if v[1] != Heartbeat::AgentsNotReady
+            || started.elapsed() > std::time::Duration::from_secs(30)
+        {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
     assert_eq!(verdicts, [Heartbeat::Connected, Heartbeat::KeyMismatch]);
     let (_, _, body) = env.get(&two, CC_API).await;
     assert_eq!(body["properties"]["connectivityStatus"], "Connecting");
