@@ -310,12 +310,16 @@ pub async fn wait_for_status(env: &Env, path: &str, want: &str) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Contract checks against the OpenAPI specs.
 
-/// The specs directory (`shared/specs/azure` next to the repository).
+/// The specs directory: `specs/azure` at the repository root (carried in the repository, with
+/// their provenance in `SOURCES.md`), or `ARCPLAN_SPECS_DIR` when set (to try newer specs).
 pub fn specs_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/azure");
+    let dir = match std::env::var_os("ARCPLAN_SPECS_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/azure"),
+    };
     assert!(
         dir.join("specification").is_dir(),
-        "the Azure OpenAPI specs are missing: expected them at {} (shared/specs/azure beside the repository)",
+        "the Azure OpenAPI specs are missing: expected them at {} (specs/azure at the repository root, or ARCPLAN_SPECS_DIR)",
         dir.display()
     );
     std::fs::canonicalize(dir).expect("canonical specs dir")
