@@ -59,6 +59,10 @@ pub struct Diagnostic {
     /// What to do next ("did you mean ...?", the allowed values, the command to run).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
+    /// Byte ranges of the source that hold a secret value this diagnostic is about. Renderers
+    /// hide them in every snippet of the file ([`masked_source`]); never serialised.
+    #[serde(skip)]
+    pub secret_spans: Vec<std::ops::Range<usize>>,
 }
 
 impl Diagnostic {
@@ -72,6 +76,7 @@ impl Diagnostic {
             key: None,
             address: None,
             hint: None,
+            secret_spans: Vec::new(),
         }
     }
 
@@ -106,6 +111,60 @@ impl Diagnostic {
         self.hint = Some(hint.into());
         self
     }
+
+    /// Marks a byte range of the source as a secret value, to be hidden in snippets.
+    pub fn with_secret_span(mut self, span: Option<std::ops::Range<usize>>) -> Self {
+        self.secret_spans.extend(span);
+        self
+    }
+}
+
+/// True for the characters YAML (and so the positions in diagnostics) count as line breaks.
+fn is_break(c: char) -> bool {
+    c == '\n' || c == '\r'
+}
+
+/// Line `line` (1-based) of `text`, without its line break, counting lines as the YAML parser
+/// does (`\n`, `\r\n` and a lone `\r` end a line; U+0085, U+2028 and U+2029 do not).
+pub fn source_line(text: &str, line: u64) -> Option<&str> {
+    let mut start = 0;
+    let mut n = 1;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' || bytes[i] == b'\r' {
+            if n == line {
+                return Some(&text[start..i]);
+            }
+            if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+            n += 1;
+            start = i + 1;
+        }
+        i += 1;
+    }
+    (n == line && start <= text.len()).then(|| &text[start..])
+}
+
+/// `source` with every secret span of `diags` replaced by `*`, character for character (line
+/// breaks kept), so lines and columns stay where the diagnostics point.
+pub fn masked_source(source: &str, diags: &Diagnostics) -> String {
+    let spans: Vec<&std::ops::Range<usize>> =
+        diags.iter().flat_map(|d| d.secret_spans.iter()).collect();
+    if spans.is_empty() {
+        return source.to_owned();
+    }
+    source
+        .char_indices()
+        .map(|(i, c)| {
+            if !is_break(c) && spans.iter().any(|s| s.contains(&i)) {
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 impl fmt::Display for Diagnostic {
@@ -269,6 +328,27 @@ mod tests {
         assert_eq!(did_you_mean("locaton", keys), Some("location"));
         assert_eq!(did_you_mean("ResourceGroup", keys), Some("resourceGroup"));
         assert_eq!(did_you_mean("zzz", keys), None);
+    }
+
+    #[test]
+    fn lines_are_counted_as_yaml_counts_them() {
+        let text = "a\r\nb\rc\u{85}d\u{2028}e\n\nf";
+        assert_eq!(source_line(text, 1), Some("a"));
+        assert_eq!(source_line(text, 2), Some("b"));
+        assert_eq!(source_line(text, 3), Some("c\u{85}d\u{2028}e"));
+        assert_eq!(source_line(text, 4), Some(""));
+        assert_eq!(source_line(text, 5), Some("f"));
+        assert_eq!(source_line(text, 6), None);
+        assert_eq!(source_line("x\n", 2), Some(""));
+    }
+
+    #[test]
+    fn secret_spans_are_masked_char_for_char() {
+        let text = "k: \"s3cr\u{e9}t\"\nnext: 1\n";
+        let d = Diagnostic::error("inline-secret", "x").with_secret_span(Some(3..12));
+        let masked = masked_source(text, &d.into());
+        assert_eq!(masked, "k: ********\nnext: 1\n");
+        assert_eq!(masked.chars().count(), text.chars().count());
     }
 
     #[test]

@@ -306,3 +306,188 @@ fn every_example_validates_against_parser_and_schema() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn structural_and_semantic_errors_are_reported_in_one_run() {
+    let text = GOOD
+        .replace("cloud: AzureCloud", "cloud: AzureClod")
+        .replace("installer: manifests", "installr: manifests")
+        .replace(
+            "subscription: 3000e2af-0000-46d9-0000-4bdb12000000",
+            "subscription: 3000e2af",
+        )
+        .replace(
+            "tenant: 72f988bf-0000-0000-0000-000000000000",
+            "tenant: contoso",
+        )
+        .replace(
+            "    resourceGroup: myAzureResourceGroup",
+            "    resourceGroup: myAzureResourceGrop",
+        );
+    let d = errors(&text);
+    let codes: Vec<&str> = d.iter().map(|x| x.code).collect();
+    assert_eq!(
+        codes,
+        [
+            "invalid-guid",
+            "invalid-guid",
+            "invalid-value",
+            "undeclared-resource-group",
+            "unknown-key"
+        ],
+        "{d}"
+    );
+    assert_eq!(
+        find(&d, "undeclared-resource-group").hint.as_deref(),
+        Some("did you mean `myAzureResourceGroup`?")
+    );
+}
+
+#[test]
+fn findings_about_rejected_keys_are_not_repeated_as_placeholders() {
+    // A cluster whose `resourceGroup` and `location` are wrong types: the schema says so, and
+    // no semantic finding about the placeholders (undeclared group, missing location) follows.
+    let text = GOOD
+        .replace(
+            "    resourceGroup: myAzureResourceGroup",
+            "    resourceGroup: [x]",
+        )
+        .replace(
+            "    location: eastus\n    tags",
+            "    location: 5\n    tags",
+        );
+    let d = errors(&text);
+    let codes: Vec<&str> = d.iter().map(|x| x.code).collect();
+    assert_eq!(codes, ["invalid-type", "invalid-type"], "{d}");
+}
+
+#[test]
+fn unknown_distribution_infrastructure_and_location_warn_with_suggestions() {
+    let text = GOOD
+        .replace("distribution: aks_workload", "distribution: aks_workloadd")
+        .replace(
+            "infrastructure: azure_stack_hci",
+            "infrastructure: azure_stack_hcl",
+        )
+        .replace(
+            "    location: eastus\n    tags",
+            "    location: mars\n    tags",
+        )
+        .replace(
+            "    location: eastus\nclusters",
+            "    location: eastuss\nclusters",
+        );
+    let loaded = load_str(&text, "f.yaml").expect("unknown values are warnings, not errors");
+    let w = &loaded.warnings;
+    assert!(!w.has_errors());
+    let by_key = |k: &str| {
+        w.iter()
+            .find(|d| d.key.as_deref() == Some(k))
+            .unwrap_or_else(|| panic!("no warning at {k}:\n{w}"))
+    };
+    let dist = by_key("clusters[0].distribution");
+    assert_eq!(dist.code, "unknown-value");
+    assert!(dist.message.contains("aks_workloadd"), "{dist}");
+    let hint = dist.hint.as_deref().unwrap();
+    assert!(hint.starts_with("did you mean `aks_workload`?"), "{hint}");
+    assert!(hint.contains("openshift") && hint.contains("k3s"), "{hint}");
+    let infra = by_key("clusters[0].infrastructure")
+        .hint
+        .as_deref()
+        .unwrap();
+    assert!(
+        infra.starts_with("did you mean `azure_stack_hci`?"),
+        "{infra}"
+    );
+    let mars = by_key("clusters[0].location");
+    assert!(mars.message.contains("mars"), "{mars}");
+    assert!(
+        mars.hint.as_deref().unwrap().contains("westeurope"),
+        "{mars}"
+    );
+    let rg = by_key("resourceGroups[0].location")
+        .hint
+        .as_deref()
+        .unwrap();
+    assert!(rg.starts_with("did you mean `eastus`?"), "{rg}");
+
+    // A custom cloud names its own regions.
+    let custom = text.replace(
+        "cloud: AzureCloud",
+        "cloud:\n    resourceManager: https://management.local.azurestack.external\n    authorityHost: https://login.local",
+    );
+    let loaded = load_str(&custom, "f.yaml").unwrap();
+    assert!(
+        !loaded
+            .warnings
+            .iter()
+            .any(|d| d.key.as_deref() == Some("clusters[0].location")),
+        "{}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn inline_secret_diagnostics_mark_the_secret_for_masking() {
+    use arcplan_engine::diag::masked_source;
+    let text = GOOD.replace(
+        "credential: default",
+        "credential:\n    kind: servicePrincipal\n    clientSecret: \"SuperSecretValue123!\"",
+    );
+    let d = errors(&text);
+    assert!(!find(&d, "inline-secret").secret_spans.is_empty());
+    let masked = masked_source(&text, &d);
+    assert!(!masked.contains("SuperSecretValue123!"), "{masked}");
+    assert_eq!(masked.lines().count(), text.lines().count());
+    assert!(masked.contains("clientSecret: "));
+
+    let proxy = GOOD.replace(
+        "      timeout: 20m",
+        "      timeout: 20m\n      proxy: { httpsProxy: http://user:hunter2@proxy.corp:3128 }",
+    );
+    let d = errors(&proxy);
+    let masked = masked_source(&proxy, &d);
+    assert!(!masked.contains("hunter2"), "{masked}");
+    assert!(
+        masked.contains("http://user:*******@proxy.corp:3128"),
+        "{masked}"
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn non_regular_files_are_refused_before_reading() {
+    use arcplan_engine::config::{load_file, read_source};
+    use std::path::Path;
+    let dir = std::env::temp_dir().join(format!("arcplan-cfg-fifo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("pipe.yaml");
+    let _ = std::fs::remove_file(&fifo);
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Run in a thread, so a blocking open fails the test instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f = fifo.clone();
+    std::thread::spawn(move || {
+        let r = load_file(&f).map(|_| ()).unwrap_err();
+        let zero = load_file(Path::new("/dev/zero")).map(|_| ()).unwrap_err();
+        let src = read_source(&f).is_none() && read_source(Path::new("/dev/zero")).is_none();
+        let _ = tx.send((r, zero, src));
+    });
+    let (fifo_err, zero_err, src) = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("reading a FIFO or /dev/zero must not block");
+    let e = fifo_err.iter().next().unwrap();
+    assert_eq!(e.code, "not-a-file", "{e}");
+    assert!(e.message.contains("FIFO"), "{e}");
+    let e = zero_err.iter().next().unwrap();
+    assert_eq!(e.code, "not-a-file", "{e}");
+    assert!(e.message.contains("character device"), "{e}");
+    assert!(src);
+    let _ = std::fs::remove_dir_all(&dir);
+}

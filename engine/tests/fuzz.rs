@@ -3,11 +3,17 @@
 //! panic, always answer (Ok, or at least one error naming a position or the file), and stay
 //! fast (the parser's budget bounds work and memory).
 //!
+//! A corpus of regression inputs (`tests/corpus/`: Unicode line breaks U+0085, U+2028 and
+//! U+2029 in values, keys and comments, at line ends and the file end, mixed with CRLF and lone
+//! CR) always runs, and every position a diagnostic names must be a character of the file as
+//! the snippet renderer reads it.
+//!
 //! The default run is small; `ARCPLAN_FUZZ_CASES=1000000 cargo test --release -p
 //! arcplan-engine --test fuzz` runs a million inputs per property (the figure quoted in the
 //! README was measured that way).
 
 use arcplan_engine::config::{load_bytes, load_str};
+use arcplan_engine::diag::{masked_source, source_line};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use serde_json::Value;
@@ -191,5 +197,85 @@ fn edits_of_the_examples_never_panic() {
             let edited = format!("{}{insert}{}", &text[..start], &text[end..]);
             check(load_str(&edited, "fuzz.yaml"))
         })
+        .unwrap();
+}
+
+/// Every diagnostic's position lies in the text: its line exists (counted as YAML counts lines)
+/// and its column is at most one past the line's last character. This is what the snippet
+/// renderer relies on; the panic on U+0085 came from a position it could not slice.
+fn check_positions(
+    text: &str,
+    result: &Result<arcplan_engine::config::Loaded, arcplan_engine::diag::Diagnostics>,
+) -> Result<(), String> {
+    let diags = match result {
+        Ok(l) => l.warnings.clone(),
+        Err(d) => d.clone(),
+    };
+    let masked = masked_source(text, &diags);
+    if masked.chars().count() != text.chars().count() {
+        return Err("masking changed the number of characters".into());
+    }
+    for d in diags.iter() {
+        let Some(l) = &d.location else { continue };
+        let line = source_line(&masked, l.line)
+            .ok_or_else(|| format!("{d}: line {} is not in the file", l.line))?;
+        if l.column as usize > line.chars().count() + 1 {
+            return Err(format!(
+                "{d}: column {} is past the end of {line:?}",
+                l.column
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_regression_corpus_loads_without_panicking() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15, "the corpus is in {}", dir.display());
+    for path in files {
+        let bytes = std::fs::read(&path).unwrap();
+        let text = String::from_utf8(bytes.clone()).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let result = load_bytes(&bytes, &name);
+        check(result.clone()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_positions(&text, &result).unwrap_or_else(|e| panic!("{name}: {e}"));
+        // The same text with CRLF line ends.
+        let crlf = text.replace('\n', "\r\n");
+        let result = load_str(&crlf, &name);
+        check(result.clone()).unwrap_or_else(|e| panic!("{name} (CRLF): {e}"));
+        check_positions(&crlf, &result).unwrap_or_else(|e| panic!("{name} (CRLF): {e}"));
+    }
+}
+
+#[test]
+fn unicode_line_breaks_anywhere_keep_positions_in_the_text() {
+    let base = include_str!("../../examples/quickstart.yaml");
+    let breaks = prop::sample::select(&["\u{85}", "\u{2028}", "\u{2029}", "\r\n", "\r"][..]);
+    runner(500)
+        .run(
+            &(any::<prop::sample::Index>(), breaks, any::<bool>()),
+            |(at, brk, replace)| {
+                let mut i = at.index(base.len());
+                while !base.is_char_boundary(i) {
+                    i -= 1;
+                }
+                let mut end = if replace { i + 1 } else { i };
+                while end < base.len() && !base.is_char_boundary(end) {
+                    end += 1;
+                }
+                let end = end.min(base.len());
+                let text = format!("{}{brk}{}", &base[..i], &base[end..]);
+                let result = load_str(&text, "fuzz.yaml");
+                check(result.clone())?;
+                check_positions(&text, &result).map_err(TestCaseError::fail)?;
+                Ok(())
+            },
+        )
         .unwrap();
 }

@@ -8,7 +8,7 @@ use arcplan_engine::graph::ResourceGraph;
 
 pub fn run(args: &GraphArgs, out: &Output) -> Result<Outcome, Error> {
     let path = args.file.path();
-    let source = std::fs::read_to_string(&path).ok();
+    let source = arcplan_engine::config::read_source(&path);
     let loaded = match load_file(&path) {
         Ok(l) => l,
         Err(d) => {

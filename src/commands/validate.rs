@@ -19,7 +19,7 @@ pub fn run(args: &ValidateArgs, out: &Output) -> Result<Outcome, Error> {
         },
         Err(d) => (d, None),
     };
-    let source = std::fs::read_to_string(&path).ok();
+    let source = arcplan_engine::config::read_source(&path);
     if args.json {
         out.stdout(&diagnostics::json_report(&diags, resources));
     } else {

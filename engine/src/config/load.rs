@@ -1,7 +1,7 @@
 //! Reading a desired-state file into a validated [`Config`].
 
 use super::yaml::{MAX_DEPTH, MAX_FILE_BYTES, Node, Path, Seg, Value};
-use super::{Config, schema, validate};
+use super::{Config, salvage, schema, validate};
 use crate::diag::{Diagnostic, Diagnostics, SourceLocation};
 
 /// A loaded and validated configuration, with the tree it came from (for later diagnostics).
@@ -33,8 +33,42 @@ impl Loaded {
 
 /// Reads and loads a file. I/O errors become a diagnostic naming the file.
 pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
+    let bytes = read_file(path)?;
+    load_bytes(&bytes, &path.display().to_string())
+}
+
+/// Reads a desired-state file's bytes: a regular file only (a directory, FIFO, socket or device,
+/// `/dev/stdin` included, is refused before it is opened for reading, so nothing blocks), and
+/// at most [`MAX_FILE_BYTES`] (the read itself is bounded, whatever size the file reports).
+pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Diagnostics> {
+    use std::io::Read;
     let file = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| io_error(&file, &e))?;
+    check_regular(&file, &meta)?;
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(too_large(&file, Some(meta.len())).into());
+    }
+    let handle = std::fs::File::open(path).map_err(|e| io_error(&file, &e))?;
+    // The path may have been replaced between the two looks: check what was opened.
+    check_regular(&file, &handle.metadata().map_err(|e| io_error(&file, &e))?)?;
+    let mut bytes = Vec::new();
+    handle
+        .take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| io_error(&file, &e))?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_large(&file, None).into());
+    }
+    Ok(bytes)
+}
+
+/// The text of a desired-state file for snippets, read under the same rules as [`read_file`];
+/// `None` when it cannot be read that way.
+pub fn read_source(path: &std::path::Path) -> Option<String> {
+    read_file(path).ok().and_then(|b| String::from_utf8(b).ok())
+}
+
+fn check_regular(file: &str, meta: &std::fs::Metadata) -> Result<(), Diagnostics> {
     if meta.is_dir() {
         return Err(
             Diagnostic::error("io", format!("{file} is a directory, not a file"))
@@ -42,11 +76,38 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
                 .into(),
         );
     }
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(too_large(&file, meta.len()).into());
+    if !meta.is_file() {
+        let what = file_kind(meta);
+        return Err(Diagnostic::error(
+            "not-a-file",
+            format!("{file} is {what}, not a regular file"),
+        )
+        .with_hint("arcplan reads the desired state from a regular file only (not a pipe, device or standard input); write it to a file and name that")
+        .into());
     }
-    let bytes = std::fs::read(path).map_err(|e| io_error(&file, &e))?;
-    load_bytes(&bytes, &file)
+    Ok(())
+}
+
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = meta;
+    "not a regular file"
 }
 
 fn io_error(file: &str, e: &std::io::Error) -> Diagnostics {
@@ -60,12 +121,15 @@ fn io_error(file: &str, e: &std::io::Error) -> Diagnostics {
         .into()
 }
 
-fn too_large(file: &str, len: u64) -> Diagnostic {
+fn too_large(file: &str, len: Option<u64>) -> Diagnostic {
+    let size = match len {
+        Some(len) => format!("{:.1} MiB", len as f64 / (1024.0 * 1024.0)),
+        None => format!("over {} MiB", MAX_FILE_BYTES / (1024 * 1024)),
+    };
     Diagnostic::error(
         "file-too-large",
         format!(
-            "{file} is {:.1} MiB; desired-state files are limited to {} MiB",
-            len as f64 / (1024.0 * 1024.0),
+            "{file} is {size}; desired-state files are limited to {} MiB",
             MAX_FILE_BYTES / (1024 * 1024)
         ),
     )
@@ -75,7 +139,7 @@ fn too_large(file: &str, len: u64) -> Diagnostic {
 /// Loads raw bytes (checking they are text first).
 pub fn load_bytes(bytes: &[u8], file: &str) -> Result<Loaded, Diagnostics> {
     if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(file, bytes.len() as u64).into());
+        return Err(too_large(file, Some(bytes.len() as u64)).into());
     }
     if let Some(at) = bytes.iter().position(|b| *b == 0) {
         return Err(not_text(file, at).into());
@@ -97,13 +161,14 @@ fn not_text(file: &str, at: usize) -> Diagnostic {
 /// Loads a document from text. `file` names it in diagnostics.
 pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
     if text.len() > MAX_FILE_BYTES {
-        return Err(too_large(file, text.len() as u64).into());
+        return Err(too_large(file, Some(text.len() as u64)).into());
     }
     let tree = parse_tree(text, file)?;
     let mut diags = Diagnostics::new();
-    diags.extend(validate::inline_secrets(&tree, file));
+    diags.extend(validate::inline_secrets(&tree, file, text));
     let secret_paths: Vec<String> = diags.iter().filter_map(|d| d.key.clone()).collect();
-    for d in schema::check(&tree, file) {
+    let (structural, broken) = schema::check(&tree, file);
+    for d in structural {
         // An inline secret is already reported with a precise message; the schema's type error
         // about the same key would only repeat it.
         let repeats = d
@@ -114,24 +179,31 @@ pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
             diags.push(d);
         }
     }
-    if diags.has_errors() {
-        diags.sort_by_location();
-        return Err(diags);
-    }
-    let config: Config = match serde_json::from_value(tree.to_json()) {
-        Ok(c) => c,
-        Err(e) => {
-            // The schema accepted the document, so this is a gap between schema and types.
-            // serde_json's message names the field but never holds a whole secret value.
-            return Err(
-                Diagnostic::error("invalid-document", format!("{file}: {e}"))
+    let rejected = diags.has_errors();
+    let config: Config =
+        if rejected {
+            // Check the rest of the document too, so one run shows every problem.
+            match salvage::salvage(tree.to_json(), &broken) {
+                Some(c) => c,
+                None => {
+                    diags.sort_by_location();
+                    return Err(diags);
+                }
+            }
+        } else {
+            match serde_json::from_value(tree.to_json()) {
+                Ok(c) => c,
+                Err(e) => {
+                    // The schema accepted the document, so this is a gap between schema and types.
+                    // serde_json's message names the field but never holds a whole secret value.
+                    return Err(Diagnostic::error("invalid-document", format!("{file}: {e}"))
                     .with_hint(
                         "the document passed the schema but not the types; please report this",
                     )
-                    .into(),
-            );
-        }
-    };
+                    .into());
+                }
+            }
+        };
     let mut loaded = Loaded {
         file: file.to_owned(),
         config,
@@ -139,7 +211,22 @@ pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
         tree,
         warnings: Diagnostics::new(),
     };
-    let mut sem = validate::validate(&loaded);
+    let sem = validate::validate(&loaded);
+    if rejected {
+        // A finding about a set-aside path would describe a placeholder, not the file.
+        for d in sem {
+            let about_broken = d
+                .key
+                .as_ref()
+                .is_some_and(|k| broken.iter().any(|b| salvage::related(k, b)));
+            if !about_broken {
+                diags.push(d);
+            }
+        }
+        diags.sort_by_location();
+        return Err(diags);
+    }
+    let mut sem = sem;
     sem.sort_by_location();
     if sem.has_errors() {
         return Err(sem);

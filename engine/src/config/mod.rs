@@ -9,15 +9,20 @@
 //! 3. structural validation of the tree against the generated JSON Schema ([`schema`]):
 //!    unknown keys (with "did you mean"), missing keys, types, enums, formats; inline secrets;
 //! 4. typed deserialisation into [`Config`] and semantic validation ([`validate`]): GUIDs,
-//!    ARM naming rules, references between resources, duplicates, locations.
+//!    ARM naming rules, references between resources, duplicates, locations; unknown
+//!    distributions, infrastructures and regions are warnings. When stage 3 found errors, the
+//!    rejected paths are set aside ([`salvage`]) and stage 4 still runs over the rest, so one
+//!    run shows structural and semantic problems together.
 //!
 //! Every diagnostic carries `file:line:column` and the key path.
 
+pub mod known;
 mod load;
+mod salvage;
 pub mod schema;
 mod types;
 pub mod validate;
 pub mod yaml;
 
-pub use load::{Loaded, load_bytes, load_file, load_str};
+pub use load::{Loaded, load_bytes, load_file, load_str, read_file, read_source};
 pub use types::*;

@@ -11,16 +11,12 @@ use jsonschema::error::{TypeKind, ValidationErrorKind};
 use std::sync::OnceLock;
 
 /// The schema as JSON, exactly as committed in `schemas/arcplan.schema.json`.
+///
+/// It has no `$id`: no host serves it, so it is identified by where an editor reads it from (a
+/// relative path, or the raw URL of the file in a repository; see the README).
 pub fn json_schema() -> serde_json::Value {
     let schema = schemars::schema_for!(Config);
-    let mut value = serde_json::to_value(&schema).unwrap_or_default();
-    if let Some(obj) = value.as_object_mut() {
-        obj.insert(
-            "$id".into(),
-            "https://arcplan.dev/schemas/arcplan.schema.json".into(),
-        );
-    }
-    value
+    serde_json::to_value(&schema).unwrap_or_default()
 }
 
 /// The schema rendered as the committed file's text (pretty JSON and a final newline).
@@ -55,12 +51,25 @@ fn is_secretish(path: &Path) -> bool {
         .any(|s| matches!(s, Seg::Key(k) if SECRETISH.contains(&k.as_str())))
 }
 
-/// Checks the parsed tree against the schema and returns one diagnostic per problem.
-pub(crate) fn check(tree: &Node, file: &str) -> Diagnostics {
+/// Checks the parsed tree against the schema and returns one diagnostic per problem, and the
+/// key paths the schema rejects (a wrong value, an unknown key, a missing key), so the loader
+/// can set them aside and check the rest of the document.
+pub(crate) fn check(tree: &Node, file: &str) -> (Diagnostics, Vec<Path>) {
     let instance = tree.to_json();
     let mut out = Diagnostics::new();
+    let mut broken = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for err in validator().iter_errors(&instance) {
+        let path = tree.path_from_pointer(err.instance_path().as_str());
+        match err.kind() {
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                broken.extend(unexpected.iter().map(|k| path.key(k)));
+            }
+            ValidationErrorKind::Required { property } => {
+                broken.push(path.key(property.as_str().unwrap_or_default()));
+            }
+            _ => broken.push(path),
+        }
         for d in describe(tree, file, &err) {
             let key = (d.code, d.key.clone(), d.message.clone());
             if seen.insert(key) {
@@ -68,7 +77,7 @@ pub(crate) fn check(tree: &Node, file: &str) -> Diagnostics {
             }
         }
     }
-    out
+    (out, broken)
 }
 
 fn loc(tree: &Node, file: &str, path: &Path) -> Option<SourceLocation> {

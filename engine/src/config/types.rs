@@ -266,6 +266,11 @@ pub struct Agents {
     #[serde(default = "default_timeout")]
     #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
     pub timeout: String,
+    /// How long, after the agents are ready, to wait for Azure to show the cluster `Connected`
+    /// (the `arc.connectivity` check), like `10m`.
+    #[serde(default = "default_connect_timeout")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub connect_timeout: String,
     /// Let Azure upgrade the agents automatically.
     #[serde(default = "yes")]
     pub auto_upgrade: bool,
@@ -281,6 +286,7 @@ impl Default for Agents {
             installer: Installer::default(),
             manifests: None,
             timeout: default_timeout(),
+            connect_timeout: default_connect_timeout(),
             auto_upgrade: true,
             proxy: None,
         }
@@ -289,6 +295,10 @@ impl Default for Agents {
 
 fn default_timeout() -> String {
     "20m".to_owned()
+}
+
+fn default_connect_timeout() -> String {
+    "10m".to_owned()
 }
 
 fn yes() -> bool {

@@ -4,6 +4,7 @@
 //! durations, and secrets written inline. Every check reports all its findings, each pointing at
 //! the offending key.
 
+use super::known::{DISTRIBUTIONS, INFRASTRUCTURES, REGIONS, unknown_value_hint};
 use super::load::{Loaded, cluster_path};
 use super::yaml::{Node, Path, Seg, Value};
 use super::{Cloud, Credential, Installer};
@@ -102,6 +103,28 @@ fn location_problem(loc: &str) -> Option<(String, String)> {
     ))
 }
 
+/// A warning for a value Azure may not know (new values appear, so never an error).
+fn unknown_value(
+    loaded: &Loaded,
+    path: &Path,
+    what: &str,
+    value: &str,
+    known: &[&str],
+    out: &mut Diagnostics,
+) {
+    if let Some(hint) = unknown_value_hint(value, known) {
+        out.push(
+            Diagnostic::warning(
+                "unknown-value",
+                format!("{what} `{value}` is not one Azure is known to accept"),
+            )
+            .with_location(loaded.location(path))
+            .with_key(path.to_string())
+            .with_hint(hint),
+        );
+    }
+}
+
 fn tag_problems(
     loaded: &Loaded,
     base: &Path,
@@ -161,6 +184,8 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             .with_key(path.to_string())
     };
     let azure = Path::root().key("azure");
+    // Region names are known for the public cloud; a custom cloud (Azure Stack Hub) names its own.
+    let public = cfg.azure.cloud == Cloud::Named(super::CloudName::AzureCloud);
 
     // Subscription and tenant.
     let sub = azure.key("subscription");
@@ -325,6 +350,8 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             Some(l) => {
                 if let Some((msg, hint)) = location_problem(l) {
                     out.push(err("invalid-location", format!("location {msg}"), &base.key("location")).with_hint(hint));
+                } else if public {
+                    unknown_value(loaded, &base.key("location"), "location", l, REGIONS, &mut out);
                 }
             }
             None => {}
@@ -402,6 +429,15 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
                         )
                         .with_hint(hint),
                     );
+                } else if public {
+                    unknown_value(
+                        loaded,
+                        &base.key("location"),
+                        "location",
+                        l,
+                        REGIONS,
+                        &mut out,
+                    );
                 }
             }
             (None, Some(_)) => {}
@@ -418,6 +454,22 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             ),
         }
         tag_problems(loaded, &base.key("tags"), &c.tags, &mut out);
+        unknown_value(
+            loaded,
+            &base.key("distribution"),
+            "distribution",
+            &c.distribution,
+            DISTRIBUTIONS,
+            &mut out,
+        );
+        unknown_value(
+            loaded,
+            &base.key("infrastructure"),
+            "infrastructure",
+            &c.infrastructure,
+            INFRASTRUCTURES,
+            &mut out,
+        );
         let target = (c.kubeconfig.clone(), c.context.clone());
         if let Some(first) = contexts.insert(target, i) {
             out.push(
@@ -433,32 +485,34 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             );
         }
         let agents = base.key("agents");
-        match humantime::parse_duration(&c.agents.timeout) {
-            Ok(d) if d.is_zero() => out.push(err(
-                "invalid-duration",
-                "`agents.timeout` must be longer than zero".to_owned(),
-                &agents.key("timeout"),
-            )),
-            Ok(d) if d > std::time::Duration::from_secs(24 * 3600) => out.push(
-                err(
+        for (key, value) in [
+            ("timeout", &c.agents.timeout),
+            ("connectTimeout", &c.agents.connect_timeout),
+        ] {
+            match humantime::parse_duration(value) {
+                Ok(d) if d.is_zero() => out.push(err(
                     "invalid-duration",
-                    format!(
-                        "`agents.timeout` of {} is longer than a day",
-                        c.agents.timeout
-                    ),
-                    &agents.key("timeout"),
-                )
-                .with_hint("agents are normally ready within 20 minutes"),
-            ),
-            Ok(_) => {}
-            Err(e) => out.push(
-                err(
-                    "invalid-duration",
-                    format!("`agents.timeout`: {e}"),
-                    &agents.key("timeout"),
-                )
-                .with_hint("write a duration like `20m`, `90s` or `1h30m`"),
-            ),
+                    format!("`agents.{key}` must be longer than zero"),
+                    &agents.key(key),
+                )),
+                Ok(d) if d > std::time::Duration::from_secs(24 * 3600) => out.push(
+                    err(
+                        "invalid-duration",
+                        format!("`agents.{key}` of {} is longer than a day", value),
+                        &agents.key(key),
+                    )
+                    .with_hint("agents are normally ready within 20 minutes"),
+                ),
+                Ok(_) => {}
+                Err(e) => out.push(
+                    err(
+                        "invalid-duration",
+                        format!("`agents.{key}`: {e}"),
+                        &agents.key(key),
+                    )
+                    .with_hint("write a duration like `20m`, `90s` or `1h30m`"),
+                ),
+            }
         }
         if c.agents.manifests.is_some() && c.agents.installer != Installer::Manifests {
             out.push(
@@ -492,7 +546,9 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
 
 /// Finds secrets written inline: secret-bearing keys holding a plain string, and proxy URLs
 /// with a password. The value itself is never put in the message.
-pub fn inline_secrets(tree: &Node, file: &str) -> Diagnostics {
+/// Each diagnostic marks the secret's bytes in `text` (the source of `tree`), so renderers hide
+/// the value in snippets.
+pub fn inline_secrets(tree: &Node, file: &str, text: &str) -> Diagnostics {
     let mut out = Diagnostics::new();
     walk(tree, &Path::root(), &mut |path, node| {
         let key = path.last_key().unwrap_or_default();
@@ -504,7 +560,7 @@ pub fn inline_secrets(tree: &Node, file: &str) -> Diagnostics {
                 column: pos.column.max(1),
             })
         };
-        let Value::Str(text) = &node.value else {
+        let Value::Str(text_value) = &node.value else {
             return;
         };
         let in_credential = path.0.first() == Some(&Seg::Key("azure".into()));
@@ -518,11 +574,12 @@ pub fn inline_secrets(tree: &Node, file: &str) -> Diagnostics {
                 )
                 .with_location(location())
                 .with_key(path.to_string())
+                .with_secret_span(node.bytes.clone())
                 .with_hint(format!(
                     "write `{key}: {{ env: VARIABLE }}` or `{key}: {{ file: PATH }}`, and rotate the secret if this file was shared"
                 )),
             );
-        } else if matches!(key, "httpProxy" | "httpsProxy") && url_has_password(text) {
+        } else if matches!(key, "httpProxy" | "httpsProxy") && url_has_password(text_value) {
             out.push(
                 Diagnostic::error(
                     "inline-secret",
@@ -530,6 +587,7 @@ pub fn inline_secrets(tree: &Node, file: &str) -> Diagnostics {
                 )
                 .with_location(location())
                 .with_key(path.to_string())
+                .with_secret_span(password_span(text, node, url_password(text_value)))
                 .with_hint(
                     "remove `user:password@` from the URL and use `credentials: { env: VARIABLE }`",
                 ),
@@ -540,11 +598,33 @@ pub fn inline_secrets(tree: &Node, file: &str) -> Diagnostics {
 }
 
 fn url_has_password(url: &str) -> bool {
+    url_password(url).is_some()
+}
+
+/// The password of `scheme://user:password@host`, if the URL has one.
+fn url_password(url: &str) -> Option<&str> {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
     let authority = rest.split('/').next().unwrap_or(rest);
-    authority
-        .rsplit_once('@')
-        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+    let (userinfo, _) = authority.rsplit_once('@')?;
+    userinfo.split_once(':').map(|(_, p)| p)
+}
+
+/// The bytes of a URL's password in the source: just the password when it is written plainly,
+/// else the whole value (quoted or escaped text cannot be matched safely).
+fn password_span(
+    text: &str,
+    node: &Node,
+    password: Option<&str>,
+) -> Option<std::ops::Range<usize>> {
+    let whole = node.bytes.clone()?;
+    let written = text.get(whole.clone())?;
+    match password.filter(|p| !p.is_empty()) {
+        Some(p) => match (written.find(p), written.rfind(p)) {
+            (Some(a), Some(b)) if a == b => Some(whole.start + a..whole.start + a + p.len()),
+            _ => Some(whole),
+        },
+        None => Some(whole),
+    }
 }
 
 fn walk(node: &Node, path: &Path, f: &mut dyn FnMut(&Path, &Node)) {

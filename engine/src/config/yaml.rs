@@ -42,6 +42,9 @@ pub struct Node {
     pub pos: Pos,
     /// The value.
     pub value: Value,
+    /// The byte range of the value's text in the source (where it is defined: for an alias, the
+    /// anchored node), when the parser reports it. Used to hide secret values in snippets.
+    pub bytes: Option<std::ops::Range<usize>>,
 }
 
 /// A mapping key with its position.
@@ -260,9 +263,18 @@ impl Node {
 impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<Value>::deserialize(d)?;
+        let span = spanned.defined.span();
+        let bytes = span
+            .byte_offset()
+            .zip(span.byte_len())
+            .and_then(|(at, len)| {
+                let at = usize::try_from(at).ok()?;
+                Some(at..at.checked_add(usize::try_from(len).ok()?)?)
+            });
         Ok(Node {
             pos: spanned.referenced.into(),
             value: spanned.value,
+            bytes,
         })
     }
 }

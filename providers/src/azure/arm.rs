@@ -431,7 +431,9 @@ impl ArmClient {
                     })
                 }
                 Err(e) => {
-                    if !req.retryable || attempt >= self.retry.max_attempts {
+                    // A certificate or name problem does not go away by asking again.
+                    let lasting = !super::http::worth_retrying(&e);
+                    if !req.retryable || lasting || attempt >= self.retry.max_attempts {
                         return Err(ArmError {
                             kind: ArmErrorKind::Transport,
                             status: None,
@@ -440,7 +442,12 @@ impl ArmClient {
                             } else {
                                 "ConnectionFailed".into()
                             },
-                            message: transport_message(&e),
+                            message: super::http::failure_message(
+                                &e,
+                                &req.url,
+                                attempt,
+                                self.retry.request_timeout,
+                            ) + &transport_message(&e),
                             request: format!("{} {}", req.method, req.display_path()),
                             request_id: None,
                             correlation_id: self.correlation_id.clone(),

@@ -10,7 +10,7 @@ use super::cloud::{CloudProfile, resolve};
 use arcplan_engine::config::{Credential, CredentialKind, SecretRef};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
-use azure_core::http::{ClientOptions, Transport};
+use azure_core::http::{ClientOptions, RetryOptions, Transport};
 use azure_identity::{
     AzureCliCredential, AzureCliCredentialOptions, ClientSecretCredential,
     ClientSecretCredentialOptions, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
@@ -52,11 +52,130 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-/// Builds the configured credential.
+/// Builds the configured credential (see [`build_unexplained`]), wrapped so that a failure
+/// names its cause ([`Explained`]).
+pub fn build(
+    credential: &Credential,
+    tenant: Option<&str>,
+    profile: &CloudProfile,
+    http: &reqwest::Client,
+    base_dir: &Path,
+    env: Env<'_>,
+) -> Result<Chosen, CredentialError> {
+    let chosen = build_unexplained(credential, tenant, profile, http, base_dir, env)?;
+    let response = crate::azure::http::Timeouts::from_env(env)
+        .unwrap_or_default()
+        .response;
+    Ok(Chosen {
+        credential: Arc::new(Explained {
+            inner: chosen.credential,
+            authority: profile
+                .authority_host
+                .as_str()
+                .trim_end_matches('/')
+                .to_owned(),
+            attempts: TOKEN_ATTEMPTS,
+            base_delay: std::time::Duration::from_millis(500),
+            response,
+        }),
+        description: chosen.description,
+    })
+}
+
+/// Token requests in all (the first included) when the failure is transient.
+pub const TOKEN_ATTEMPTS: u32 = 4;
+
+/// A credential whose failures name their cause (certificate not trusted, connection refused,
+/// DNS, timeout) at once. Transient failures (a timeout, a refused or broken connection, 429
+/// and 5xx answers) are retried a few times; a certificate or name problem is not.
+#[derive(Debug)]
+pub struct Explained {
+    inner: Arc<dyn TokenCredential>,
+    authority: String,
+    attempts: u32,
+    base_delay: std::time::Duration,
+    response: std::time::Duration,
+}
+
+#[async_trait::async_trait]
+impl TokenCredential for Explained {
+    async fn get_token(
+        &self,
+        scopes: &[&str],
+        options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let e = match self.inner.get_token(scopes, options.clone()).await {
+                Ok(t) => return Ok(t),
+                Err(e) => e,
+            };
+            let failure = crate::azure::http::classify(&e);
+            let busy = http_status(&e).is_some_and(|s| s == 429 || s >= 500);
+            if (failure.is_transient() || busy) && attempt < self.attempts {
+                let step = self.base_delay.saturating_mul(1 << (attempt - 1).min(6));
+                tokio::time::sleep(step).await;
+                continue;
+            }
+            return Err(self.explain(e, &failure, attempt));
+        }
+    }
+}
+
+impl Explained {
+    fn explain(
+        &self,
+        e: azure_core::Error,
+        failure: &crate::azure::http::Failure,
+        attempts: u32,
+    ) -> azure_core::Error {
+        use crate::azure::http::Failure;
+        let tries = if attempts == 1 {
+            String::new()
+        } else {
+            format!(" after {attempts} tries")
+        };
+        let what = match failure {
+            // Not a transport failure (a rejected secret, an error answer): azure_identity's
+            // message says it.
+            Failure::Other => return e,
+            Failure::Timeout => format!(
+                "no answer within {}{tries}",
+                humantime::format_duration(self.response)
+            ),
+            other => format!("{}{tries}", other.describe()),
+        };
+        azure_core::Error::with_message(
+            azure_core::error::ErrorKind::Credential,
+            format!(
+                "cannot get a token from {}: {what}; {}",
+                self.authority,
+                failure.hint()
+            ),
+        )
+    }
+}
+
+/// The HTTP status of an error answer anywhere in an azure_core error's chain.
+fn http_status(e: &azure_core::Error) -> Option<u16> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(a) = err.downcast_ref::<azure_core::Error>()
+            && let azure_core::error::ErrorKind::HttpResponse { status, .. } = a.kind()
+        {
+            return Some(u16::from(*status));
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Builds the configured credential as azure_identity has it.
 // azure_identity's options structs have private fields, so they can only be built from
 // `Default` and then assigned.
 #[allow(clippy::field_reassign_with_default)]
-pub fn build(
+pub fn build_unexplained(
     credential: &Credential,
     tenant: Option<&str>,
     profile: &CloudProfile,
@@ -73,6 +192,10 @@ pub fn build(
     let client_options = ClientOptions {
         transport: Some(Transport::new(Arc::new(http.clone()))),
         cloud: Some(Arc::new(CloudConfiguration::Custom(custom))),
+        // [`Explained`] retries, and only what can help: azure_identity's own policy would
+        // retry a certificate the CA bundle does not trust for a minute and then say only
+        // "retry policy expired".
+        retry: RetryOptions::none(),
         ..Default::default()
     };
     let spec = match credential {

@@ -19,7 +19,6 @@ use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::OnceCell;
 
 /// How a cluster entry names its cluster: the `cluster` attribute of both resource types.
@@ -227,6 +226,18 @@ pub(crate) async fn connect(
         api_version: loaded.api_version.clone(),
         other: loaded.other.clone(),
     };
+    if let Some(c) = narrowed.clusters.first()
+        && c.cluster
+            .as_ref()
+            .and_then(|c| c.insecure_skip_tls_verify)
+            .unwrap_or(false)
+    {
+        return Err(insecure_cluster(&shown, &context, &c.name));
+    }
+    let timeouts = crate::azure::http::Timeouts::from_env(&|k| opts.env(k)).map_err(|e| {
+        Diagnostic::error("k8s-client", e.to_string())
+            .with_hint("unset the variable or give a duration such as `30s`")
+    })?;
     let mut config = Config::from_custom_kubeconfig(narrowed, &kopts)
         .await
         .map_err(|e| {
@@ -236,8 +247,9 @@ pub(crate) async fn connect(
             )
             .with_hint("check the context's cluster, user and certificate entries")
         })?;
-    config.connect_timeout = Some(Duration::from_secs(10));
-    config.read_timeout = Some(Duration::from_secs(60));
+    config.connect_timeout = Some(timeouts.connect);
+    config.read_timeout = Some(timeouts.response);
+    config.write_timeout = Some(timeouts.response);
     let server = config.cluster_url.to_string();
     let client = kube::client::ClientBuilder::try_from(config)
         .map_err(|e| {
@@ -250,7 +262,9 @@ pub(crate) async fn connect(
             .with_hint("check the context's TLS settings (certificate-authority, client certificate)")
         })?
         .with_layer(&tower::buffer::BufferLayer::new(1024))
-        .with_layer(&tower::retry::RetryLayer::new(super::retry::TransientRetry::default()))
+        .with_layer(&tower::retry::RetryLayer::new(
+            super::retry::TransientRetry::default().with_response_timeout(timeouts.response),
+        ))
         .build();
     let rights = ["create", "delete"]
         .into_iter()
@@ -266,12 +280,32 @@ pub(crate) async fn connect(
     })
 }
 
+/// The refusal of a kubeconfig cluster entry that turns TLS verification off: arcplan would
+/// send the onboarding private key to a server it cannot authenticate.
+fn insecure_cluster(kubeconfig: &str, context: &str, cluster: &str) -> Diagnostic {
+    Diagnostic::error(
+        "k8s-insecure-tls",
+        format!(
+            "kubeconfig {kubeconfig}, context `{context}`: cluster `{cluster}` sets `insecure-skip-tls-verify: true`; arcplan does not turn TLS verification off (an apply sends the cluster's onboarding private key to this server)"
+        ),
+    )
+    .with_hint(format!(
+        "trust the API server's CA instead: remove `insecure-skip-tls-verify` and set `certificate-authority: /path/to/ca.crt` or `certificate-authority-data: <base64 PEM>` on cluster `{cluster}` (for example `kubectl config set-cluster {cluster} --certificate-authority=ca.crt --embed-certs=true --kubeconfig {kubeconfig}`)"
+    ))
+}
+
 /// The rights arcplan needs, as (group, resource, namespace) for a verb.
 const NEEDED: &[(&str, &str, Option<&str>)] = &[
     ("", "namespaces", None),
     ("", "secrets", Some(NAMESPACE)),
     ("apps", "deployments", Some(NAMESPACE)),
     ("rbac.authorization.k8s.io", "clusterrolebindings", None),
+    // The apply lock (`lock.rs`): its Lease lives in kube-system.
+    (
+        "coordination.k8s.io",
+        "leases",
+        Some(super::lock::LOCK_NAMESPACE),
+    ),
 ];
 
 impl Cluster {
@@ -323,10 +357,16 @@ impl Cluster {
                     error_chain(e)
                 ),
             )
-            .with_hint(format!(
-                "check that the cluster is running and reachable from here (network, VPN, proxy); `kubectl --context {} get --raw /version` should answer",
-                self.context
-            )),
+            .with_hint(match crate::azure::http::classify(e) {
+                crate::azure::http::Failure::UntrustedCertificate => format!(
+                    "the API server's certificate is signed by a CA this kubeconfig does not trust: set `certificate-authority` or `certificate-authority-data` on the cluster of context `{}`",
+                    self.context
+                ),
+                _ => format!(
+                    "check that the cluster is running and reachable from here (network, VPN, proxy); `kubectl --context {} get --raw /version` should answer",
+                    self.context
+                ),
+            }),
             other => Diagnostic::error(
                 "k8s-api",
                 format!(
@@ -339,7 +379,7 @@ impl Cluster {
     }
 
     /// Checks (once per run and verb) that the credential may `verb` namespaces, secrets and
-    /// deployments in `azure-arc`, and clusterrolebindings, the way `az connectedk8s` checks
+    /// deployments in `azure-arc`, clusterrolebindings, and leases in `kube-system` (the lock), the way `az connectedk8s` checks
     /// with a SelfSubjectAccessReview.
     pub async fn check_rights(&self, verb: &'static str) -> Result<(), Diagnostics> {
         let Some(cell) = self.rights.get(verb) else {
