@@ -158,13 +158,14 @@ async fn a_second_lock_holder_waits_then_fails_naming_the_holder() {
     drop(bob);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // A crashed holder in azure-arc (never renewed for longer than its lease) is taken over.
+    // A crashed holder (never renewed for longer than its lease) is taken over, in kube-system
+    // also once azure-arc exists: one Lease in one place.
     let kube = env.sandbox.kube();
     kube.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "azure-arc"}}))
         .unwrap();
     kube.put(json!({
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-        "metadata": {"name": "arcplan-lock", "namespace": "azure-arc"},
+        "metadata": {"name": "arcplan-lock", "namespace": "kube-system"},
         "spec": {"holderIdentity": "crashed", "leaseDurationSeconds": 1,
                  "renewTime": "2020-01-01T00:00:00.000000Z", "acquireTime": "2020-01-01T00:00:00.000000Z"},
     }))
@@ -173,27 +174,63 @@ async fn a_second_lock_holder_waits_then_fails_naming_the_holder() {
         .acquire_lock(&cluster, "carol", Duration::from_secs(2), &cancel)
         .await
         .expect("an expired lease is taken over");
-    assert_eq!(carol.namespace(), "azure-arc");
+    assert_eq!(carol.namespace(), "kube-system");
     let lease = kube
         .get(
             "coordination.k8s.io/v1",
             "Lease",
-            Some("azure-arc"),
+            Some("kube-system"),
             "arcplan-lock",
         )
         .unwrap();
     assert_eq!(lease["spec"]["holderIdentity"], "carol");
     assert_eq!(lease["spec"]["leaseTransitions"], 1);
     carol.release().await.unwrap();
-    assert!(
-        kube.get(
+    for ns in ["kube-system", "azure-arc"] {
+        assert!(
+            kube.get("coordination.k8s.io/v1", "Lease", Some(ns), "arcplan-lock")
+                .is_none(),
+            "{ns}"
+        );
+    }
+
+    // A Lease taken over behind the holder's back: the holder's conditional renewal loses, it
+    // is marked lost, its fence refuses, and its release leaves the new holder's Lease alone.
+    let dave = provider
+        .acquire_lock(&cluster, "dave", Duration::from_secs(2), &cancel)
+        .await
+        .unwrap();
+    let fence = dave.fence();
+    fence.ensure_held().await.expect("held");
+    let mut taken = kube
+        .get(
             "coordination.k8s.io/v1",
             "Lease",
-            Some("azure-arc"),
-            "arcplan-lock"
+            Some("kube-system"),
+            "arcplan-lock",
         )
-        .is_none()
-    );
+        .unwrap();
+    taken["spec"]["holderIdentity"] = json!("mallory");
+    kube.put(taken).unwrap();
+    let started = Instant::now();
+    while fence.ensure_held().await.is_ok() {
+        assert!(started.elapsed() < Duration::from_secs(10), "never noticed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(dave.is_lost());
+    let d = fence.ensure_held().await.unwrap_err();
+    assert_eq!(d.code, "k8s-lock-lost");
+    assert!(d.message.contains("mallory"), "{}", d.message);
+    dave.release().await.unwrap();
+    let lease = kube
+        .get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            Some("kube-system"),
+            "arcplan-lock",
+        )
+        .expect("mallory's Lease stays");
+    assert_eq!(lease["spec"]["holderIdentity"], "mallory");
     env.stop().await;
 }
 
