@@ -379,17 +379,40 @@ pub struct Stale {
     pub what: String,
 }
 
-/// Re-reads every resource the plan will touch and reports those whose live state is not what
-/// the plan saw (another apply, a person, or Azure Policy changed them in between). Applying a
-/// stale plan would act on a state nobody reviewed.
+/// Re-reads every resource the plan will touch, and every resource those changes depend on
+/// (their ancestors in the graph, the no-op and data ones included: an agents update needs the
+/// connected cluster it reports to), and reports those whose live state is not what the plan
+/// saw (another apply, a person, or Azure Policy changed them in between). Applying a stale plan
+/// would act on a state nobody reviewed.
 pub async fn stale_resources(plan: &Plan, providers: &Providers) -> Result<Vec<Stale>, ApplyError> {
     let known: HashMap<Address, Value> = plan
         .changes
         .iter()
         .filter_map(|c| Some((c.address.clone(), c.outputs.clone()?)))
         .collect();
-    let mut out = Vec::new();
+    let by_addr: HashMap<&Address, &crate::plan::Change> =
+        plan.changes.iter().map(|c| (&c.address, c)).collect();
+    // Each address to re-read, with the change that needs it (`None`: it changes itself).
+    let mut needed: HashMap<&Address, Option<&Address>> = HashMap::new();
+    let mut stack: Vec<&Address> = Vec::new();
     for c in plan.changes.iter().filter(|c| c.action.is_change()) {
+        needed.insert(&c.address, None);
+        stack.push(&c.address);
+    }
+    while let Some(a) = stack.pop() {
+        let needer = needed.get(a).copied().flatten().unwrap_or(a);
+        for d in by_addr.get(a).map_or(&[][..], |c| &c.depends_on[..]) {
+            if by_addr.contains_key(d) && !needed.contains_key(d) {
+                needed.insert(d, Some(needer));
+                stack.push(d);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for c in plan.changes.iter() {
+        let Some(needer) = needed.get(&c.address) else {
+            continue;
+        };
         let provider = providers
             .get(&c.address.rtype)
             .ok_or_else(|| ApplyError::NoProvider(c.address.rtype.to_string()))?;
@@ -401,22 +424,29 @@ pub async fn stale_resources(plan: &Plan, providers: &Providers) -> Result<Vec<S
                 desired,
             })
             .await;
+        let because = needer.map_or_else(String::new, |n| format!(", and {n} depends on it"));
         if read.diagnostics.has_errors() {
             out.push(Stale {
                 address: c.address.clone(),
-                what: format!("cannot be read again: {}", read.diagnostics),
+                what: format!("cannot be read again{because}: {}", read.diagnostics),
             });
             continue;
         }
-        let what = match (&c.before, &read.state) {
-            (None, Some(_)) => Some("it was created since the plan".to_owned()),
-            (Some(_), None) => Some("it was deleted since the plan".to_owned()),
+        // What the plan saw: a data source's state is its `after`, anything else's `before`.
+        let seen = if c.action == Action::Read {
+            &c.after
+        } else {
+            &c.before
+        };
+        let what = match (seen, &read.state) {
+            (None, Some(_)) => Some(format!("it was created since the plan{because}")),
+            (Some(_), None) => Some(format!("it was deleted since the plan{because}")),
             (Some(before), Some(now)) if read.version != c.observed_version => {
                 let changed = changed_keys(before, now);
                 Some(if changed.is_empty() {
-                    "its version changed since the plan".to_owned()
+                    format!("its version changed since the plan{because}")
                 } else {
-                    format!("{} changed since the plan", changed.join(", "))
+                    format!("{} changed since the plan{because}", changed.join(", "))
                 })
             }
             _ => None,

@@ -517,7 +517,7 @@ impl ResourceGraph {
                     desired: json!({
                         "connectedClusterId": reference(&cc, "id"),
                         "agentsReady": reference(&agents, "ready"),
-                        "timeout": c.agents.timeout,
+                        "timeout": c.agents.connect_timeout,
                     }),
                     source,
                 },

@@ -155,6 +155,28 @@ pub struct Change {
     /// Addresses whose changes this one causes (a replace cascades to them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cascades_to: Vec<Address>,
+    /// Set when the difference is drift: the live state changed outside arcplan while the
+    /// configuration of the resource is still what arcplan last applied (see [`Drift`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Drift>,
+}
+
+/// A difference that arose outside arcplan.
+///
+/// arcplan keeps no state file, so "what arcplan last applied" is recorded on the resource
+/// itself: when a provider applies a change it records the [`desired_digest`] of the change's
+/// desired attributes (for `k8s.arcAgents`, an annotation of the ownership ConfigMap), and its
+/// `read` reports it back. A difference between live and desired state is **drift** when the
+/// configuration's digest still equals the recorded one (nobody edited the file; the live state
+/// moved), and a **configuration change** otherwise. Resources whose provider records nothing
+/// are never called drift.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    /// What converging would do. A normal plan does it (it equals the change's action); a
+    /// refresh-only plan keeps `no-op` as its action and says here what a normal plan would do.
+    pub action: Action,
+    /// What differs, in words (the provider's reason).
+    pub message: String,
 }
 
 impl Change {
@@ -175,8 +197,43 @@ impl Change {
             depends_on: Vec::new(),
             delete_after: Vec::new(),
             cascades_to: Vec::new(),
+            drift: None,
         }
     }
+}
+
+/// The digest of a resource's desired attributes (references unresolved, keys in canonical
+/// order): what a provider records when it applies a change, and what the planner compares to
+/// tell drift from a configuration change. `None` (no attributes) digests like `null`.
+pub fn desired_digest(desired: Option<&Value>) -> String {
+    value_digest(desired.unwrap_or(&Value::Null))[..32].to_owned()
+}
+
+/// The SHA-256 (hex) of `value`'s [`canonical_json`]: equal values, equal digests.
+pub fn value_digest(value: &Value) -> String {
+    use sha2::Digest as _;
+    let h = sha2::Sha256::digest(canonical_json(value).as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `value` as JSON text with object keys sorted at every level, so equal values give equal text.
+pub fn canonical_json(value: &Value) -> String {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                let mut out = serde_json::Map::new();
+                for k in keys {
+                    out.insert(k.clone(), sorted(&m[k]));
+                }
+                Value::Object(out)
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    sorted(value).to_string()
 }
 
 /// The outcome of a check.
@@ -279,6 +336,22 @@ impl Plan {
     /// True when applying would change something.
     pub fn has_changes(&self) -> bool {
         self.changes.iter().any(|c| c.action.is_change())
+    }
+
+    /// The changes that are drift (refresh-only plans included, where the action is `no-op`).
+    pub fn drifted(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.drift.is_some())
+    }
+
+    /// True when something changed outside arcplan.
+    pub fn has_drift(&self) -> bool {
+        self.drifted().next().is_some()
+    }
+
+    /// True when the plan holds apply-time checks (they run on every apply, even one that
+    /// changes nothing).
+    pub fn has_pending_checks(&self) -> bool {
+        self.checks.iter().any(|c| c.status == CheckStatus::Pending)
     }
 
     /// True when a check failed (the plan cannot be applied).

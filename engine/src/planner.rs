@@ -5,15 +5,17 @@
 //! its dependencies' outputs when those do not change, and marked unknown otherwise), bounded by
 //! the parallelism. Resources the stack owns but the configuration no longer lists are found by
 //! the providers' `discover` verb and planned for deletion. Any error makes the plan fail, with
-//! every error reported.
+//! every error reported; warnings and notes of every read, plan and check are returned with the
+//! plan. A difference on a resource whose configuration is still what arcplan last applied is
+//! marked as drift ([`crate::plan::Drift`]); a refresh-only plan changes nothing but keeps it.
 
 use crate::address::Address;
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::events::{Event, EventSink};
 use crate::graph::{Mode, ResourceGraph, resolve_references};
 use crate::plan::{
-    Action, Change, CheckResult, CheckStatus, FORMAT_VERSION, Plan, PlanMode, Reason, ReasonCode,
-    redact,
+    Action, Change, CheckResult, CheckStatus, Drift, FORMAT_VERSION, Plan, PlanMode, Reason,
+    ReasonCode, desired_digest, redact,
 };
 use crate::provider::{
     CheckPhase, CheckRequest, DiscoverRequest, PlanRequest, Providers, ReadRequest,
@@ -95,6 +97,8 @@ pub async fn plan(
     }
 
     let results: Mutex<HashMap<Address, (Action, Option<Value>)>> = Mutex::new(HashMap::new());
+    // Warnings and notes of reads and plans that succeeded: every one reaches the views.
+    let notes: Mutex<Vec<Diagnostic>> = Mutex::new(Vec::new());
     let walk_opts = WalkOptions {
         parallelism: opts.parallelism.unwrap_or(DEFAULT_PARALLELISM),
         cancel: opts.cancel.clone(),
@@ -102,6 +106,7 @@ pub async fn plan(
     let outcomes = walk(&deps, &walk_opts, |i| {
         let node = nodes[i];
         let results = &results;
+        let notes = &notes;
         let events = events.clone();
         async move {
             let address = node.address.clone();
@@ -128,6 +133,7 @@ pub async fn plan(
             if read.diagnostics.has_errors() {
                 return Err(read.diagnostics);
             }
+            keep_notes(notes, &address, read.diagnostics);
             events.emit(Event::RefreshComplete {
                 address: address.clone(),
                 exists: read.state.is_some(),
@@ -164,11 +170,27 @@ pub async fn plan(
             if resp.diagnostics.has_errors() {
                 return Err(resp.diagnostics);
             }
-            let mut action = resp.action.unwrap_or(Action::NoOp);
-            if opts.mode == PlanMode::RefreshOnly {
-                action = Action::NoOp;
-            }
+            keep_notes(notes, &address, resp.diagnostics);
+            let converge = resp.action.unwrap_or(Action::NoOp);
+            // Drift: the live state differs although the configuration is still what arcplan
+            // last applied (the digest recorded on the resource). See `plan::Drift`.
+            let drift = (converge.is_change()
+                && read.state.is_some()
+                && read.applied_digest.as_deref() == Some(&desired_digest(Some(&node.desired))))
+            .then(|| Drift {
+                action: converge,
+                message: resp.reason.as_ref().map_or_else(
+                    || "the live state differs from what arcplan applied".to_owned(),
+                    |r| r.message.clone(),
+                ),
+            });
+            let action = if opts.mode == PlanMode::RefreshOnly {
+                Action::NoOp
+            } else {
+                converge
+            };
             let mut change = Change::new(address.clone(), action);
+            change.drift = drift;
             change.reason = resp.reason;
             change.before = read.state.map(|mut v| {
                 redact(&mut v, &resp.sensitive_paths);
@@ -234,6 +256,9 @@ pub async fn plan(
                 );
             }
         }
+    }
+    for d in notes.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        diags.push(d);
     }
     if diags.has_errors() {
         return Err(diags);
@@ -355,6 +380,17 @@ pub async fn plan(
     ))
 }
 
+/// Keeps the warnings and notes of a successful read or plan, each naming its resource.
+fn keep_notes(notes: &Mutex<Vec<Diagnostic>>, address: &Address, diags: Diagnostics) {
+    let mut notes = notes.lock().unwrap_or_else(|e| e.into_inner());
+    for mut d in diags {
+        if d.address.is_none() {
+            d.address = Some(address.to_string());
+        }
+        notes.push(d);
+    }
+}
+
 fn lookup_output(
     known: &HashMap<Address, (Action, Option<Value>)>,
     address: &Address,
@@ -362,6 +398,13 @@ fn lookup_output(
 ) -> Option<Value> {
     let (_, outputs) = known.get(address)?;
     outputs.as_ref()?.get(output).cloned()
+}
+
+/// The addresses a plan with these options covers: everything, or the targets and their
+/// dependencies; minus the excluded ones and their dependents. Unknown addresses are ignored
+/// here (planning reports them). Runs lock the clusters of these nodes before planning.
+pub fn selected(graph: &ResourceGraph, opts: &PlanOptions) -> BTreeSet<Address> {
+    select(graph, opts, &mut Diagnostics::new())
 }
 
 /// The addresses to plan: everything, or the targets and their dependencies; minus the excluded

@@ -37,7 +37,11 @@ pub struct ReadResponse {
     pub state: Option<Value>,
     /// The live version (ETag, resourceVersion or digest), for stale-plan detection.
     pub version: Option<String>,
-    /// Problems reading it.
+    /// The [`crate::plan::desired_digest`] arcplan recorded on the resource when it last
+    /// applied it (`None`: never applied, or the provider keeps no record). The planner calls a
+    /// difference on a resource whose configuration still has this digest *drift*.
+    pub applied_digest: Option<String>,
+    /// Problems reading it (errors fail the plan; warnings and notes reach the views).
     pub diagnostics: Diagnostics,
 }
 

@@ -46,6 +46,11 @@ pub struct FakeProvider {
     pub delete_after: Option<DeleteAfterFn>,
     /// Scripted check results (default: pass).
     pub check_fn: Option<CheckFn>,
+    /// The desired digest recorded by the last apply of each address (as a real provider records
+    /// it on the resource), reported by `read` as `applied_digest`.
+    pub applied: Mutex<BTreeMap<Address, String>>,
+    /// Warnings `read` reports for an address (the message).
+    pub read_warnings: Mutex<BTreeMap<Address, String>>,
     in_flight: AtomicUsize,
     peak: AtomicUsize,
 }
@@ -63,6 +68,8 @@ impl FakeProvider {
             replace_keys: Vec::new(),
             sensitive_keys: Vec::new(),
             check_fn: None,
+            applied: Mutex::new(BTreeMap::new()),
+            read_warnings: Mutex::new(BTreeMap::new()),
             delete_after: None,
             in_flight: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
@@ -127,10 +134,26 @@ impl Provider for FakeProvider {
     async fn read(&self, req: ReadRequest) -> ReadResponse {
         self.record("read", &req.address);
         let state = self.live_get(&req.address);
+        let mut diagnostics = crate::diag::Diagnostics::new();
+        if let Some(w) = self
+            .read_warnings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&req.address)
+        {
+            diagnostics.push(Diagnostic::warning("fake-warning", w.clone()));
+        }
         ReadResponse {
             version: state.as_ref().map(|s| format!("{:x}", s.to_string().len())),
+            applied_digest: state.as_ref().and_then(|_| {
+                self.applied
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&req.address)
+                    .cloned()
+            }),
             state,
-            diagnostics: Default::default(),
+            diagnostics,
         }
     }
 
@@ -246,6 +269,13 @@ impl Provider for FakeProvider {
                 live.remove(&address);
             }
             _ => {
+                self.applied
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        address.clone(),
+                        crate::plan::desired_digest(req.change.desired.as_ref()),
+                    );
                 let mut state = req.desired.clone();
                 if let Some(obj) = state.as_object_mut() {
                     obj.insert("id".into(), json!(address.to_string()));
