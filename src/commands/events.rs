@@ -1,11 +1,18 @@
-//! Prints engine events while a run goes on: progress lines for people, NDJSON for machines,
-//! and collects check results for the final report.
+//! Prints engine events while a run goes on: progress lines for people (with a heartbeat for
+//! every step still in progress at least every 10 seconds, and live bars on a terminal), NDJSON
+//! for machines, and collects check results for the final report.
 
+use crate::views::live::{self, Live, Totals};
 use crate::views::{Output, progress};
 use arcplan_engine::events::{Event, EventSink};
 use arcplan_engine::plan::CheckResult;
 use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
+
+/// How often the printer looks for steps owing a heartbeat.
+const TICK: Duration = Duration::from_secs(1);
 
 /// The printing task.
 pub struct Printer {
@@ -21,40 +28,209 @@ impl Printer {
     }
 }
 
+/// What the printer prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Style {
+    /// Nothing (the caller prints a document).
+    Silent,
+    /// NDJSON, one line per event.
+    Ndjson,
+    /// Timestamped lines and heartbeats (a log, CI, a pipe).
+    Plain,
+    /// Timestamped lines above live bars (a terminal).
+    Live,
+}
+
+impl Style {
+    /// The style for a run: `machine` output prints a document (NDJSON when `ndjson`); people
+    /// get live bars on a terminal, plain lines elsewhere.
+    pub fn pick(machine: bool, ndjson: bool) -> Style {
+        match (machine, ndjson) {
+            (_, true) => Style::Ndjson,
+            (true, false) => Style::Silent,
+            _ if live::enabled() => Style::Live,
+            _ => Style::Plain,
+        }
+    }
+}
+
 /// A sink and its printer. `machine`: NDJSON when `ndjson`, otherwise nothing (the caller
-/// prints a document); people get timestamped progress lines. While planning, check results are
-/// not printed as they come: the plan lists them.
-pub fn printer(
+/// prints a document); people get timestamped progress lines, and live bars counting `totals`
+/// when given and standard output is a terminal. While planning, check results are not printed
+/// as they come: the plan lists them.
+pub fn printer_with(
     out: &Output,
     machine: bool,
     ndjson: bool,
     planning: bool,
+    totals: Option<Totals>,
+) -> (Arc<dyn EventSink>, Printer) {
+    let mut style = Style::pick(machine, ndjson);
+    if style == Style::Live && totals.is_none() {
+        style = Style::Plain;
+    }
+    let write: Writer = {
+        let out = Output {
+            no_color: out.no_color,
+        };
+        Arc::new(move |s: &str| out.stdout(s))
+    };
+    spawn(style, planning, totals.unwrap_or_default(), write)
+}
+
+type Writer = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// The wall clock, advanced by Tokio's monotonic clock (so a paused test clock moves it).
+struct Clock {
+    wall: OffsetDateTime,
+    at: tokio::time::Instant,
+}
+
+impl Clock {
+    fn start() -> Self {
+        Clock {
+            wall: OffsetDateTime::now_utc(),
+            at: tokio::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        self.wall + self.at.elapsed()
+    }
+}
+
+fn spawn(
+    style: Style,
+    planning: bool,
+    totals: Totals,
+    write: Writer,
 ) -> (Arc<dyn EventSink>, Printer) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-    let out = Output {
-        no_color: out.no_color,
-    };
     let task = tokio::spawn(async move {
+        let clock = Clock::start();
         let mut checks = Vec::new();
         let mut lines = progress::Progress::new();
-        while let Some(e) = rx.recv().await {
+        let mut bars = (style == Style::Live)
+            .then(|| Live::new(totals, indicatif::ProgressDrawTarget::stderr()));
+        let say = |bars: &Option<Live>, s: &str| match bars {
+            Some(b) => b.println(s),
+            None => write(s),
+        };
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            let e = tokio::select! {
+                e = rx.recv() => match e {
+                    Some(e) => e,
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    if style == Style::Plain {
+                        for l in lines.heartbeats(clock.now()) {
+                            write(&l);
+                        }
+                    }
+                    continue;
+                }
+            };
             if let Event::Check { result } = &e {
                 checks.push(result.clone());
             }
-            let now = time::OffsetDateTime::now_utc();
-            if ndjson {
-                out.stdout(&progress::ndjson(&e, now));
-            } else if !(machine || planning && matches!(e, Event::Check { .. }))
-                && let Some(line) = lines.line(&e, now)
-            {
-                out.stdout(&line);
+            let now = clock.now();
+            if let Some(b) = bars.as_mut() {
+                b.event(&e);
+            }
+            match style {
+                Style::Ndjson => write(&progress::ndjson(&e, now)),
+                Style::Silent => {}
+                Style::Plain | Style::Live => {
+                    if !(planning && matches!(e, Event::Check { .. }))
+                        && let Some(line) = lines.line(&e, now)
+                    {
+                        say(&bars, &line);
+                    }
+                }
             }
         }
-        if !machine && let Some(line) = lines.finish(time::OffsetDateTime::now_utc()) {
-            out.stdout(&line);
+        if matches!(style, Style::Plain | Style::Live)
+            && let Some(line) = lines.finish(clock.now())
+        {
+            say(&bars, &line);
+        }
+        if let Some(b) = bars {
+            b.finish();
         }
         checks
     });
     let sink: Arc<dyn EventSink> = Arc::new(tx.clone());
     (sink, Printer { task, tx })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arcplan_engine::address::{Address, ResourceType};
+    use arcplan_engine::plan::Action;
+    use std::sync::Mutex;
+
+    fn capture() -> (Writer, Arc<Mutex<Vec<String>>>) {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let l = lines.clone();
+        (
+            Arc::new(move |s: &str| l.lock().unwrap().push(s.to_owned())),
+            lines,
+        )
+    }
+
+    /// A step that stays silent for 25 s (a 4096-bit key being generated) gets a heartbeat
+    /// at 10 s and 20 s in plain output; none with NDJSON.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_step_gets_a_heartbeat_every_ten_seconds() {
+        let key = Address::new(ResourceType::ONBOARDING_KEY, "c1");
+        for style in [Style::Plain, Style::Ndjson] {
+            let (write, lines) = capture();
+            let (sink, printer) = spawn(style, false, Totals::default(), write);
+            sink.emit(Event::ApplyStart {
+                address: key.clone(),
+                action: Action::Create,
+            });
+            tokio::time::sleep(Duration::from_secs(25)).await;
+            sink.emit(Event::ApplyComplete {
+                address: key.clone(),
+                action: Action::Create,
+                elapsed_seconds: 25.0,
+            });
+            tokio::time::sleep(Duration::from_secs(15)).await;
+            drop(sink);
+            printer.finish().await;
+            let lines = lines.lock().unwrap().clone();
+            let still: Vec<&String> = lines.iter().filter(|l| l.contains("Still")).collect();
+            if style == Style::Plain {
+                assert_eq!(still.len(), 2, "{lines:#?}");
+                assert!(
+                    still[0].ends_with("k8s.onboardingKey.c1: Still creating... [10s elapsed]")
+                );
+                assert!(
+                    still[1].ends_with("k8s.onboardingKey.c1: Still creating... [20s elapsed]")
+                );
+                assert!(
+                    lines
+                        .last()
+                        .unwrap()
+                        .ends_with("Creation complete after 25s")
+                );
+                for l in &lines {
+                    assert!(
+                        !l.contains('\x1b'),
+                        "no control sequences off a terminal: {l:?}"
+                    );
+                }
+            } else {
+                assert!(still.is_empty(), "{lines:#?}");
+                for l in &lines {
+                    serde_json::from_str::<serde_json::Value>(l).expect("pure NDJSON");
+                }
+            }
+        }
+    }
 }

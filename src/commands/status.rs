@@ -1,14 +1,17 @@
 //! `arcplan status`: what Azure and the agents report for each cluster (the run-book's
-//! "verify the connected cluster"), read without changing anything.
+//! "verify the connected cluster"), read without changing anything. Exits 1 when any cluster
+//! is not ready (not Connected, agents not installed or not available), naming what and why.
 
 use super::context;
 use super::plan::{make_plan, options};
 use super::{Error, Outcome};
 use crate::cli::StatusArgs;
 use crate::views::Output;
+use crate::views::status::{self, ClusterStatus};
 use arcplan_engine::address::{Address, ResourceType};
 use arcplan_engine::plan::PlanMode;
-use serde_json::{Value, json};
+use arcplan_providers::kubernetes::readiness;
+use serde_json::Value;
 
 pub fn run(args: &StatusArgs, out: &Output) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
@@ -21,72 +24,59 @@ pub fn run(args: &StatusArgs, out: &Output) -> Result<Outcome, Error> {
             run.finish().await;
             return Ok(Outcome::Failed);
         };
-        let mut rows = Vec::new();
-        let mut all_connected = true;
+        let mut clusters = Vec::new();
         for c in &run.loaded.config.clusters {
-            let cc = plan.change(&Address::new(ResourceType::CONNECTED_CLUSTER, c.name.clone())).and_then(|ch| ch.before.clone());
-            let agents = plan.change(&Address::new(ResourceType::ARC_AGENTS, c.name.clone())).and_then(|ch| ch.before.clone());
-            let status = cc.as_ref().and_then(|v| v.get("connectivityStatus")).and_then(Value::as_str).unwrap_or("NotOnboarded").to_owned();
-            all_connected &= status == "Connected";
-            rows.push(json!({"cluster": c.name, "connectedCluster": cc, "agents": agents, "connectivityStatus": status}));
+            let cc = plan
+                .change(&Address::new(
+                    ResourceType::CONNECTED_CLUSTER,
+                    c.name.clone(),
+                ))
+                .and_then(|ch| ch.before.clone());
+            let agents_change =
+                plan.change(&Address::new(ResourceType::ARC_AGENTS, c.name.clone()));
+            let agents = agents_change.and_then(|ch| ch.before.as_ref());
+            let why = match (agents, agents_change.and_then(|ch| ch.desired.as_ref())) {
+                (Some(a), Some(desired)) => why_not_ready(&run, a, desired).await,
+                _ => Vec::new(),
+            };
+            clusters.push(ClusterStatus::new(&c.name, cc, agents, why));
         }
         if args.json {
-            out.stdout(&serde_json::to_string_pretty(&json!({"format_version": "1.0", "clusters": rows})).unwrap_or_default());
+            out.stdout(&serde_json::to_string_pretty(&status::json(&clusters)).unwrap_or_default());
         } else {
-            for r in &rows {
-                out.stdout(&human_row(r));
-            }
+            out.stdout(&status::human(&clusters, out.color_stdout()));
         }
         run.finish().await;
-        Ok(if all_connected { Outcome::Ok } else { Outcome::Failed })
+        Ok(if clusters.iter().all(ClusterStatus::ready) {
+            Outcome::Ok
+        } else {
+            Outcome::Failed
+        })
     })
 }
 
-fn human_row(r: &Value) -> String {
-    let get = |p: &str| {
-        r.pointer(p)
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                Value::Null => "-".into(),
-                other => other.to_string(),
-            })
-            .unwrap_or_else(|| "-".into())
+/// For the agent Deployments the read found not available: what their conditions, replicas and
+/// recent events say (read again now, from the cluster).
+async fn why_not_ready(run: &context::Run, agents: &Value, desired: &Value) -> Vec<String> {
+    let not_ready: Vec<String> = agents
+        .pointer("/agents/notReady")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
+    if not_ready.is_empty() {
+        return Vec::new();
+    }
+    let cluster = match run.kube.cluster(&desired["cluster"]).await {
+        Ok(c) => c,
+        Err(d) => return vec![d.message],
     };
-    let mut s = format!("{}\n", get("/cluster"));
-    if r.get("connectedCluster").is_some_and(|v| !v.is_null()) {
-        s.push_str(&format!(
-            "  Azure:  {} · agent {} · Kubernetes {} · {} nodes · {} cores · last seen {}\n  id:     {}\n",
-            get("/connectivityStatus"),
-            get("/connectedCluster/agentVersion"),
-            get("/connectedCluster/kubernetesVersion"),
-            get("/connectedCluster/totalNodeCount"),
-            get("/connectedCluster/totalCoreCount"),
-            get("/connectedCluster/lastConnectivityTime"),
-            get("/connectedCluster/id"),
-        ));
-    } else {
-        s.push_str("  Azure:  not connected (no connected cluster resource)\n");
-    }
-    match r.get("agents").filter(|v| !v.is_null()) {
-        Some(a) => s.push_str(&format!("  Agents: {}\n", summarize_agents(a))),
-        None => s.push_str("  Agents: not installed\n"),
-    }
-    s
-}
-
-fn summarize_agents(a: &Value) -> String {
-    let ready = a.get("ready").and_then(Value::as_bool);
-    let deployments = a.get("deployments").and_then(Value::as_object);
-    match (deployments, ready) {
-        (Some(d), _) => {
-            let available = d
-                .values()
-                .filter(|v| v.get("available").and_then(Value::as_bool).unwrap_or(false))
-                .count();
-            format!("{available}/{} deployments available in azure-arc", d.len())
-        }
-        (None, Some(true)) => "ready".into(),
-        (None, Some(false)) => "not ready".into(),
-        (None, None) => "installed".into(),
+    match readiness::observe(&cluster, Some(&not_ready)).await {
+        Ok((r, deployments)) => readiness::explain(&cluster, &r.not_ready, &deployments).await,
+        Err(d) => vec![d.message],
     }
 }

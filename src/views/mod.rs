@@ -4,10 +4,14 @@
 //! `NO_COLOR` or `--no-color` (anstream strips the styles otherwise).
 
 pub mod diagnostics;
+#[cfg(test)]
+pub(crate) mod golden;
 pub mod graph;
+pub mod live;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod status;
 
 use anstyle::{AnsiColor, Style};
 use std::io::Write;

@@ -168,6 +168,8 @@ pub struct Progress {
     actions: HashMap<Address, Action>,
     /// The last progress period shown per resource.
     shown: HashMap<Address, u64>,
+    /// Steps in progress: what they do (`None` for a refresh) and when they started.
+    running: HashMap<Address, (Option<Action>, OffsetDateTime)>,
     /// Resources whose check failed (their `ApplyErrored` would repeat it).
     failed_checks: HashSet<Address>,
     refreshes: usize,
@@ -184,8 +186,16 @@ impl Progress {
     /// has no trailing newline; it may hold two lines when refresh lines were being counted
     /// (the count comes first).
     pub fn line(&mut self, event: &Event, now: OffsetDateTime) -> Option<String> {
+        if let Event::ApplyComplete { address, .. }
+        | Event::ApplyErrored { address, .. }
+        | Event::Skipped { address, .. } = event
+        {
+            self.running.remove(address);
+        }
         let text = match event {
-            Event::RefreshStart { .. } => {
+            Event::RefreshStart { address } => {
+                self.running.insert(address.clone(), (None, now));
+                self.shown.remove(address);
                 self.refreshes += 1;
                 if self.refreshes > REFRESH_LINES {
                     self.hidden_refreshes += 1;
@@ -193,9 +203,14 @@ impl Progress {
                 }
                 message(event, None)
             }
-            Event::RefreshComplete { .. } | Event::PlannedChange { .. } => None,
+            Event::RefreshComplete { address, .. } => {
+                self.running.remove(address);
+                None
+            }
+            Event::PlannedChange { .. } => None,
             Event::ApplyStart { address, action } => {
                 self.actions.insert(address.clone(), *action);
+                self.running.insert(address.clone(), (Some(*action), now));
                 self.shown.remove(address);
                 message(event, None)
             }
@@ -257,6 +272,42 @@ impl Progress {
             Some(count) => format!("{count}\n{line}"),
             None => line,
         })
+    }
+
+    /// The heartbeats due at `now`: one `ADDRESS: Still creating... [20s elapsed]` line for
+    /// each step in progress that has shown nothing for a [`PROGRESS_EVERY`]-second period (a
+    /// key being generated, a registration, a slow read), so a log never goes silent for
+    /// longer. Call it every second or so.
+    pub fn heartbeats(&mut self, now: OffsetDateTime) -> Vec<String> {
+        let mut due: Vec<(&Address, Option<Action>, f64)> = self
+            .running
+            .iter()
+            .map(|(a, (action, since))| (a, *action, (now - *since).as_seconds_f64()))
+            .filter(|(a, _, elapsed)| {
+                let period = (elapsed.max(0.0) as u64) / PROGRESS_EVERY;
+                period > self.shown.get(*a).copied().unwrap_or(0)
+            })
+            .collect();
+        due.sort_by_key(|x| x.0.to_string());
+        let mut lines = Vec::new();
+        let mut shown = Vec::new();
+        for (address, action, elapsed) in due {
+            let still = match action {
+                None => "Still refreshing...".to_owned(),
+                Some(a) => match doing(a) {
+                    Some(d) => format!("Still {}...", d.to_lowercase()),
+                    None => "Still working...".to_owned(),
+                },
+            };
+            lines.push(format!(
+                "{} {address}: {still} [{} elapsed]",
+                clock(now),
+                duration(elapsed)
+            ));
+            shown.push((address.clone(), (elapsed as u64) / PROGRESS_EVERY));
+        }
+        self.shown.extend(shown);
+        lines
     }
 
     /// The count of refresh lines not shown, if any are still owed (call at the end of a run;
@@ -330,8 +381,8 @@ pub fn version_message(now: OffsetDateTime) -> String {
     )
 }
 
-/// The `change_summary` line of an NDJSON stream, after a plan (`operation` `plan`) or an apply
-/// (`apply`).
+/// The `change_summary` line of an NDJSON stream, after a plan (`operation` `plan`), an apply
+/// (`apply`) or a destroy (`destroy`).
 pub fn change_summary(
     (add, change, destroy): (usize, usize, usize),
     operation: &str,
@@ -339,6 +390,8 @@ pub fn change_summary(
 ) -> String {
     let message = if operation == "apply" {
         format!("Apply complete! Resources: {add} added, {change} changed, {destroy} destroyed.")
+    } else if operation == "destroy" {
+        format!("Destroy complete! Resources: {destroy} destroyed.")
     } else {
         format!("Plan: {add} to add, {change} to change, {destroy} to destroy.")
     };
@@ -661,6 +714,63 @@ mod tests {
             summary["changes"],
             json!({"add": 2, "change": 0, "remove": 1, "operation": "apply"})
         );
+    }
+
+    #[test]
+    fn heartbeats_for_silent_steps_every_ten_seconds() {
+        let t0 = datetime!(2025-03-01 12:00:00 UTC);
+        let at = |s: i64| t0 + time::Duration::seconds(s);
+        let key = Address::new(ResourceType::ONBOARDING_KEY, "c1");
+        let mut p = Progress::new();
+        p.line(&Event::RefreshStart { address: rg() }, at(0));
+        p.line(
+            &Event::ApplyStart {
+                address: key.clone(),
+                action: Action::Create,
+            },
+            at(0),
+        );
+        assert!(p.heartbeats(at(9)).is_empty());
+        assert_eq!(
+            p.heartbeats(at(10)),
+            vec![
+                "12:00:10 azure.resourceGroup.rg-arc: Still refreshing... [10s elapsed]",
+                "12:00:10 k8s.onboardingKey.c1: Still creating... [10s elapsed]",
+            ]
+        );
+        // Once per period, and not for a step that finished.
+        assert!(p.heartbeats(at(11)).is_empty());
+        p.line(
+            &Event::RefreshComplete {
+                address: rg(),
+                exists: true,
+            },
+            at(12),
+        );
+        assert_eq!(
+            p.heartbeats(at(21)),
+            vec!["12:00:21 k8s.onboardingKey.c1: Still creating... [21s elapsed]"]
+        );
+        // A provider's own progress line counts as the period's heartbeat.
+        let progress = p.line(
+            &Event::ApplyProgress {
+                address: key.clone(),
+                message: "generating".into(),
+                elapsed_seconds: 30.5,
+            },
+            at(30),
+        );
+        assert!(progress.is_some());
+        assert!(p.heartbeats(at(35)).is_empty());
+        p.line(
+            &Event::ApplyComplete {
+                address: key,
+                action: Action::Create,
+                elapsed_seconds: 36.0,
+            },
+            at(36),
+        );
+        assert!(p.heartbeats(at(60)).is_empty());
     }
 
     #[test]

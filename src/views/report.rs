@@ -8,7 +8,25 @@ use super::progress::duration;
 use super::{ERROR, SUCCESS};
 use arcplan_engine::diag::Severity;
 use arcplan_engine::executor::{ApplyReport, StepResult, StepStatus};
-use arcplan_engine::plan::{Action, CheckResult, CheckStatus, Plan};
+use arcplan_engine::plan::{Action, CheckResult, CheckStatus, Plan, PlanMode};
+
+/// The question before an apply (or a destroy) changes anything, in Terraform's words.
+pub fn approval_prompt(destroy: bool) -> &'static str {
+    if destroy {
+        "Do you really want to destroy all resources?\n  arcplan will destroy everything this file manages, as shown above.\n  There is no undo. Only 'yes' will be accepted to confirm."
+    } else {
+        "Do you want to perform these actions?\n  arcplan will perform the actions described above.\n  Only 'yes' will be accepted to approve."
+    }
+}
+
+/// What the run is called in its last line: `Apply` or `Destroy`.
+pub fn operation_title(plan: &Plan) -> &'static str {
+    if plan.mode == PlanMode::Destroy {
+        "Destroy"
+    } else {
+        "Apply"
+    }
+}
 
 fn symbol(action: Action, color: bool) -> String {
     let s = match action {
@@ -64,18 +82,17 @@ pub fn human(report: &ApplyReport, plan: &Plan, color: bool, checks: &[CheckResu
         checks_section.push('\n');
     }
 
+    let title = operation_title(plan);
     if report.is_success() {
-        return format!(
-            "{checks_section}{}\n",
-            paint(
-                SUCCESS,
-                &format!("Apply complete! Resources: {counts}"),
-                color
-            )
-        );
+        let summary = if plan.mode == PlanMode::Destroy {
+            format!("Destroy complete! Resources: {destroyed} destroyed.")
+        } else {
+            format!("Apply complete! Resources: {counts}")
+        };
+        return format!("{checks_section}{}\n", paint(SUCCESS, &summary, color));
     }
 
-    let mut out = format!("{}\n", paint(ERROR, "Apply failed.", color));
+    let mut out = format!("{}\n", paint(ERROR, &format!("{title} failed."), color));
     let applied: Vec<&StepResult> = report
         .steps
         .iter()
@@ -160,7 +177,8 @@ pub fn human(report: &ApplyReport, plan: &Plan, color: bool, checks: &[CheckResu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::views::plan::{fixtures, golden};
+    use crate::views::golden;
+    use crate::views::plan::fixtures;
     use arcplan_engine::address::{Address, ResourceType};
     use arcplan_engine::diag::Diagnostic;
 
@@ -288,6 +306,38 @@ mod tests {
         golden::check("report_failed.txt", &failed);
         assert!(!ok.contains('\x1b') && !failed.contains('\x1b'));
         assert!(human(&failure(), &plan, true, &[]).contains('\x1b'));
+    }
+
+    #[test]
+    fn a_destroy_asks_and_ends_in_destroy_words() {
+        let plan = fixtures::destroy();
+        let report = ApplyReport {
+            steps: plan
+                .changes
+                .iter()
+                .map(|c| StepResult {
+                    address: c.address.clone(),
+                    action: c.action,
+                    status: applied(1.0),
+                })
+                .collect(),
+        };
+        let text = human(&report, &plan, false, &[]);
+        assert!(
+            text.ends_with("Destroy complete! Resources: 4 destroyed.\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Apply"), "{text}");
+        let mut failed = report.clone();
+        failed.steps[0].status = StepStatus::Failed {
+            diagnostics: vec![],
+        };
+        assert!(human(&failed, &plan, false, &[]).starts_with("Destroy failed.\n"));
+        assert!(approval_prompt(true).starts_with("Do you really want to destroy all resources?"));
+        assert!(!approval_prompt(true).contains("these actions"));
+        assert!(approval_prompt(false).starts_with("Do you want to perform these actions?"));
+        assert_eq!(operation_title(&plan), "Destroy");
+        assert_eq!(operation_title(&fixtures::onboarding()), "Apply");
     }
 
     #[test]

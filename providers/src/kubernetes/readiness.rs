@@ -80,17 +80,38 @@ pub async fn observe(
     ))
 }
 
+/// The time the agents have to become ready: the configured `agents.timeout`, counted from when
+/// the change started (an install spends part of it before the wait begins). Messages name the
+/// configured value, never what is left of it.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// The configured timeout.
+    pub configured: Duration,
+    /// When it started counting.
+    pub since: Instant,
+}
+
+impl Budget {
+    /// A budget of `configured`, counted from `since`.
+    pub fn new(configured: Duration, since: Instant) -> Self {
+        Self { configured, since }
+    }
+
+    fn remaining(&self) -> Duration {
+        self.configured.saturating_sub(self.since.elapsed())
+    }
+}
+
 /// Waits until every agent Deployment is available. `progress` receives a message whenever the
 /// count changes and at least every `report_every`.
 pub async fn wait(
     cluster: &Cluster,
     names: Option<&[String]>,
-    timeout: Duration,
+    budget: Budget,
     poll: Duration,
     cancel: &CancellationToken,
     progress: &(dyn Fn(String) + Send + Sync),
 ) -> Result<Readiness, Diagnostic> {
-    let started = Instant::now();
     let report_every = Duration::from_secs(5);
     let mut last_report: Option<(Instant, usize)> = None;
     loop {
@@ -111,11 +132,11 @@ pub async fn wait(
             ));
             last_report = Some((Instant::now(), r.available));
         }
-        if started.elapsed() >= timeout {
-            return Err(timed_out(cluster, &r, &deployments, timeout).await);
+        if budget.remaining().is_zero() {
+            return Err(timed_out(cluster, &r, &deployments, budget.configured).await);
         }
         tokio::select! {
-            () = tokio::time::sleep(poll.min(timeout.saturating_sub(started.elapsed())).max(Duration::from_millis(10))) => {}
+            () = tokio::time::sleep(poll.min(budget.remaining()).max(Duration::from_millis(10))) => {}
             () = cancel.cancelled() => {
                 return Err(Diagnostic::error(
                     "cancelled",
@@ -130,51 +151,52 @@ pub async fn wait(
     }
 }
 
-async fn timed_out(
+/// A configured duration as the file writes it: `15s`, `20m`, `1h30m` (whole units, no spaces;
+/// never the nanoseconds of a remaining budget).
+pub fn configured(d: Duration) -> String {
+    let secs = d.as_secs();
+    let ms = d.subsec_millis();
+    if secs == 0 {
+        return format!("{ms}ms");
+    }
+    let (h, m, s) = (secs / 3600, secs % 3600 / 60, secs % 60);
+    let mut out = String::new();
+    if h > 0 {
+        out.push_str(&format!("{h}h"));
+    }
+    if m > 0 {
+        out.push_str(&format!("{m}m"));
+    }
+    if s > 0 {
+        out.push_str(&format!("{s}s"));
+    }
+    if ms > 0 {
+        out.push_str(&format!("{ms}ms"));
+    }
+    out
+}
+
+/// What keeps each of `not_ready` from being available, one `name: why` line each: missing,
+/// the replica count and the Deployment's conditions that are not `True` (type, reason,
+/// message), and the three most recent events of its objects.
+pub async fn explain(
     cluster: &Cluster,
-    r: &Readiness,
+    not_ready: &[String],
     deployments: &BTreeMap<String, Deployment>,
-    timeout: Duration,
-) -> Diagnostic {
+) -> Vec<String> {
+    if not_ready.is_empty() {
+        return Vec::new();
+    }
     let events: Vec<KubeEvent> = Api::<KubeEvent>::namespaced(cluster.client.clone(), NAMESPACE)
         .list(&ListParams::default())
         .await
         .map(|l| l.items)
         .unwrap_or_default();
     let mut parts = Vec::new();
-    for name in &r.not_ready {
+    for name in not_ready {
         let mut s = match deployments.get(name) {
-            None => format!("{name}: missing"),
-            Some(d) => {
-                let conds: Vec<String> = d
-                    .status
-                    .as_ref()
-                    .and_then(|s| s.conditions.as_ref())
-                    .map(|cs| {
-                        cs.iter()
-                            .map(|c| {
-                                format!(
-                                    "{}={}{}",
-                                    c.type_,
-                                    c.status,
-                                    c.message
-                                        .as_deref()
-                                        .map(|m| format!(" ({m})"))
-                                        .unwrap_or_default()
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                format!(
-                    "{name}: {}",
-                    if conds.is_empty() {
-                        "no conditions yet".to_owned()
-                    } else {
-                        conds.join(", ")
-                    }
-                )
-            }
+            None => format!("Deployment {NAMESPACE}/{name}: missing"),
+            Some(d) => format!("Deployment {NAMESPACE}/{name}: {}", why_not_available(d)),
         };
         let mut mine: Vec<&KubeEvent> = events
             .iter()
@@ -204,16 +226,74 @@ async fn timed_out(
         }
         parts.push(s);
     }
+    parts
+}
+
+/// Why one Deployment is not available: its replicas and its conditions.
+pub fn why_not_available(d: &Deployment) -> String {
+    let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = d.status.as_ref();
+    let available = st.and_then(|s| s.available_replicas).unwrap_or(0);
+    let mut parts = vec![format!("{available}/{want} replicas available")];
+    if let (Some(o), Some(g)) = (
+        st.and_then(|s| s.observed_generation),
+        d.metadata.generation,
+    ) && o < g
+    {
+        parts.push(format!("generation {g} not yet observed (at {o})"));
+    }
+    let conds = st.and_then(|s| s.conditions.as_ref());
+    match conds {
+        None => parts.push("no conditions yet".into()),
+        Some(cs) => {
+            for c in cs {
+                let detail = match (c.reason.as_deref(), c.message.as_deref()) {
+                    (Some(r), Some(m)) => format!(" ({r}: {m})"),
+                    (Some(x), None) | (None, Some(x)) => format!(" ({x})"),
+                    (None, None) => String::new(),
+                };
+                parts.push(format!("{}={}{detail}", c.type_, c.status));
+            }
+        }
+    }
+    parts.join(", ")
+}
+
+async fn timed_out(
+    cluster: &Cluster,
+    r: &Readiness,
+    deployments: &BTreeMap<String, Deployment>,
+    timeout: Duration,
+) -> Diagnostic {
+    let parts = explain(cluster, &r.not_ready, deployments).await;
     Diagnostic::error(
         "k8s-agents-not-ready",
         format!(
-            "the Arc agents on {} were not ready after {}: {}/{} agent deployments available; not ready: {}",
+            "the Arc agents on {} were not ready after {} (agents.timeout): {}/{} agent deployments available; not ready: {}",
             cluster.describe(),
-            humantime::format_duration(timeout),
+            configured(timeout),
             r.available,
             r.total,
             parts.join("; ")
         ),
     )
     .with_hint("`kubectl -n azure-arc get pods` and `kubectl -n azure-arc describe pod NAME` show why (image pulls, resources, no Linux node); raise `agents.timeout` if the cluster is just slow")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_print_as_configured() {
+        assert_eq!(configured(Duration::from_secs(15)), "15s");
+        assert_eq!(configured(Duration::from_secs(20 * 60)), "20m");
+        assert_eq!(configured(Duration::from_secs(90 * 60)), "1h30m");
+        assert_eq!(configured(Duration::from_millis(1500)), "1s500ms");
+        assert_eq!(configured(Duration::from_millis(250)), "250ms");
+        // A budget partly spent still names the configured value.
+        let b = Budget::new(Duration::from_secs(15), Instant::now());
+        assert!(b.remaining() <= Duration::from_secs(15));
+        assert_eq!(configured(b.configured), "15s");
+    }
 }

@@ -1,0 +1,75 @@
+//! The plan for a terminal, like Terraform's.
+
+use super::diff::resource_lines;
+use super::{BOLD, UPDATE, cannot_apply, check_lines, indent_rest, paint, summary_line};
+use arcplan_engine::plan::{Change, Plan, PlanMode};
+
+/// The plan for a terminal, like Terraform's: every change with its attributes, the checks,
+/// and the summary line. No ANSI escapes at all unless `color`.
+pub fn human(plan: &Plan, color: bool) -> String {
+    let mut out = String::new();
+    let changed: Vec<&Change> = plan
+        .changes
+        .iter()
+        .filter(|c| c.action.is_change())
+        .collect();
+    let drift = drift_section(plan, color);
+    out.push_str(&drift);
+    if changed.is_empty() && !drift.is_empty() {
+        out.push_str("This is a refresh-only plan: arcplan changes nothing. Run `arcplan apply` to undo these changes, or change the configuration to keep them.\n");
+    } else if changed.is_empty() {
+        out.push_str("No changes. Live state matches the configuration.\n");
+    } else {
+        out.push_str("arcplan will perform the following actions:\n");
+        for c in &changed {
+            out.push('\n');
+            for line in resource_lines(c, color) {
+                out.push_str(&line.human(color));
+                out.push('\n');
+            }
+        }
+    }
+    if !plan.checks.is_empty() {
+        out.push_str("\nChecks:\n");
+        for check in &plan.checks {
+            out.push_str(&check_lines(check, color));
+        }
+    }
+    if !changed.is_empty() {
+        out.push('\n');
+        let line = summary_line(plan.summary());
+        let rest = line.strip_prefix("Plan:").unwrap_or(&line);
+        out.push_str(&format!("{}{rest}\n", paint(BOLD, "Plan:", color)));
+    }
+    if let Some(why) = cannot_apply(plan) {
+        out.push('\n');
+        out.push_str(&paint(crate::views::ERROR, &why, color));
+        out.push('\n');
+    }
+    out
+}
+
+/// `Objects have changed outside of arcplan:` and one line per drifted resource (what a normal
+/// plan would do, and what differs), or nothing when nothing drifted.
+pub(crate) fn drift_section(plan: &Plan, color: bool) -> String {
+    let drifted: Vec<&Change> = plan.drifted().collect();
+    if drifted.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("Objects have changed outside of arcplan:\n\n");
+    for c in drifted {
+        let Some(d) = &c.drift else { continue };
+        out.push_str(&format!(
+            "  {} {} (drift): {}\n",
+            paint(UPDATE, d.action.symbol(), color),
+            paint(BOLD, &c.address.to_string(), color),
+            indent_rest(&d.message, 6)
+        ));
+    }
+    out.push_str(if plan.mode == PlanMode::RefreshOnly {
+        "\n"
+    } else {
+        "\nThe configuration still says what arcplan last applied; the plan below undoes these changes.\n\n"
+    });
+    out
+}
