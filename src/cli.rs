@@ -1,7 +1,9 @@
 //! Command-line arguments (clap). Values only; no I/O happens here.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
+use clap::error::ErrorKind;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Connect Kubernetes clusters to Azure Arc from a reviewed desired-state file.
@@ -16,52 +18,222 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses the arguments (Terraform's single-dash long options included) and settles what
+    /// clap alone cannot: a positional FILE instead of -f, apply's positional desired-state
+    /// file, and options that need another.
+    pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Cli, clap::Error> {
+        let mut cli = Cli::try_parse_from(normalize_args(args))?;
+        cli.resolve()?;
+        Ok(cli)
+    }
+
+    fn resolve(&mut self) -> Result<(), clap::Error> {
+        let name = match &self.command {
+            Command::Plan(_) => "plan",
+            Command::Apply(_) => "apply",
+            Command::Destroy(_) => "destroy",
+            Command::Status(_) => "status",
+            _ => "",
+        };
+        // The error names the subcommand's usage, as clap's own errors do.
+        let usage = |msg: String| {
+            let mut cmd = Cli::command();
+            cmd.build();
+            match cmd.find_subcommand_mut(name) {
+                Some(sub) => sub.error(ErrorKind::ArgumentConflict, msg),
+                None => cmd.error(ErrorKind::ArgumentConflict, msg),
+            }
+        };
+        let target = match &mut self.command {
+            Command::Plan(a) => {
+                if let Some(f) = a.file_arg.take() {
+                    a.file = f;
+                }
+                Some(&a.target_args)
+            }
+            Command::Status(a) => {
+                if let Some(f) = a.file_arg.take() {
+                    a.file = f;
+                }
+                Some(&a.target_args)
+            }
+            Command::Destroy(a) => {
+                if let Some(f) = a.file_arg.take() {
+                    a.file = f;
+                }
+                Some(&a.target_args)
+            }
+            Command::Apply(a) => {
+                if a.plan_file.as_deref().is_some_and(is_desired_state_file) {
+                    if a.file.is_some() {
+                        return Err(usage(
+                            "the desired-state file is given twice: name it once, as FILE or as -f FILE".into(),
+                        ));
+                    }
+                    a.file = a.plan_file.take();
+                }
+                if let Some(p) = &a.plan_file {
+                    let s = &a.select;
+                    let with = if a.file.is_some() {
+                        Some("-f/--file")
+                    } else if !s.target.is_empty() {
+                        Some("--target")
+                    } else if !s.exclude.is_empty() {
+                        Some("--exclude")
+                    } else if !s.replace.is_empty() {
+                        Some("--replace")
+                    } else {
+                        None
+                    };
+                    if let Some(opt) = with {
+                        return Err(usage(format!(
+                            "the saved plan {} is applied exactly as it was made, so it cannot be combined with {opt}; plan again with {opt} and --out",
+                            p.display()
+                        )));
+                    }
+                }
+                Some(&a.target_args)
+            }
+            _ => None,
+        };
+        if let Some(t) = target
+            && t.sandbox_azure_only
+            && !t.sandbox
+            && t.sandbox_dir.is_none()
+        {
+            return Err(usage(
+                "--sandbox-azure-only needs --sandbox or --sandbox-dir DIR".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `path` names a desired-state file (`*.yaml`, `*.yml`) rather than a saved plan.
+fn is_desired_state_file(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+}
+
+/// An `arcplan` command line for a hint, carrying the desired-state file and the target options
+/// of the run that prints it, so that the suggestion works when copied.
+pub fn command_line(
+    command: &str,
+    file: Option<&Path>,
+    target: &TargetArgs,
+    rest: &[&str],
+) -> String {
+    let mut words = vec!["arcplan".to_string(), command.to_string()];
+    if let Some(f) = file {
+        words.push("-f".into());
+        words.push(shell_word(&f.display().to_string()));
+    }
+    if target.sandbox {
+        words.push("--sandbox".into());
+    }
+    if let Some(d) = &target.sandbox_dir {
+        words.push("--sandbox-dir".into());
+        words.push(shell_word(&d.display().to_string()));
+    }
+    if target.sandbox_azure_only {
+        words.push("--sandbox-azure-only".into());
+    }
+    words.extend(rest.iter().map(|w| shell_word(w)));
+    words.join(" ")
+}
+
+/// `s` as one POSIX shell word (quoted only when it must be).
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_./:=@%+-,".contains(c));
+    if plain {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Read live state and show what apply would change (changes nothing).
+    #[command(after_help = "Examples:
+  arcplan plan fleet.yaml
+  arcplan plan fleet.yaml --out fleet.plan      # then: arcplan apply fleet.plan
+  arcplan plan fleet.yaml --format markdown --detailed-exitcode
+  arcplan plan examples/quickstart.yaml --sandbox")]
     Plan(PlanArgs),
     /// Apply a saved plan, or plan and apply after confirmation.
+    #[command(after_help = "Examples:
+  arcplan apply fleet.plan                      # exactly the plan saved by `plan --out`
+  arcplan apply fleet.yaml                      # plan, show, ask, apply
+  arcplan apply -f fleet.yaml --auto-approve --json
+  arcplan apply examples/quickstart.yaml --sandbox")]
     Apply(ApplyArgs),
     /// Disconnect every cluster and delete what the file created.
+    #[command(after_help = "Examples:
+  arcplan destroy fleet.yaml
+  arcplan destroy fleet.yaml --auto-approve --cluster-unreachable
+  arcplan destroy examples/quickstart.yaml --sandbox-dir .arcplan-sandbox")]
     Destroy(DestroyArgs),
     /// Show a saved plan.
+    #[command(after_help = "Examples:
+  arcplan show fleet.plan
+  arcplan show fleet.plan --format markdown > plan.md
+  arcplan show fleet.plan --json")]
     Show(ShowArgs),
     /// Show each cluster's connectivity and what its agents report.
+    #[command(after_help = "Examples:
+  arcplan status fleet.yaml
+  arcplan status fleet.yaml --json")]
     Status(StatusArgs),
     /// Check a desired-state file: syntax, keys, names, references. Reads no live state.
+    #[command(after_help = "Examples:
+  arcplan validate fleet.yaml
+  arcplan validate fleet.yaml --json")]
     Validate(ValidateArgs),
     /// Print the resource graph (what depends on what) as Graphviz DOT or Mermaid.
+    #[command(after_help = "Examples:
+  arcplan graph fleet.yaml | dot -Tsvg > graph.svg
+  arcplan graph fleet.yaml --format mermaid")]
     Graph(GraphArgs),
     /// Run local emulators of Microsoft Entra, Azure Resource Manager and the Kubernetes API.
+    #[command(after_help = "Examples:
+  arcplan sandbox --dir .arcplan-sandbox -f fleet.yaml    # then, in another terminal:
+  arcplan apply fleet.yaml --sandbox-dir .arcplan-sandbox
+  arcplan plan fleet.yaml --sandbox-dir .arcplan-sandbox --sandbox-azure-only   # real clusters")]
     Sandbox(SandboxArgs),
 }
 
 /// Which desired-state file (positional or -f).
 #[derive(Debug, Args)]
 pub struct FileArg {
-    /// The desired-state file (default: arcplan.yaml).
+    /// The desired-state file (the same as -f FILE).
     #[arg(value_name = "FILE")]
     pub file: Option<PathBuf>,
-    /// The desired-state file, as with plan and apply.
+    /// The desired-state file.
     #[arg(
         short = 'f',
         long = "file",
         value_name = "FILE",
+        default_value = DEFAULT_FILE,
         conflicts_with = "file"
     )]
-    pub file_flag: Option<PathBuf>,
+    pub file_flag: PathBuf,
 }
 
 impl FileArg {
     /// The file to read.
     pub fn path(&self) -> PathBuf {
-        self.file
-            .clone()
-            .or_else(|| self.file_flag.clone())
-            .unwrap_or_else(|| PathBuf::from("arcplan.yaml"))
+        self.file.clone().unwrap_or_else(|| self.file_flag.clone())
     }
 }
+
+/// The desired-state file read when none is named.
+pub const DEFAULT_FILE: &str = "arcplan.yaml";
 
 /// Where the run goes: Azure and the clusters in the file, or a sandbox.
 #[derive(Debug, Args, Clone)]
@@ -72,6 +244,10 @@ pub struct TargetArgs {
     /// Run against a sandbox started with `arcplan sandbox --dir DIR`.
     #[arg(long, value_name = "DIR")]
     pub sandbox_dir: Option<PathBuf>,
+    /// With --sandbox or --sandbox-dir: use the sandbox for Entra and ARM only; every cluster keeps
+    /// the file's own `kubeconfig:` and `context:` (a real cluster paired with an emulated Azure).
+    #[arg(long)]
+    pub sandbox_azure_only: bool,
 }
 
 /// Which resources a plan covers (plan, and apply without a plan file).
@@ -105,13 +281,11 @@ pub struct RunArgs {
 /// `arcplan plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The desired-state file (default: arcplan.yaml).
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "arcplan.yaml"
-    )]
+    /// The desired-state file (the same as -f FILE).
+    #[arg(value_name = "FILE")]
+    pub file_arg: Option<PathBuf>,
+    /// The desired-state file.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = DEFAULT_FILE, conflicts_with = "file_arg")]
     pub file: PathBuf,
     /// Save the plan for `arcplan apply PLANFILE`.
     #[arg(short = 'o', long = "out", value_name = "PLANFILE")]
@@ -122,6 +296,11 @@ pub struct PlanArgs {
     /// Output format (`--json` is `--format json`).
     #[arg(long, value_enum)]
     pub format: Option<PlanFormat>,
+    /// Markdown only: the most bytes the document may take; past it, resource details are
+    /// left out from the end and a note says where the full plan is (GitHub's comment limit is
+    /// 65,536).
+    #[arg(long, value_name = "N", default_value_t = crate::views::plan::DEFAULT_MAX_BYTES, value_parser = parse_max_bytes)]
+    pub max_bytes: usize,
     #[command(flatten)]
     pub select: SelectArgs,
     /// Only read live state and report differences; plan no change.
@@ -147,10 +326,11 @@ pub enum PlanFormat {
 /// `arcplan apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// A plan saved with `plan --out`; applied exactly, after checking nothing changed since.
-    #[arg(value_name = "PLANFILE", conflicts_with_all = ["file", "target", "exclude", "replace"])]
+    /// A plan saved with `plan --out`, applied exactly after checking nothing changed since; or
+    /// a desired-state file (`*.yaml`, `*.yml`: the same as -f FILE).
+    #[arg(value_name = "PLANFILE|FILE")]
     pub plan_file: Option<PathBuf>,
-    /// The desired-state file, when no plan file is given (default: arcplan.yaml).
+    /// The desired-state file, when no plan file is given [default: arcplan.yaml].
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Apply without asking for `yes` (required when stdin is not a terminal).
@@ -167,13 +347,11 @@ pub struct ApplyArgs {
 /// `arcplan destroy`.
 #[derive(Debug, Args)]
 pub struct DestroyArgs {
-    /// The desired-state file (default: arcplan.yaml).
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "arcplan.yaml"
-    )]
+    /// The desired-state file (the same as -f FILE).
+    #[arg(value_name = "FILE")]
+    pub file_arg: Option<PathBuf>,
+    /// The desired-state file.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = DEFAULT_FILE, conflicts_with = "file_arg")]
     pub file: PathBuf,
     /// Destroy without asking for `yes`.
     #[arg(long)]
@@ -200,18 +378,21 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, conflicts_with = "json")]
     pub format: Option<PlanFormat>,
+    /// Markdown only: the most bytes the document may take; past it, resource details are
+    /// left out from the end and a note says where the full plan is (GitHub's comment limit is
+    /// 65,536).
+    #[arg(long, value_name = "N", default_value_t = crate::views::plan::DEFAULT_MAX_BYTES, value_parser = parse_max_bytes)]
+    pub max_bytes: usize,
 }
 
 /// `arcplan status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The desired-state file (default: arcplan.yaml).
-    #[arg(
-        short = 'f',
-        long = "file",
-        value_name = "FILE",
-        default_value = "arcplan.yaml"
-    )]
+    /// The desired-state file (the same as -f FILE).
+    #[arg(value_name = "FILE")]
+    pub file_arg: Option<PathBuf>,
+    /// The desired-state file.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = DEFAULT_FILE, conflicts_with = "file_arg")]
     pub file: PathBuf,
     /// Print JSON.
     #[arg(long)]
@@ -287,6 +468,17 @@ pub struct SandboxArgs {
     pub kube_port: u16,
 }
 
+/// Parses `--max-bytes`: a whole number of bytes, at least 1024 (room for the title and the
+/// note saying where the full plan is).
+pub fn parse_max_bytes(s: &str) -> Result<usize, String> {
+    match s.replace(['_', ','], "").parse::<usize>() {
+        Ok(n) if n >= 1024 => Ok(n),
+        _ => Err(format!(
+            "`{s}` is not a byte count of at least 1024, like 60000"
+        )),
+    }
+}
+
 /// Parses `90s`, `20m`, `1h30m`, `500ms`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration like 30s or 5m: {e}"))
@@ -326,4 +518,94 @@ pub fn normalize_args(
             a
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::parse_args(
+            std::iter::once("arcplan")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    #[test]
+    fn a_positional_file_is_the_same_as_dash_f() {
+        for cmd in ["plan", "status", "destroy"] {
+            let file = |cli: Cli| match cli.command {
+                Command::Plan(a) => a.file,
+                Command::Status(a) => a.file,
+                Command::Destroy(a) => a.file,
+                _ => unreachable!(),
+            };
+            assert_eq!(
+                file(parse(&[cmd, "x/fleet.yaml"]).unwrap()),
+                PathBuf::from("x/fleet.yaml")
+            );
+            assert_eq!(
+                file(parse(&[cmd, "-f", "x/fleet.yaml"]).unwrap()),
+                PathBuf::from("x/fleet.yaml")
+            );
+            assert_eq!(file(parse(&[cmd]).unwrap()), PathBuf::from(DEFAULT_FILE));
+            let e = parse(&[cmd, "a.yaml", "-f", "b.yaml"]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{cmd}: {e}");
+        }
+        let Command::Apply(a) = parse(&["apply", "fleet.yml"]).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(
+            (a.plan_file, a.file),
+            (None, Some(PathBuf::from("fleet.yml")))
+        );
+        let Command::Apply(a) = parse(&["apply", "fleet.plan"]).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(a.plan_file, Some(PathBuf::from("fleet.plan")));
+        for bad in [
+            &["apply", "fleet.yaml", "-f", "other.yaml"][..],
+            &["apply", "fleet.plan", "-f", "fleet.yaml"],
+            &["apply", "fleet.plan", "--target", "quickstart.cluster.c"],
+            &["plan", "--sandbox-azure-only"],
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::ArgumentConflict, "{bad:?}: {e}");
+        }
+        let Command::Apply(a) = parse(&["apply", "f.yaml", "--target", "s.cluster.c"])
+            .unwrap()
+            .command
+        else {
+            unreachable!()
+        };
+        assert_eq!(a.select.target, vec!["s.cluster.c".to_string()]);
+    }
+
+    #[test]
+    fn suggested_command_lines_carry_the_file_and_target() {
+        let target = TargetArgs {
+            sandbox: false,
+            sandbox_dir: Some(PathBuf::from("/tmp/my sandbox")),
+            sandbox_azure_only: true,
+        };
+        assert_eq!(
+            command_line(
+                "plan",
+                Some(Path::new("arc/fleet.yaml")),
+                &target,
+                &["--out", "stale.plan"]
+            ),
+            "arcplan plan -f arc/fleet.yaml --sandbox-dir '/tmp/my sandbox' --sandbox-azure-only --out stale.plan"
+        );
+        let none = TargetArgs {
+            sandbox: true,
+            sandbox_dir: None,
+            sandbox_azure_only: false,
+        };
+        assert_eq!(
+            command_line("apply", Some(Path::new("it's.yaml")), &none, &[]),
+            r"arcplan apply -f 'it'\''s.yaml' --sandbox"
+        );
+    }
 }

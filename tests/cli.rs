@@ -184,3 +184,85 @@ fn help_version_and_usage_errors() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("possible values: dot, mermaid"));
     assert_eq!(arcplan(&["frobnicate"]).status.code(), Some(1));
 }
+
+#[test]
+fn every_command_has_an_example_and_prints_each_default_once() {
+    for cmd in [
+        "plan", "apply", "destroy", "show", "status", "validate", "graph", "sandbox",
+    ] {
+        let o = arcplan(&[cmd, "--help"]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {err}");
+        let examples = out
+            .split("Examples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("{cmd} --help has no Examples:\n{out}"));
+        assert!(
+            examples.contains(&format!("  arcplan {cmd} ")),
+            "{cmd}: {examples}"
+        );
+        assert!(
+            !out.contains("(default:"),
+            "{cmd}: a default in the text and in [default: …]:\n{out}"
+        );
+        for line in out.lines() {
+            assert!(line.matches("default").count() <= 1, "{cmd}: `{line}`");
+        }
+        if ["plan", "destroy", "status", "validate", "graph"].contains(&cmd) {
+            assert!(
+                out.contains("[FILE]"),
+                "{cmd} takes a positional FILE:\n{out}"
+            );
+            assert_eq!(
+                out.matches("[default: arcplan.yaml]").count(),
+                1,
+                "{cmd}:\n{out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn plan_status_and_destroy_take_the_file_as_validate_does() {
+    for cmd in ["plan", "status", "destroy", "apply", "validate", "graph"] {
+        let o = arcplan(&[cmd, "no/such/fleet.yaml"]);
+        let (out, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {out}{err}");
+        assert!(
+            err.contains("cannot read no/such/fleet.yaml"),
+            "{cmd} reads the positional file:\n{err}"
+        );
+        assert!(!err.contains("arcplan.yaml"), "{cmd}: {err}");
+        let o = arcplan(&[cmd, "a.yaml", "-f", "b.yaml"]);
+        let (_, err) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {err}");
+        assert!(err.contains("error:"), "{cmd}: both FILE and -f: {err}");
+    }
+}
+
+#[test]
+fn the_schema_has_no_id_on_a_host_that_serves_nothing() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(root.join("schemas/arcplan.schema.json")).unwrap(),
+    )
+    .unwrap();
+    // An absolute `$id` makes editors resolve the schema there; none serves it.
+    if let Some(id) = schema.get("$id").and_then(|v| v.as_str()) {
+        assert!(!id.contains("://"), "absolute $id {id}");
+    }
+    // Every example finds the schema by a relative path.
+    for e in std::fs::read_dir(root.join("examples")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            let first = std::fs::read_to_string(&p).unwrap();
+            let first = first.lines().next().unwrap_or("");
+            assert_eq!(
+                first,
+                "# yaml-language-server: $schema=../schemas/arcplan.schema.json",
+                "{}",
+                p.display()
+            );
+        }
+    }
+}

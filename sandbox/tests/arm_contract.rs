@@ -1,5 +1,5 @@
 //! Contract tests: every ARM operation the sandbox serves, with request and response bodies checked
-//! against the official OpenAPI specs under `shared/specs/azure`.
+//! against the official OpenAPI specs carried in the repository under `specs/azure`.
 
 mod common;
 
@@ -741,5 +741,253 @@ async fn authorization_matches_the_spec_and_roles() {
         )
         .await;
     assert_eq!(body["value"], json!([]));
+    env.shutdown().await;
+}
+
+#[test]
+fn the_specs_are_carried_in_the_repository() {
+    // A fresh clone has no `../shared`: the specs, their provenance and their licence are in the
+    // repository, and every spec file the provenance lists is there.
+    let repo = std::fs::canonicalize(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).unwrap();
+    let dir = repo.join("specs/azure");
+    if std::env::var_os("ARCPLAN_SPECS_DIR").is_none() {
+        assert_eq!(specs_dir(), std::fs::canonicalize(&dir).unwrap());
+    }
+    let sources = std::fs::read_to_string(dir.join("SOURCES.md")).expect("SOURCES.md");
+    let license = std::fs::read_to_string(dir.join("LICENSE")).expect("LICENSE");
+    assert!(license.contains("MIT License") && license.contains("Microsoft Corporation"));
+    let listed: Vec<&str> = sources
+        .lines()
+        .filter_map(|l| l.split('`').nth(1))
+        .filter(|p| p.starts_with("specification/") && p.ends_with(".json"))
+        .collect();
+    assert!(listed.len() >= 15, "{listed:?}");
+    for rel in listed {
+        let text = std::fs::read_to_string(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    }
+    for name in [
+        "resources",
+        "subscriptions",
+        "cc",
+        "roledefs",
+        "roleassignments",
+        "common3",
+    ] {
+        assert!(spec(name).starts_with(specs_dir()), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn tenants_and_locations_match_the_spec() {
+    // What `az login` (GET /tenants) and `az account list-locations` ask for.
+    let env = Env::start(quick()).await;
+    let sub = env.sub();
+    let (s, h, body) = env.get("/tenants", SUB_API).await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    check_arm_headers(&h);
+    check("subscriptions", "TenantListResult", &body);
+    assert_eq!(body["value"][0]["tenantId"], env.sandbox.tenant_id());
+    assert_eq!(
+        body["value"][0]["id"],
+        format!("/tenants/{}", env.sandbox.tenant_id())
+    );
+
+    let (s, _, body) = env
+        .get(&format!("/subscriptions/{sub}/locations"), SUB_API)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{body}");
+    check("subscriptions", "LocationListResult", &body);
+    let names: Vec<&str> = body["value"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"eastus") && names.contains(&"westeurope"),
+        "{names:?}"
+    );
+    assert_eq!(
+        body["value"][0]["id"],
+        format!("/subscriptions/{sub}/locations/{}", names[0])
+    );
+    let (s, _, body) = env
+        .get(
+            "/subscriptions/00000000-0000-4000-8000-000000000999/locations",
+            SUB_API,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "SubscriptionNotFound");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn tags_at_scope_match_the_spec() {
+    let env = Env::start(quick()).await;
+    let sub = env.sub();
+    env.prepare("rg").await;
+    let (_, public) = key_pair("a");
+    let cluster = create_connected_cluster(&env, "rg", "c1", &public).await;
+    let rg = format!("/subscriptions/{sub}/resourceGroups/rg");
+    for scope in [format!("/subscriptions/{sub}"), rg.clone(), cluster.clone()] {
+        let url = env.url(
+            &format!("{scope}/providers/Microsoft.Resources/tags/default"),
+            Some(RG_API),
+        );
+        let put = json!({"properties": {"tags": {"team": "arc", "env": "lab"}}});
+        check("resources", "TagsResource", &put);
+        let (s, h, body) = env.call(Method::PUT, &url, Some(&put)).await;
+        assert_eq!(s, StatusCode::OK, "{scope}: {body}");
+        check_arm_headers(&h);
+        check("resources", "TagsResource", &body);
+        assert_eq!(
+            body["id"],
+            format!("{scope}/providers/Microsoft.Resources/tags/default")
+        );
+        assert_eq!(
+            body["properties"]["tags"],
+            json!({"team": "arc", "env": "lab"})
+        );
+
+        let merge = json!({"operation": "Merge", "properties": {"tags": {"owner": "me"}}});
+        check("resources", "TagsPatchResource", &merge);
+        let (s, _, body) = env.call(Method::PATCH, &url, Some(&merge)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        check("resources", "TagsResource", &body);
+        assert_eq!(body["properties"]["tags"]["owner"], "me");
+        assert_eq!(body["properties"]["tags"]["team"], "arc");
+
+        let delete = json!({"operation": "Delete", "properties": {"tags": {"env": "lab"}}});
+        let (s, _, body) = env.call(Method::PATCH, &url, Some(&delete)).await;
+        assert_eq!(s, StatusCode::OK, "{body}");
+        assert_eq!(
+            body["properties"]["tags"],
+            json!({"team": "arc", "owner": "me"})
+        );
+
+        let (s, _, body) = env.call(Method::GET, &url, None).await;
+        assert_eq!(s, StatusCode::OK);
+        check("resources", "TagsResource", &body);
+        assert_eq!(
+            body["properties"]["tags"],
+            json!({"team": "arc", "owner": "me"})
+        );
+
+        let (s, _, body) = env
+            .call(
+                Method::PATCH,
+                &url,
+                Some(&json!({"operation": "Sideways", "properties": {}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+        error_code(&body);
+
+        let (s, _, _) = env.call(Method::DELETE, &url, None).await;
+        assert_eq!(s, StatusCode::OK);
+        let (_, _, body) = env.call(Method::GET, &url, None).await;
+        assert_eq!(body["properties"]["tags"], json!({}));
+    }
+    // The tags written at a scope are the resource's own tags.
+    let url = env.url(
+        &format!("{rg}/providers/Microsoft.Resources/tags/default"),
+        Some(RG_API),
+    );
+    env.call(
+        Method::PUT,
+        &url,
+        Some(&json!({"properties": {"tags": {"k": "v"}}})),
+    )
+    .await;
+    let (_, _, body) = env.get(&rg, RG_API).await;
+    assert_eq!(body["tags"], json!({"k": "v"}));
+    let url = env.url(
+        &format!("{cluster}/providers/Microsoft.Resources/tags/default"),
+        Some(RG_API),
+    );
+    env.call(
+        Method::PUT,
+        &url,
+        Some(&json!({"properties": {"tags": {"k": "c"}}})),
+    )
+    .await;
+    let (_, _, body) = env.get(&cluster, CC_API).await;
+    assert_eq!(body["tags"], json!({"k": "c"}));
+    check("cc", "ConnectedCluster", &body);
+
+    // A missing target is ARM's not-found, not "unknown resource type".
+    let (s, _, body) = env
+        .get(
+            &format!("{rg}/providers/Microsoft.Kubernetes/connectedClusters/nope/providers/Microsoft.Resources/tags/default"),
+            RG_API,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{body}");
+    assert_eq!(error_code(&body), "ResourceNotFound");
+    let (s, _, body) = env
+        .get(
+            &format!("/subscriptions/{sub}/resourceGroups/none/providers/Microsoft.Resources/tags/default"),
+            RG_API,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "ResourceGroupNotFound");
+
+    // Writing tags needs a write role: Reader may read them only.
+    env.sandbox
+        .arm()
+        .set_role(arcplan_sandbox::PrincipalRole::Reader);
+    let (s, _, _) = env.call(Method::GET, &url, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, body) = env
+        .call(
+            Method::PUT,
+            &url,
+            Some(&json!({"properties": {"tags": {"k": "r"}}})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(error_code(&body), "AuthorizationFailed");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_metadata_document_has_what_az_reads() {
+    let env = Env::start(quick()).await;
+    for version in ["2022-09-01", "2020-06-01"] {
+        let (s, _, body) = env
+            .call_with_token(
+                Method::GET,
+                &env.url("/metadata/endpoints", Some(version)),
+                None,
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        // az's `_arm_to_cli_mapper` reads these for a cloud registered from the endpoint.
+        for key in [
+            "name",
+            "resourceManager",
+            "microsoftGraphResourceId",
+            "graphAudience",
+            "portal",
+            "suffixes",
+        ] {
+            assert!(
+                body.get(key).is_some(),
+                "{version}: {key} missing in {body:#}"
+            );
+        }
+        assert!(body["authentication"]["audiences"][0].is_string());
+        assert!(body["authentication"]["loginEndpoint"].is_string());
+        assert!(
+            body["microsoftGraphResourceId"]
+                .as_str()
+                .is_some_and(|g| g.starts_with("https://")),
+            "{body}"
+        );
+    }
     env.shutdown().await;
 }

@@ -5,8 +5,10 @@
 //! A sandbox is reached exactly like a custom Azure cloud: the file's `azure.cloud`,
 //! `azure.credential` and clusters' `kubeconfig` are pointed at the sandbox's endpoints, CA
 //! bundle, service principal and kubeconfig. Nothing below this module knows it is a sandbox.
+//! A cluster's own `kubeconfig:`/`context:` is replaced (with a warning naming it), unless
+//! `--sandbox-azure-only` keeps the file's clusters and uses the sandbox for Entra and ARM only.
 
-use crate::cli::TargetArgs;
+use crate::cli::{TargetArgs, command_line};
 use crate::views::{Output, diagnostics};
 use arcplan_engine::config::{
     Cloud, Credential, CredentialKind, CredentialSpec, CustomCloud, Installer, Loaded, SecretRef,
@@ -39,6 +41,8 @@ pub struct SandboxTarget {
     client_id: String,
     client_secret: String,
     kubeconfig: PathBuf,
+    /// The directory of a sandbox started with `arcplan sandbox --dir` (None: in process).
+    dir: Option<PathBuf>,
 }
 
 /// Everything a run needs.
@@ -73,7 +77,7 @@ impl Run {
 
 /// Loads the file, printing diagnostics (and warnings) on the way.
 pub fn load(out: &Output, file: &Path) -> Result<Loaded, Reported> {
-    let source = std::fs::read_to_string(file).ok();
+    let source = arcplan_engine::config::read_source(file);
     match load_file(file) {
         Ok(l) => {
             diagnostics::print(out, &l.warnings, source.as_deref());
@@ -92,11 +96,26 @@ pub fn report(out: &Output, d: impl Into<Diagnostics>) -> Reported {
     Reported
 }
 
-fn read_env_file(dir: &Path) -> Result<HashMap<String, String>, Diagnostic> {
+/// The command that starts a sandbox in `dir` serving `file`'s subscription and clusters.
+fn start_sandbox_line(dir: &Path, file: &str) -> String {
+    let none = TargetArgs {
+        sandbox: false,
+        sandbox_dir: None,
+        sandbox_azure_only: false,
+    };
+    command_line(
+        "sandbox",
+        Some(Path::new(file)),
+        &none,
+        &["--dir", &dir.display().to_string()],
+    )
+}
+
+fn read_env_file(dir: &Path, file: &str) -> Result<HashMap<String, String>, Diagnostic> {
     let path = dir.join("sandbox.env");
     let text = std::fs::read_to_string(&path).map_err(|e| {
         Diagnostic::error("sandbox", format!("cannot read {}: {e}", path.display())).with_hint(
-            format!("start one with `arcplan sandbox --dir {}`", dir.display()),
+            format!("start one with `{}`", start_sandbox_line(dir, file)),
         )
     })?;
     Ok(text
@@ -149,8 +168,13 @@ fn kubeconfig_contexts(path: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// Points a configuration at a sandbox.
-fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<Vec<Diagnostic>, Diagnostic> {
+/// Points a configuration at a sandbox: its Azure side always; its clusters too unless
+/// `azure_only`. Returns the warnings to print (at most one per kind).
+fn retarget(
+    loaded: &mut Loaded,
+    t: &SandboxTarget,
+    azure_only: bool,
+) -> Result<Vec<Diagnostic>, Diagnostic> {
     let mut notes = Vec::new();
     let contexts = kubeconfig_contexts(&t.kubeconfig);
     let single = loaded.config.clusters.len() == 1;
@@ -163,10 +187,16 @@ fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<Vec<Diagnostic>, D
                 t.subscription, cfg.azure.subscription
             ),
         )
-        .with_hint(format!(
-            "start the sandbox with `arcplan sandbox -f {}`",
-            loaded.file
-        )));
+        .with_hint(match &t.dir {
+            Some(dir) => format!(
+                "start the sandbox with `{}`",
+                start_sandbox_line(dir, &loaded.file)
+            ),
+            None => format!(
+                "start the sandbox with `arcplan sandbox -f {}`",
+                loaded.file
+            ),
+        }));
     }
     cfg.azure.tenant = Some(t.tenant.clone());
     cfg.azure.cloud = Cloud::Custom(CustomCloud {
@@ -183,7 +213,19 @@ fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<Vec<Diagnostic>, D
         client_secret: Some(SecretRef::Env(SANDBOX_SECRET_VAR.into())),
         federated_token_file: None,
     });
+    if azure_only {
+        return Ok(notes);
+    }
+    let mut replaced: Vec<String> = Vec::new();
+    let mut helm: Vec<String> = Vec::new();
     for c in &mut cfg.clusters {
+        let own: Vec<String> = [("kubeconfig", &c.kubeconfig), ("context", &c.context)]
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| format!("`{k}: {v}`")))
+            .collect();
+        if !own.is_empty() {
+            replaced.push(format!("{} ({})", c.name, own.join(", ")));
+        }
         c.kubeconfig = Some(t.kubeconfig.display().to_string());
         // The sandbox's kubeconfig has one context per cluster it emulates, named after it; a
         // one-cluster file may also use a sandbox started without it (context `sandbox`).
@@ -194,14 +236,39 @@ fn retarget(loaded: &mut Loaded, t: &SandboxTarget) -> Result<Vec<Diagnostic>, D
         });
         if c.agents.installer == Installer::Helm {
             c.agents.installer = Installer::Manifests;
-            notes.push(
-                Diagnostic::warning(
-                    "sandbox-installer",
-                    format!("cluster {}: the sandbox runs no Helm, so its agents are installed from the built-in manifests instead", c.name),
-                )
-                .with_hint("against a real cluster the file's `installer: helm` is used"),
-            );
+            helm.push(c.name.clone());
         }
+    }
+    if !replaced.is_empty() {
+        let which = if replaced.len() == 1 {
+            format!("cluster {}", replaced[0])
+        } else {
+            format!("{} clusters: {}", replaced.len(), replaced.join("; "))
+        };
+        notes.push(
+            Diagnostic::warning(
+                "sandbox-kubeconfig",
+                format!(
+                    "{which}: the sandbox replaces the file's own kubeconfig and context with the sandbox's ({}), so the run does not reach that cluster",
+                    t.kubeconfig.display()
+                ),
+            )
+            .with_hint("to pair the sandbox's Entra and ARM with the file's own clusters, add --sandbox-azure-only"),
+        );
+    }
+    if !helm.is_empty() {
+        let which = if helm.len() == 1 {
+            format!("cluster {}", helm[0])
+        } else {
+            format!("{} cluster(s) use `installer: helm`", helm.len())
+        };
+        notes.push(
+            Diagnostic::warning(
+                "sandbox-installer",
+                format!("{which}: the sandbox runs no Helm, so the agents are installed from the built-in manifests instead"),
+            )
+            .with_hint("against a real cluster the file's `installer: helm` is used"),
+        );
     }
     Ok(notes)
 }
@@ -219,7 +286,7 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
     let mut where_to = "Azure and the clusters in the file".to_owned();
     if target.sandbox || target.sandbox_dir.is_some() {
         let t = if let Some(dir) = &target.sandbox_dir {
-            let env = read_env_file(dir).map_err(|d| report(out, d))?;
+            let env = read_env_file(dir, &loaded.file).map_err(|d| report(out, d))?;
             let get = |k: &str| env.get(k).cloned().unwrap_or_default();
             where_to = format!("the sandbox in {}", dir.display());
             SandboxTarget {
@@ -231,6 +298,7 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
                 client_id: get("AZURE_CLIENT_ID"),
                 client_secret: get("AZURE_CLIENT_SECRET"),
                 kubeconfig: PathBuf::from(get("KUBECONFIG")),
+                dir: Some(dir.clone()),
             }
         } else {
             let sb = Sandbox::start(sandbox_options(&loaded))
@@ -259,20 +327,17 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
                 client_id: sb.client_id().to_owned(),
                 client_secret: sb.client_secret().to_owned(),
                 kubeconfig,
+                dir: None,
             };
             sandbox = Some((sb, dir));
             t
         };
-        let notes = retarget(&mut loaded, &t).map_err(|d| report(out, d))?;
-        if let Some(first) = notes.first() {
-            // One line is enough when every cluster says the same.
-            let mut d = first.clone();
-            if notes.len() > 1 {
-                d.message = format!(
-                    "{} cluster(s) use `installer: helm`; the sandbox runs no Helm, so their agents are installed from the built-in manifests instead",
-                    notes.len()
-                );
-            }
+        let notes =
+            retarget(&mut loaded, &t, target.sandbox_azure_only).map_err(|d| report(out, d))?;
+        if target.sandbox_azure_only {
+            where_to.push_str(" for Entra and ARM, the file's own clusters");
+        }
+        for d in notes {
             diagnostics::print(out, &Diagnostics::from(d), None);
         }
         secret = Some(t.client_secret);

@@ -1,7 +1,7 @@
 //! `arcplan sandbox`: run the emulators in the foreground until Ctrl-C.
 
 use super::{Error, Outcome, context};
-use crate::cli::SandboxArgs;
+use crate::cli::{SandboxArgs, TargetArgs, command_line};
 use crate::views::Output;
 use arcplan_sandbox::arm::PrincipalRole;
 use arcplan_sandbox::{Sandbox, SandboxOptions};
@@ -47,7 +47,7 @@ pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
             }
         };
         out.stdout(&format!(
-            "arcplan sandbox is running (Ctrl-C to stop).\n\n  Entra:       {}\n  ARM:         {}\n  Kubernetes:  {}\n  tenant:      {}\n  subscription: {}\n\n  CA bundle:   {}\n  kubeconfig:  {}\n  environment: {}\n\nTry:\n  arcplan apply --sandbox-dir {dir} -f examples/quickstart.yaml\n  kubectl --kubeconfig {} -n azure-arc get deployments,pods\n",
+            "arcplan sandbox is running (Ctrl-C to stop).\n\n  Entra:       {}\n  ARM:         {}\n  Kubernetes:  {}\n  tenant:      {}\n  subscription: {}\n\n  CA bundle:   {}\n  kubeconfig:  {}\n  environment: {}\n\nTry:\n  {}\n  kubectl --kubeconfig {} -n azure-arc get deployments,pods\n",
             sb.authority_host(),
             sb.resource_manager(),
             sb.kube_server(),
@@ -56,12 +56,29 @@ pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
             ca.display(),
             kubeconfig.display(),
             env.display(),
+            try_line(args),
             kubeconfig.display(),
-            dir = args.dir.display(),
         ));
         let _ = tokio::signal::ctrl_c().await;
         sb.shutdown().await;
         out.stdout("sandbox stopped; its state is gone");
         Ok(Outcome::Ok)
     })
+}
+
+/// The command the banner suggests: apply the file the sandbox serves, against this sandbox.
+fn try_line(args: &SandboxArgs) -> String {
+    let target = TargetArgs {
+        sandbox: false,
+        sandbox_dir: Some(args.dir.clone()),
+        sandbox_azure_only: false,
+    };
+    match &args.file {
+        Some(f) => command_line("apply", Some(f), &target, &[]),
+        // Without -f the sandbox serves its own subscription: a file must name it.
+        None => format!(
+            "{}    # a file whose azure.subscription is the one above; or restart with -f FILE to serve yours",
+            command_line("apply", Some(std::path::Path::new("FILE")), &target, &[])
+        ),
+    }
 }

@@ -7,6 +7,9 @@
 //!   (tagName/tagValue, resourceType, resourceGroup, location, name) and nextLink paging;
 //! - `Microsoft.Kubernetes/connectedClusters` (PUT with `Azure-AsyncOperation`, PATCH, GET, DELETE with
 //!   `Location` + `Azure-AsyncOperation`, lists) and its operation status / result resources;
+//! - tenants (`GET /tenants`), locations (`GET /subscriptions/{s}/locations`), tags at a
+//!   subscription, resource group or connected cluster scope (`{scope}/providers/
+//!   Microsoft.Resources/tags/default`: PUT, PATCH with Replace/Merge/Delete, GET, DELETE);
 //! - `Microsoft.Authorization` at any scope: `permissions`, `roleAssignments`, `roleDefinitions`;
 //! - `GET /metadata/endpoints` (the cloud metadata document, unauthenticated).
 //!
@@ -30,6 +33,7 @@ mod clusters;
 pub mod error;
 mod resources;
 mod state;
+mod tenancy;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -326,7 +326,7 @@ fn no_body(status: StatusCode) -> Response {
 }
 
 impl ArmState {
-    fn sub_id(&self, s: &str) -> String {
+    pub(crate) fn sub_id(&self, s: &str) -> String {
         self.subs
             .get(&s.to_ascii_lowercase())
             .map_or_else(|| s.to_string(), |x| x.id.clone())
@@ -821,8 +821,20 @@ pub(crate) fn metadata(api: &ArmApi, base: &str, query: &[(String, String)]) -> 
             "identityProvider": "AAD",
         },
         "portal": "https://portal.invalid",
+        // The fields az maps into its cloud (`_arm_to_cli_mapper`): without
+        // `microsoftGraphResourceId` a registered sandbox cloud has no Graph audience.
+        "microsoftGraphResourceId": "https://graph.microsoft.com/",
+        "graph": "https://graph.windows.net/",
+        "graphAudience": "https://graph.windows.net/",
+        "gallery": "",
+        "batch": "",
+        "sqlManagement": "",
+        "media": "",
+        "vmImageAliasDoc": "",
+        "activeDirectoryDataLake": "",
+        // The names of the 2015-01-01 document.
         "galleryEndpoint": "",
-        "graphEndpoint": "",
+        "graphEndpoint": "https://graph.windows.net/",
         "suffixes": {},
     });
     let body = if version == "2019-05-01" {

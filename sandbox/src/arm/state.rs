@@ -322,6 +322,8 @@ pub(crate) struct Subscription {
     pub id: String,
     pub providers: BTreeMap<String, Provider>,
     pub groups: BTreeMap<String, Group>,
+    /// Tags of the subscription itself (`/subscriptions/{s}/providers/Microsoft.Resources/tags/default`).
+    pub tags: Map<String, Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -376,7 +378,11 @@ pub(crate) struct ArmState {
 #[derive(Debug, Clone)]
 pub(crate) enum Route {
     SubList,
+    TenantList,
     Sub(String),
+    Locations(String),
+    /// `{scope}/providers/Microsoft.Resources/tags/default`.
+    TagsAtScope(super::tenancy::TagScope),
     RgList(String),
     Rg(String, String),
     RgResources(String, String),
@@ -429,6 +435,14 @@ fn not_found_path(path: &str) -> ArmError {
 
 fn parse_route(segs: &[String], path: &str) -> Result<Route, ArmError> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    if let [scope @ .., p, ns, t, d] = s.as_slice()
+        && eq(p, "providers")
+        && eq(ns, "Microsoft.Resources")
+        && eq(t, "tags")
+        && eq(d, "default")
+    {
+        return super::tenancy::TagScope::parse(scope, path).map(Route::TagsAtScope);
+    }
     // Microsoft.Authorization after an arbitrary scope: use the last `providers/Microsoft.Authorization`.
     if let Some(i) = (0..s.len().saturating_sub(1))
         .rev()
@@ -471,7 +485,9 @@ fn parse_route(segs: &[String], path: &str) -> Result<Route, ArmError> {
     let sub = |x: &str| x.to_string();
     Ok(match s.as_slice() {
         [a] if eq(a, "subscriptions") => Route::SubList,
+        [a] if eq(a, "tenants") => Route::TenantList,
         [a, id] if eq(a, "subscriptions") => Route::Sub(sub(id)),
+        [a, id, b] if eq(a, "subscriptions") && eq(b, "locations") => Route::Locations(sub(id)),
         [a, id, b] if eq(a, "subscriptions") && eq(b, "resourceGroups") => Route::RgList(sub(id)),
         [a, id, b] if eq(a, "subscriptions") && eq(b, "resources") => Route::SubResources(sub(id)),
         [a, id, b] if eq(a, "subscriptions") && eq(b, "providers") => Route::ProviderList(sub(id)),
@@ -577,8 +593,10 @@ impl Route {
 
     fn subscription(&self) -> Option<&str> {
         match self {
-            Route::SubList => None,
+            Route::SubList | Route::TenantList => None,
+            Route::TagsAtScope(t) => Some(t.subscription()),
             Route::Sub(s)
+            | Route::Locations(s)
             | Route::RgList(s)
             | Route::Rg(s, _)
             | Route::RgResources(s, _)
@@ -612,7 +630,19 @@ impl Route {
         let rgs = "Microsoft.Resources/subscriptions/resourceGroups";
         let cc = "Microsoft.Kubernetes/connectedClusters";
         Some(match self {
-            Route::SubList | Route::RpOperation { .. } => return None,
+            Route::SubList | Route::TenantList | Route::RpOperation { .. } => return None,
+            Route::Locations(s) => (
+                "Microsoft.Resources/subscriptions/locations/read".into(),
+                sub_scope(s),
+            ),
+            Route::TagsAtScope(t) => (
+                m(
+                    "Microsoft.Resources/tags/read",
+                    "Microsoft.Resources/tags/write",
+                    "Microsoft.Resources/tags/delete",
+                ),
+                t.scope(),
+            ),
             Route::Sub(s) => (
                 "Microsoft.Resources/subscriptions/read".into(),
                 sub_scope(s),
@@ -722,6 +752,7 @@ impl ArmState {
                     id: id.clone(),
                     providers,
                     groups: BTreeMap::new(),
+                    tags: Map::new(),
                 },
             );
         }
@@ -1160,7 +1191,10 @@ impl ArmState {
         }
         match route {
             Route::SubList => self.list_subscriptions(ctx),
+            Route::TenantList => self.list_tenants(ctx),
             Route::Sub(s) => self.get_subscription(ctx, &s),
+            Route::Locations(s) => self.list_locations(ctx, &s),
+            Route::TagsAtScope(t) => self.tags_at_scope(ctx, &t),
             Route::RgList(s) => self.list_groups(ctx, &s),
             Route::Rg(s, rg) => self.resource_group(ctx, &s, &rg),
             Route::RgResources(s, rg) => self.list_resources(ctx, &s, Some(&rg)),
