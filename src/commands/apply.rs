@@ -2,7 +2,7 @@
 
 use super::context::{self, Run};
 use super::plan::{Selection, header, make_plan, options};
-use super::{Error, Outcome, events};
+use super::{Error, Outcome, events, lock};
 use crate::cli::{ApplyArgs, DestroyArgs, TargetArgs};
 use crate::planfile::PlanFile;
 use crate::views::{self, Output};
@@ -12,7 +12,6 @@ use arcplan_engine::executor::{ApplyOptions, apply, stale_resources};
 use arcplan_engine::plan::{Action, Plan, PlanMode};
 use arcplan_engine::provider::*;
 use async_trait::async_trait;
-use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -30,6 +29,8 @@ pub fn run_apply(args: &ApplyArgs, out: &Output) -> Result<Outcome, Error> {
         let Ok(run) = context::prepare(out, &file, &args.target_args).await else {
             return Ok(Outcome::Failed);
         };
+        // The plan starts generating the onboarding keys that this apply will need.
+        run.kube.keys().set_prefetch(true);
         header(out, &run, args.run.json);
         let mut opts = options(&run, PlanMode::Normal, args.run.parallelism, cancel.clone());
         selection.apply_to(&mut opts);
@@ -58,7 +59,9 @@ pub fn run_destroy(args: &DestroyArgs, out: &Output) -> Result<Outcome, Error> {
         };
         header(out, &run, args.run.json);
         if args.cluster_unreachable {
-            run.providers.register(Arc::new(Unreachable));
+            run.providers.register(Arc::new(Unreachable {
+                kube: run.kube.clone(),
+            }));
         }
         let opts = options(
             &run,
@@ -96,12 +99,16 @@ async fn plan_and_apply(
     cancel: CancellationToken,
     lock: bool,
 ) -> Outcome {
+    let destroy = opts.mode == PlanMode::Destroy;
+    // Only the clusters this plan reads or changes (after --target/--exclude).
     let clusters = if lock {
-        cluster_attrs(run.graph.nodes().map(|n| (&n.address, Some(&n.desired))))
+        lock::touched_clusters(&run.graph, opts)
     } else {
         Vec::new()
     };
-    let Some(locks) = lock_clusters(run, clusters.iter(), lock_timeout, out, &cancel).await else {
+    let Some(locks) =
+        lock::lock_clusters(run, clusters.iter(), lock_timeout, out, &cancel, destroy).await
+    else {
         return Outcome::Failed;
     };
     let outcome = 'run: {
@@ -114,86 +121,28 @@ async fn plan_and_apply(
         if plan.has_failed_checks() {
             break 'run Outcome::Failed;
         }
-        if !plan.has_changes() {
+        // Apply-time checks run on every apply, also one that changes nothing (approval is
+        // asked only for changes).
+        if !plan.has_changes() && !plan.has_pending_checks() {
             break 'run Outcome::Ok;
         }
-        if !approve(out, auto_approve, opts.mode == PlanMode::Destroy) {
+        if plan.has_changes() && !approve(out, auto_approve, destroy, &cancel).await {
             break 'run Outcome::Failed;
         }
-        execute(run, &plan, json, parallelism, out, cancel).await
+        execute(run, &plan, &locks, json, parallelism, out, cancel).await
     };
-    release(locks).await;
+    locks.release(out).await;
     outcome
 }
 
-/// One apply at a time per cluster: takes each cluster's Lease (waiting up to `lock_timeout`)
-/// before anything is read for planning, so no other apply can change the cluster between this
-/// run's plan and its apply. The guards renew the leases until they are released.
-async fn lock_clusters<'a>(
-    run: &Run,
-    clusters: impl Iterator<Item = &'a serde_json::Value>,
-    lock_timeout: std::time::Duration,
+/// Asks for `yes` on a terminal; refuses without `--auto-approve` otherwise. A signal (Ctrl-C,
+/// SIGTERM) at the prompt cancels: nothing is changed.
+async fn approve(
     out: &Output,
+    auto_approve: bool,
+    destroy: bool,
     cancel: &CancellationToken,
-) -> Option<Vec<arcplan_providers::kubernetes::lock::LockGuard>> {
-    let mut unique: BTreeMap<String, &serde_json::Value> = BTreeMap::new();
-    for c in clusters {
-        unique.entry(c.to_string()).or_insert(c);
-    }
-    let holder = format!(
-        "{}@{} (arcplan {}, pid {}, run {})",
-        std::env::var("USER").unwrap_or_else(|_| "arcplan".into()),
-        std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into()),
-        env!("CARGO_PKG_VERSION"),
-        std::process::id(),
-        uuid::Uuid::new_v4()
-    );
-    let mut locks = Vec::new();
-    for cluster in unique.values() {
-        match run
-            .kube
-            .acquire_lock(cluster, &holder, lock_timeout, cancel)
-            .await
-        {
-            Ok(guard) => locks.push(guard),
-            Err(d) => {
-                context::report(out, d);
-                out.error("nothing was changed: another apply holds the cluster's lock; wait for it, or pass --lock-timeout to wait longer");
-                for g in locks {
-                    let _ = g.release().await;
-                }
-                return None;
-            }
-        }
-    }
-    Some(locks)
-}
-
-async fn release(locks: Vec<arcplan_providers::kubernetes::lock::LockGuard>) {
-    for g in locks {
-        let _ = g.release().await;
-    }
-}
-
-/// The `cluster` attributes of the cluster-side resources among `(address, desired)` pairs.
-fn cluster_attrs<'a>(
-    items: impl Iterator<
-        Item = (
-            &'a arcplan_engine::address::Address,
-            Option<&'a serde_json::Value>,
-        ),
-    >,
-) -> Vec<serde_json::Value> {
-    items
-        .filter(|(a, _)| {
-            a.rtype == ResourceType::ONBOARDING_KEY || a.rtype == ResourceType::ARC_AGENTS
-        })
-        .filter_map(|(_, d)| d?.get("cluster").cloned())
-        .collect()
-}
-
-/// Asks for `yes` on a terminal; refuses without `--auto-approve` otherwise.
-fn approve(out: &Output, auto_approve: bool, destroy: bool) -> bool {
+) -> bool {
     if auto_approve {
         return true;
     }
@@ -201,17 +150,32 @@ fn approve(out: &Output, auto_approve: bool, destroy: bool) -> bool {
         out.error("refusing to apply without --auto-approve: standard input is not a terminal, so nobody can confirm the plan");
         return false;
     }
-    let verb = if destroy { "destroy" } else { "perform" };
     print!(
-        "\nDo you want to {verb} these actions?\n  arcplan will {verb} the actions described above.\n  Only 'yes' will be accepted to approve.\n\n  Enter a value: "
+        "\n{}\n\n  Enter a value: ",
+        views::report::approval_prompt(destroy)
     );
     let _ = std::io::stdout().flush();
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
+    // A plain thread, not the runtime's blocking pool: the read cannot be interrupted, and the
+    // runtime must not wait for it when the run ends.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = tokio::select! {
+        line = rx => line.unwrap_or_default(),
+        () = cancel.cancelled() => {
+            println!();
+            out.error("Apply cancelled (interrupted at the prompt): nothing was changed.");
+            return false;
+        }
+    };
     if line.trim() == "yes" {
         true
     } else {
-        out.error("Apply cancelled: nothing was changed.");
+        let what = if destroy { "Destroy" } else { "Apply" };
+        out.error(&format!("{what} cancelled: nothing was changed."));
         false
     }
 }
@@ -232,17 +196,24 @@ async fn apply_saved(
     let target = TargetArgs {
         sandbox: false,
         sandbox_dir: file.sandbox_dir.clone(),
+        sandbox_azure_only: file.sandbox_azure_only,
     };
     let Ok(run) = context::prepare(out, &file.config_file, &target).await else {
         return Ok(Outcome::Failed);
     };
     header(out, &run, args.run.json);
+    // The command that makes this plan again, with the file and target it was made with.
+    let replan = crate::cli::command_line(
+        "plan",
+        Some(&file.config_file),
+        &target,
+        &["--out", &path.display().to_string()],
+    );
     let outcome = 'run: {
         if run.loaded.digest != file.plan.config_digest {
             out.error(&format!(
-                "{} changed since the plan was made; the saved plan no longer describes it. Run `arcplan plan --out {}` again.",
+                "{} changed since the plan was made; the saved plan no longer describes it. Run `{replan}` again.",
                 file.config_file.display(),
-                path.display()
             ));
             break 'run Outcome::Failed;
         }
@@ -253,14 +224,21 @@ async fn apply_saved(
             break 'run Outcome::Failed;
         }
         // Lock first, so nothing changes between the freshness check and the apply.
-        let clusters = cluster_attrs(
+        let clusters = lock::cluster_attrs(
             file.plan
                 .changes
                 .iter()
                 .map(|c| (&c.address, c.desired.as_ref())),
         );
-        let Some(locks) =
-            lock_clusters(&run, clusters.iter(), args.run.lock_timeout, out, &cancel).await
+        let Some(locks) = lock::lock_clusters(
+            &run,
+            clusters.iter(),
+            args.run.lock_timeout,
+            out,
+            &cancel,
+            false,
+        )
+        .await
         else {
             break 'run Outcome::Failed;
         };
@@ -276,9 +254,8 @@ async fn apply_saved(
                 }
                 context::report(out, d);
                 out.error(&format!(
-                    "the saved plan is stale: {} resource(s) changed since it was made, so it no longer shows what apply would do. Nothing was changed. Run `arcplan plan --out {}` again and review it.",
+                    "the saved plan is stale: {} resource(s) changed since it was made, so it no longer shows what apply would do. Nothing was changed. Run `{replan}` again and review it.",
                     stale.len(),
-                    path.display()
                 ));
                 false
             }
@@ -291,6 +268,7 @@ async fn apply_saved(
             execute(
                 &run,
                 &file.plan,
+                &locks,
                 args.run.json,
                 args.run.parallelism,
                 out,
@@ -300,38 +278,46 @@ async fn apply_saved(
         } else {
             Outcome::Failed
         };
-        release(locks).await;
+        locks.release(out).await;
         outcome
     };
     run.finish().await;
     Ok(outcome)
 }
 
-/// Applies (the caller holds the cluster locks) and reports.
+/// Applies and reports. The caller holds the cluster locks; every change is preceded by proof
+/// that they are still held, and a lost lock stops the run (what was done is reported).
 async fn execute(
     run: &Run,
     plan: &Plan,
+    locks: &lock::Locks,
     json: bool,
     parallelism: u16,
     out: &Output,
     cancel: CancellationToken,
 ) -> Outcome {
+    // A child token: a lost lock stops this apply without pretending a signal came.
+    let cancel = cancel.child_token();
+    let (providers, lost) = lock::fenced(&run.providers, locks.fences(), &cancel);
     if json {
         out.stdout(&views::progress::version_message(
             time::OffsetDateTime::now_utc(),
         ));
     }
-    let (sink, printer) = events::printer(out, json, json, false);
+    let totals = views::live::Totals::apply(plan);
+    let (sink, printer) = events::printer_with(out, json, json, false, Some(totals));
     let result = apply(
         plan,
-        &run.providers,
+        &providers,
         &ApplyOptions {
             parallelism: parallelism as usize,
-            cancel,
+            cancel: cancel.clone(),
         },
         sink,
     )
     .await;
+    // Ends the lost-lock watchers.
+    cancel.cancel();
     let checks = printer.finish().await;
     match result {
         Err(e) => {
@@ -342,7 +328,7 @@ async fn execute(
             if json {
                 out.stdout(&views::progress::change_summary(
                     report.counts(),
-                    "apply",
+                    &views::report::operation_title(plan).to_ascii_lowercase(),
                     time::OffsetDateTime::now_utc(),
                 ));
             } else {
@@ -353,6 +339,16 @@ async fn execute(
                     &checks,
                 ));
             }
+            let lost = lost
+                .get()
+                .or_else(|| locks.fences().iter().find_map(|f| f.lost()));
+            if let Some(d) = lost {
+                out.error(&format!(
+                    "{}. The report above shows what this run changed before it stopped; run plan again and review it before applying.",
+                    d.message
+                ));
+                return Outcome::Failed;
+            }
             if report.is_success() {
                 Outcome::Ok
             } else {
@@ -362,9 +358,32 @@ async fn execute(
     }
 }
 
-/// `destroy --cluster-unreachable`: the cluster side is not read nor changed; its agents are
-/// reported as orphaned, with how to remove them later.
-struct Unreachable;
+/// `destroy --cluster-unreachable`: the cluster side is not read nor changed; every object it
+/// leaves in the cluster (the agents' set, the onboarding key's Secret) is reported as
+/// orphaned, with how to remove them later. The set is computed from the configuration, without
+/// contacting the cluster.
+struct Unreachable {
+    kube: Arc<arcplan_providers::kubernetes::KubernetesProvider>,
+}
+
+impl Unreachable {
+    /// The objects the agents leave, as `Kind namespace/name`.
+    async fn agent_objects(&self, desired: &serde_json::Value) -> Vec<String> {
+        use arcplan_providers::kubernetes::{AGENTS, NAMESPACE, RELEASE_NAME, RELEASE_NAMESPACE};
+        if desired.get("installer").and_then(|v| v.as_str()) == Some("helm") {
+            let mut v = vec![format!("Helm release {RELEASE_NAMESPACE}/{RELEASE_NAME}")];
+            v.extend(AGENTS.iter().map(|a| format!("Deployment {NAMESPACE}/{a}")));
+            return v;
+        }
+        match arcplan_providers::kubernetes::agents::desired_set(&self.kube, desired).await {
+            Ok(objs) => objs
+                .iter()
+                .map(arcplan_providers::kubernetes::manifests::short_id)
+                .collect(),
+            Err(_) => vec![format!("the Arc agents in namespace {NAMESPACE}")],
+        }
+    }
+}
 
 #[async_trait]
 impl Provider for Unreachable {
@@ -372,15 +391,44 @@ impl Provider for Unreachable {
         vec![ResourceType::ONBOARDING_KEY, ResourceType::ARC_AGENTS]
     }
     async fn read(&self, req: ReadRequest) -> ReadResponse {
+        use arcplan_providers::kubernetes::{KEY_SECRET, NAMESPACE};
         let mut r = ReadResponse::default();
+        let hint = "when the cluster is reachable again, remove them with `kubectl delete namespace azure-arc azure-arc-release`";
         if req.address.rtype == ResourceType::ARC_AGENTS {
+            let objects = self.agent_objects(&req.desired).await;
             r.diagnostics.push(
                 Diagnostic::warning(
                     "orphaned-agents",
-                    format!("cluster {} is not contacted (--cluster-unreachable): its Arc agents and onboarding key stay in namespaces azure-arc and azure-arc-release, orphaned", req.address.name),
+                    format!(
+                        "cluster {} is not contacted (--cluster-unreachable): its Arc agents stay in the cluster, orphaned ({} objects: {})",
+                        req.address.name,
+                        objects.len(),
+                        objects.join(", ")
+                    ),
                 )
                 .with_address(req.address.to_string())
-                .with_hint("when the cluster is reachable again, remove them with `kubectl delete namespace azure-arc azure-arc-release`"),
+                .with_hint(hint),
+            );
+        } else if req.address.rtype == ResourceType::ONBOARDING_KEY {
+            let attr = |k: &str, default: &str| {
+                req.desired
+                    .get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or(default)
+                    .to_owned()
+            };
+            r.diagnostics.push(
+                Diagnostic::warning(
+                    "orphaned-key",
+                    format!(
+                        "cluster {} is not contacted (--cluster-unreachable): the onboarding private key stays in the cluster, orphaned (Secret {}/{})",
+                        req.address.name,
+                        attr("namespace", NAMESPACE),
+                        attr("secretName", KEY_SECRET)
+                    ),
+                )
+                .with_address(req.address.to_string())
+                .with_hint(hint),
             );
         }
         r

@@ -3,7 +3,7 @@
 use super::context::{self, Reported, Run};
 use super::{Error, Outcome, events};
 use crate::cli::{PlanArgs, PlanFormat, SelectArgs};
-use crate::planfile::{PLAN_FILE_VERSION, PlanFile};
+use crate::planfile::PlanFile;
 use crate::views::{self, Output};
 use arcplan_engine::address::Address;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
@@ -84,7 +84,18 @@ pub async fn make_plan(
     opts: &PlanOptions,
     machine: bool,
 ) -> Result<Plan, Reported> {
-    let (sink, printer) = events::printer(out, machine, false, true);
+    let reads = run
+        .graph
+        .nodes()
+        .filter(|n| {
+            !matches!(
+                n.mode,
+                arcplan_engine::graph::Mode::PlanCheck | arcplan_engine::graph::Mode::ApplyCheck
+            )
+        })
+        .count();
+    let totals = views::live::Totals::refresh(reads);
+    let (sink, printer) = events::printer_with(out, machine, false, true, Some(totals));
     let result = plan(&run.graph, &run.providers, opts, sink).await;
     printer.finish().await;
     match result {
@@ -136,20 +147,26 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
             Ok(p) => {
                 match format {
                     PlanFormat::Human => out.stdout(&views::plan::human(&p, out.color_stdout())),
-                    PlanFormat::Markdown => out.stdout(&views::plan::markdown(&p)),
+                    PlanFormat::Markdown => out.stdout(&views::plan::markdown(&p, &views::plan::MarkdownOptions { max_bytes: args.max_bytes, plan_file: args.out.as_ref().map(|o| o.display().to_string()) })),
                     PlanFormat::Json => out.stdout(&serde_json::to_string_pretty(&views::plan::json(&p)).unwrap_or_default()),
                 }
                 let mut saved_ok = true;
                 if let Some(path) = &args.out {
-                    let file = PlanFile {
-                        format_version: PLAN_FILE_VERSION.into(),
-                        arcplan_version: env!("CARGO_PKG_VERSION").into(),
-                        config_file: std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()),
-                        sandbox_dir: args.target_args.sandbox_dir.as_ref().map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())),
-                        plan: p.clone(),
-                    };
+                    let file = PlanFile::new(
+                        std::fs::canonicalize(&args.file).unwrap_or_else(|_| args.file.clone()),
+                        args.target_args.sandbox_dir.as_ref().map(|d| std::fs::canonicalize(d).unwrap_or_else(|_| d.clone())),
+                        p.clone(),
+                    )
+                    .with_sandbox_azure_only(args.target_args.sandbox_azure_only);
                     if args.target_args.sandbox {
-                        out.error("a plan made against the in-process sandbox cannot be saved: the sandbox ends with this command (use `arcplan sandbox --dir DIR` and `--sandbox-dir DIR`)");
+                        let dir = std::path::PathBuf::from(".arcplan-sandbox");
+                        let kept = crate::cli::TargetArgs { sandbox: false, sandbox_dir: Some(dir.clone()), sandbox_azure_only: args.target_args.sandbox_azure_only };
+                        let none = crate::cli::TargetArgs { sandbox: false, sandbox_dir: None, sandbox_azure_only: false };
+                        out.error(&format!(
+                            "a plan made against the in-process sandbox cannot be saved: the sandbox ends with this command. Start one that stays with `{}`, then run `{}`",
+                            crate::cli::command_line("sandbox", Some(&args.file), &none, &["--dir", &dir.display().to_string()]),
+                            crate::cli::command_line("plan", Some(&args.file), &kept, &["--out", &path.display().to_string()]),
+                        ));
                         saved_ok = false;
                     } else if let Err(e) = file.write(path) {
                         out.error(&e);
@@ -160,7 +177,8 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
                 }
                 if !saved_ok || p.has_failed_checks() {
                     Outcome::Failed
-                } else if args.detailed_exitcode && p.has_changes() {
+                } else if args.detailed_exitcode && (p.has_changes() || p.has_drift()) {
+                    // A refresh-only plan changes nothing, but drift is something to act on.
                     Outcome::Changes
                 } else {
                     Outcome::Ok

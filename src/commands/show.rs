@@ -27,7 +27,13 @@ pub fn run(args: &ShowArgs, out: &Output) -> Result<Outcome, Error> {
             ));
             out.stdout(&views::plan::human(&file.plan, out.color_stdout()));
         }
-        PlanFormat::Markdown => out.stdout(&views::plan::markdown(&file.plan)),
+        PlanFormat::Markdown => out.stdout(&views::plan::markdown(
+            &file.plan,
+            &views::plan::MarkdownOptions {
+                max_bytes: args.max_bytes,
+                plan_file: Some(args.plan_file.display().to_string()),
+            },
+        )),
         PlanFormat::Json => out.stdout(
             &serde_json::to_string_pretty(&views::plan::json(&file.plan)).unwrap_or_default(),
         ),

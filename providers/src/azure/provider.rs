@@ -1169,9 +1169,18 @@ impl AzureProvider {
             }
             if started.elapsed() >= timeout || req.cancel.is_cancelled() {
                 result.status = CheckStatus::Fail;
-                let waited =
-                    humantime::format_duration(Duration::from_secs(started.elapsed().as_secs()));
-                result.summary = format!("still {status} after {waited}");
+                result.summary = if req.cancel.is_cancelled() {
+                    let waited = humantime::format_duration(Duration::from_secs(
+                        started.elapsed().as_secs(),
+                    ));
+                    format!("still {status} after {waited} (interrupted)")
+                } else {
+                    // The configured value, as written (`agents.connectTimeout`).
+                    format!(
+                        "still {status} after {} (agents.connectTimeout)",
+                        crate::kubernetes::readiness::configured(timeout)
+                    )
+                };
                 result.fix = Some(match status.as_str() {
                     "Connecting" => "the agents have not reported to Azure yet: check `kubectl -n azure-arc get pods`, outbound access to Azure (proxy, firewall), and that the key in Secret azure-arc/azure-arc-connect-privatekey matches the resource (run plan)".into(),
                     "Offline" | "Expired" => "the agents stopped reporting: check the cluster's outbound connectivity and the agents' logs (`kubectl -n azure-arc logs deploy/clusterconnect-agent`)".into(),

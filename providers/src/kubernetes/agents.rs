@@ -10,7 +10,8 @@
 //!   object and field; otherwise no-op with `ready`. Destroy → delete, after the ARM resource
 //!   (`delete_after`), as `az connectedk8s delete` orders it.
 //! - apply: server-side apply (field manager `arcplan`, forced), prune by ownership label, or
-//!   `helm upgrade --install`; then the readiness wait. Delete removes the agents (helm
+//!   `helm upgrade --install`; then the readiness wait, and the digest of what was applied is
+//!   recorded on the ownership ConfigMap ([`super::applied`], for drift). Delete removes the agents (helm
 //!   uninstall or the labelled objects), waits for namespace `azure-arc` to terminate and deletes
 //!   `azure-arc-release`.
 //!
@@ -370,11 +371,13 @@ fn agents_state(r: &readiness::Readiness) -> Value {
 /// `read` for `k8s.arcAgents`.
 pub(crate) async fn read(p: &KubernetesProvider, req: ReadRequest) -> ReadResponse {
     let address = req.address.clone();
-    match read_inner(p, &req.desired, &address).await {
+    let mut applied_digest = None;
+    match read_inner(p, &req.desired, &address, &mut applied_digest).await {
         Ok(state) => ReadResponse {
             version: state.as_ref().map(digest),
             state,
-            diagnostics: Default::default(),
+            applied_digest,
+            ..Default::default()
         },
         Err(d) => ReadResponse {
             diagnostics: diags_at(&address, d),
@@ -393,10 +396,17 @@ async fn read_inner(
     p: &KubernetesProvider,
     desired: &Value,
     address: &Address,
+    applied_digest: &mut Option<String>,
 ) -> Result<Option<Value>, Diagnostic> {
     let cluster = p.cluster(&desired["cluster"]).await?;
     let inst = installer(desired)?;
-    let live_owner = read_ownership(&cluster).await?;
+    let live_owner = match super::applied::read_record(&cluster).await? {
+        Some((data, recorded)) => {
+            *applied_digest = recorded;
+            Some(data)
+        }
+        None => None,
+    };
     check_owner(&cluster, live_owner.as_ref(), desired, address)?;
     match inst {
         Installer::Manifests => {
@@ -842,12 +852,15 @@ async fn apply_inner(
             let r = readiness::wait(
                 &cluster,
                 names.as_deref(),
-                timeout.saturating_sub(progress.started.elapsed()),
+                readiness::Budget::new(timeout, progress.started),
                 p.options().poll_interval,
                 &req.cancel,
                 &say,
             )
             .await?;
+            // What was applied, for telling drift from a configuration change later.
+            let applied = arcplan_engine::plan::desired_digest(req.change.desired.as_ref());
+            super::applied::record(&cluster, &applied).await?;
             let outputs = json!({
                 "ready": true,
                 "agentCount": r.total,

@@ -5,6 +5,9 @@
 //! SPKI (a 4096-bit key's value starts `MIICCgKCAgEA`). The private key is PKCS#1 PEM
 //! (`-----BEGIN RSA PRIVATE KEY-----`) and lives only in the cluster.
 //!
+//! Generation is AWS-LC's (`aws-lc-rs`, constant-time, a few hundred milliseconds for 4096 bits);
+//! the `rsa` crate parses and encodes. [`super::key_pool`] runs generation off the async runtime.
+//!
 //! This module is pure (no I/O besides the operating system's random number generator). It
 //! never formats a private key into an error or a `Debug` string: [`PrivateKeyPem`] prints as
 //! `PrivateKeyPem(..)`.
@@ -72,36 +75,6 @@ pub enum KeyError {
     Encode(String),
 }
 
-/// An adapter giving the `rsa` crate (rand_core 0.6) the operating system's random number
-/// generator from `rand` 0.9. Should the OS generator ever fail, it falls back to `rand`'s
-/// thread generator (a CSPRNG seeded from the OS) instead of panicking.
-struct OsRng06;
-
-impl rsa::rand_core::RngCore for OsRng06 {
-    fn next_u32(&mut self) -> u32 {
-        let mut b = [0u8; 4];
-        self.fill_bytes(&mut b);
-        u32::from_le_bytes(b)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut b = [0u8; 8];
-        self.fill_bytes(&mut b);
-        u64::from_le_bytes(b)
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        use rand::TryRngCore as _;
-        if rand::rngs::OsRng.try_fill_bytes(dest).is_err() {
-            rand::RngCore::fill_bytes(&mut rand::rng(), dest);
-        }
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rsa::rand_core::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
-
-impl rsa::rand_core::CryptoRng for OsRng06 {}
-
 /// Checks that `bits` is a key size arcplan generates.
 pub fn generate_check(bits: usize) -> Result<(), KeyError> {
     if ALLOWED_KEY_BITS.contains(&bits) {
@@ -112,15 +85,40 @@ pub fn generate_check(bits: usize) -> Result<(), KeyError> {
 }
 
 /// Generates a new RSA key of `bits` bits; returns the PKCS#1 PEM private key and the public
-/// key facts. CPU-heavy (seconds for 4096 bits): call it from a blocking task.
+/// key facts. CPU-heavy (a few hundred milliseconds for 4096 bits): call it from a blocking task
+/// ([`super::key_pool::KeyPool`] does).
+///
+/// The primes come from AWS-LC (`aws-lc-rs`: constant-time, its own DRBG seeded by the operating
+/// system); the `rsa` crate only re-encodes the result, so the Secret's PKCS#1 PEM and the PKCS#1
+/// DER public key are byte-for-byte the forms arcplan has always written.
 pub fn generate(bits: usize) -> Result<(PrivateKeyPem, PublicKeyInfo), KeyError> {
+    use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+    use rsa::pkcs8::DecodePrivateKey;
     generate_check(bits)?;
-    let key = rsa::RsaPrivateKey::new(&mut OsRng06, bits)
-        .map_err(|e| KeyError::Generate(e.to_string()))?;
+    let size = match bits {
+        2048 => aws_lc_rs::rsa::KeySize::Rsa2048,
+        _ => aws_lc_rs::rsa::KeySize::Rsa4096,
+    };
+    let pair = aws_lc_rs::rsa::KeyPair::generate(size)
+        .map_err(|_| KeyError::Generate("AWS-LC could not generate the key".into()))?;
+    let pkcs8: Pkcs8V1Der<'static> = pair
+        .as_der()
+        .map_err(|_| KeyError::Encode("AWS-LC could not export the key".into()))?;
+    let key = rsa::RsaPrivateKey::from_pkcs8_der(pkcs8.as_ref())
+        .map_err(|_| KeyError::Encode("the generated key is not a PKCS#8 RSA key".into()))?;
+    drop(pkcs8);
+    let info = info_of(&key)?;
+    // Both libraries must agree on the public half (PKCS#1 RSAPublicKey DER).
+    let aws_public = base64::engine::general_purpose::STANDARD
+        .encode(aws_lc_rs::signature::KeyPair::public_key(&pair).as_ref());
+    if aws_public != info.public_key || info.bits != bits {
+        return Err(KeyError::Encode(
+            "the generated key's public half does not re-encode identically".into(),
+        ));
+    }
     let pem = key
         .to_pkcs1_pem(LineEnding::LF)
         .map_err(|e| KeyError::Encode(e.to_string()))?;
-    let info = info_of(&key)?;
     Ok((PrivateKeyPem(pem.as_str().to_owned()), info))
 }
 
@@ -187,6 +185,25 @@ mod tests {
         );
         // Debug never shows the key.
         assert_eq!(format!("{pem:?}"), "PrivateKeyPem(..)");
+    }
+
+    #[test]
+    fn generated_keys_are_new_and_encoded_as_the_rsa_crate_encodes_them() {
+        // The PEM is the `rsa` crate's own PKCS#1 encoding of the key (what arcplan wrote before
+        // AWS-LC generated the primes): decoding and re-encoding gives the same bytes.
+        let (a, info_a) = generate(2048).expect("generate");
+        let (b, info_b) = generate(2048).expect("generate");
+        assert_ne!(info_a.public_key, info_b.public_key, "every key is new");
+        assert_eq!(info_a.bits, 2048);
+        assert!(info_a.public_key.starts_with("MIIBCgKCAQEA"));
+        for pem in [&a, &b] {
+            let key = rsa::RsaPrivateKey::from_pkcs1_pem(pem.expose()).expect("PKCS#1");
+            key.validate().expect("a consistent RSA key");
+            assert_eq!(key.e(), &rsa::BigUint::from(65537u32));
+            let again = key.to_pkcs1_pem(LineEnding::LF).expect("encode");
+            assert_eq!(again.as_str(), pem.expose());
+            assert!(pem.expose().ends_with("-----END RSA PRIVATE KEY-----\n"));
+        }
     }
 
     #[test]

@@ -21,8 +21,10 @@
 
 pub mod access;
 pub mod agents;
+pub mod applied;
 pub mod helm;
 pub mod key;
+pub mod key_pool;
 pub mod lock;
 pub mod manifests;
 pub mod onboarding_key;
@@ -43,7 +45,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub use lock::LockGuard;
+pub use lock::{LockFence, LockGuard, LockWait};
 
 /// The agents' namespace.
 pub const NAMESPACE: &str = "azure-arc";
@@ -170,6 +172,7 @@ impl KubernetesProviderOptions {
 pub struct KubernetesProvider {
     opts: KubernetesProviderOptions,
     clusters: ClusterCache,
+    keys: key_pool::KeyPool,
 }
 
 impl std::fmt::Debug for KubernetesProvider {
@@ -187,7 +190,14 @@ impl KubernetesProvider {
         Self {
             opts,
             clusters: ClusterCache::default(),
+            keys: key_pool::KeyPool::default(),
         }
+    }
+
+    /// The onboarding key generator ([`key_pool`]): `keys().set_prefetch(true)` makes plans
+    /// start generating the keys their creates need, for the apply that follows in this process.
+    pub fn keys(&self) -> &key_pool::KeyPool {
+        &self.keys
     }
 
     /// The options.
@@ -202,8 +212,8 @@ impl KubernetesProvider {
             .await
     }
 
-    /// Takes the cluster's apply lock (Lease `arcplan-lock`) for `holder`, waiting up to
-    /// `timeout`; fails naming the current holder and its last renewal. The guard renews the
+    /// Takes the cluster's apply lock (Lease `kube-system/arcplan-lock`) for `holder`, waiting
+    /// up to `timeout`; fails naming the current holder and its last renewal. The guard renews the
     /// Lease until it is released or dropped. `cluster_attrs` is the `cluster` attribute of
     /// either resource type (`{kubeconfig, context}`).
     pub async fn acquire_lock(
@@ -213,6 +223,20 @@ impl KubernetesProvider {
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<LockGuard, Diagnostic> {
+        self.acquire_lock_with(cluster_attrs, holder, timeout, cancel, &|_| {})
+            .await
+    }
+
+    /// Like [`Self::acquire_lock`]; `on_wait` is told who holds the lock when waiting starts and
+    /// every 10 s after.
+    pub async fn acquire_lock_with(
+        &self,
+        cluster_attrs: &Value,
+        holder: &str,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        on_wait: &(dyn Fn(&lock::LockWait) + Send + Sync),
+    ) -> Result<LockGuard, Diagnostic> {
         let cluster = self.cluster(cluster_attrs).await?;
         lock::acquire(
             &cluster,
@@ -221,6 +245,7 @@ impl KubernetesProvider {
             self.opts.lease_duration,
             self.opts.poll_interval.min(Duration::from_secs(1)),
             cancel,
+            on_wait,
         )
         .await
     }

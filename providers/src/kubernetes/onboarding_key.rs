@@ -7,15 +7,17 @@
 //! - plan: absent → create (the public key is known only after apply); present → no-op with the
 //!   output `publicKey`, re-derived from the Secret on every plan; an unreadable key or another
 //!   size → replace.
-//! - apply: creates namespace `azure-arc` if needed, generates the key once (OS random numbers)
-//!   and stores it by server-side apply (field manager `arcplan`, label
-//!   `app.kubernetes.io/managed-by=arcplan`); delete removes the Secret.
+//! - apply: creates namespace `azure-arc` if needed, takes the key the plan started generating
+//!   ([`super::key_pool`]; AWS-LC, off the async runtime) or generates one, and stores it by
+//!   server-side apply (field manager `arcplan`, label `app.kubernetes.io/managed-by=arcplan`);
+//!   delete removes the Secret.
 //!
 //! The private key never appears in a state, output, event or diagnostic: `/privateKey` is
 //! reported as sensitive and only ever holds `present`.
 
 use super::access::Cluster;
 use super::key::{self, PrivateKeyPem, PublicKeyInfo};
+use super::key_pool;
 use super::manifests::namespace_object;
 use super::ownership;
 use super::{
@@ -60,6 +62,11 @@ fn target(desired: &Value) -> Target {
             .and_then(|b| usize::try_from(b).ok())
             .unwrap_or(4096),
     }
+}
+
+/// The key pool's name for this resource's key: its cluster and Secret.
+fn pool_id(desired: &Value, t: &Target) -> String {
+    format!("{}|{}/{}", desired["cluster"], t.namespace, t.secret)
 }
 
 fn public_state(t: &Target, info: &PublicKeyInfo) -> Value {
@@ -161,7 +168,7 @@ pub(crate) async fn read(p: &KubernetesProvider, req: ReadRequest) -> ReadRespon
         Ok((state, version)) => ReadResponse {
             state,
             version,
-            diagnostics: Default::default(),
+            ..Default::default()
         },
         Err(d) => ReadResponse {
             diagnostics: diags_at(&address, d),
@@ -280,6 +287,11 @@ pub(crate) async fn plan(p: &KubernetesProvider, req: PlanRequest) -> PlanRespon
             Err(d) => resp.diagnostics.push(at(&req.address, d)),
         }
     }
+    if matches!(action, Action::Create | Action::Replace) && resp.diagnostics.is_empty() {
+        // The apply will need a new key: start generating it now, off the runtime, so it
+        // overlaps the rest of the plan and the other clusters' work (see `key_pool`).
+        p.keys().prefetch(&pool_id(&req.desired, &t), t.bits);
+    }
     resp.action = Some(action);
     resp.reason = reason;
     resp.requires_replace = replace_paths;
@@ -297,6 +309,43 @@ fn progress(req: &ApplyRequest, started: Instant, message: impl Into<String>) {
         message: message.into(),
         elapsed_seconds: started.elapsed().as_secs_f64(),
     });
+}
+
+/// The new key: the prefetched one, else one generated now (both on the pool's blocking
+/// threads); abandoned on cancellation, before anything is written.
+async fn obtain_key(
+    p: &KubernetesProvider,
+    req: &ApplyRequest,
+    started: Instant,
+    prefetched: Option<key_pool::PendingKey>,
+    bits: usize,
+) -> Result<(PrivateKeyPem, PublicKeyInfo), Diagnostic> {
+    let ahead = prefetched.is_some();
+    let mut handle = prefetched.unwrap_or_else(|| p.keys().spawn(bits));
+    let step = match (ahead, handle.is_finished()) {
+        (true, true) => format!("using the RSA-{bits} key generated during the plan"),
+        (true, false) => format!("waiting for the RSA-{bits} key generated since the plan"),
+        (false, _) => format!("generating an RSA-{bits} key"),
+    };
+    progress(req, started, step);
+    let generated = tokio::select! {
+        r = key_pool::finish(&mut handle) => r,
+        () = req.cancel.cancelled() => {
+            handle.abort();
+            return Err(Diagnostic::error(
+                "cancelled",
+                "generating the onboarding key was interrupted; nothing was stored",
+            )
+            .with_hint("plan again to converge"));
+        }
+    };
+    let (pem, info) = generated.map_err(|e| Diagnostic::error("key-generation", e.to_string()))?;
+    progress(
+        req,
+        started,
+        format!("generated the RSA-{bits} key ({})", info.fingerprint),
+    );
+    Ok((pem, info))
 }
 
 /// Server-side applies namespace `name` with the ownership label.
@@ -361,6 +410,9 @@ async fn apply_inner(
             Ok((None, None))
         }
         Action::Create | Action::Replace | Action::Update => {
+            // The key the plan started generating, if it did; taken (so used at most once) even
+            // when the Secret turns out to exist already.
+            let prefetched = p.keys().take(&pool_id(&req.desired, &t), t.bits);
             ensure_namespace(&cluster, &t.namespace).await?;
             if req.change.action == Action::Create
                 && let Some(existing) = read_secret(&cluster, &t).await?
@@ -375,14 +427,7 @@ async fn apply_inner(
                 );
                 return Ok((Some(public_state(&t, &info)), Some(outputs(&info))));
             }
-            progress(req, started, format!("generating an RSA-{} key", t.bits));
-            let bits = t.bits;
-            let (pem, info) = tokio::task::spawn_blocking(move || key::generate(bits))
-                .await
-                .map_err(|e| {
-                    Diagnostic::error("key-generation", format!("key generation stopped: {e}"))
-                })?
-                .map_err(|e| Diagnostic::error("key-generation", e.to_string()))?;
+            let (pem, info) = obtain_key(p, req, started, prefetched, t.bits).await?;
             let body = json!({
                 "apiVersion": "v1",
                 "kind": "Secret",
