@@ -211,15 +211,7 @@ async fn lease_requests_are_retried_under_faults_and_none_is_left_behind() {
         ..o
     })
     .await;
-    let mut yaml = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
-    yaml.truncate(yaml.find("clusters:").unwrap());
-    yaml.push_str("clusters:\n");
-    for n in &names {
-        yaml.push_str(&format!("  - {{ name: {n}, resourceGroup: myAzureResourceGroup, context: {n}, agents: {{ installer: manifests, timeout: 2m }} }}\n"));
-    }
-    let file = w.dir.join("fleet.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let f = file.display().to_string();
+    let f = quickstart_fleet(&w.dir, "fleet.yaml", &names);
     let (code, out, err) = w.run(&["apply", "-f", &f, "--auto-approve"]);
     assert_eq!(code, 0, "{out}{err}");
 
@@ -406,15 +398,7 @@ async fn a_targeted_apply_locks_only_the_clusters_it_touches() {
         ..o
     })
     .await;
-    let mut yaml = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
-    yaml.truncate(yaml.find("clusters:").unwrap());
-    yaml.push_str("clusters:\n");
-    for n in names {
-        yaml.push_str(&format!("  - {{ name: {n}, resourceGroup: myAzureResourceGroup, context: {n}, agents: {{ installer: manifests, timeout: 2m }} }}\n"));
-    }
-    let file = w.dir.join("two.yaml");
-    std::fs::write(&file, &yaml).unwrap();
-    let f = file.display().to_string();
+    let f = quickstart_fleet(&w.dir, "two.yaml", &names);
     // Another run holds alpha's lock (as a `--target` apply of alpha would).
     let other = "ci@build-7 (arcplan 0.1.0, pid 42, run 1)";
     let alpha = w.sandbox.kube_for("alpha").unwrap();

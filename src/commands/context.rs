@@ -355,9 +355,8 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
     let azure = Arc::new(azure);
     let mut kube_opts = KubernetesProviderOptions::new(&base_dir).with_env(env);
     // How long a crashed apply's cluster lock blocks the next one (default: the provider's).
-    if let Some(d) = std::env::var("ARCPLAN_LOCK_LEASE")
-        .ok()
-        .and_then(|v| humantime::parse_duration(&v).ok())
+    if let Some(d) =
+        lock_lease(std::env::var("ARCPLAN_LOCK_LEASE").ok()).map_err(|d| report(out, d))?
     {
         kube_opts = kube_opts.with_lease_duration(d);
     }
@@ -375,4 +374,40 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         target: where_to,
         sandbox,
     })
+}
+
+/// `ARCPLAN_LOCK_LEASE`: unset or empty means the provider's default; anything else must be a
+/// duration of at least 1 s (the lease is renewed every third of it), or the run stops.
+fn lock_lease(value: Option<String>) -> Result<Option<std::time::Duration>, Diagnostic> {
+    let Some(v) = value.filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    match humantime::parse_duration(v.trim()) {
+        Ok(d) if d >= std::time::Duration::from_secs(1) => Ok(Some(d)),
+        _ => Err(Diagnostic::error(
+            "lock-lease",
+            format!("ARCPLAN_LOCK_LEASE={v} is not a lease duration of at least 1s"),
+        )
+        .with_hint("write it like `15s` or `2m`, or unset it for the default (30s)")),
+    }
+}
+
+#[cfg(test)]
+mod lock_lease_tests {
+    use super::lock_lease;
+    use std::time::Duration;
+
+    #[test]
+    fn a_bad_lock_lease_is_an_error_not_the_default() {
+        assert_eq!(lock_lease(None).unwrap(), None);
+        assert_eq!(lock_lease(Some(" ".into())).unwrap(), None);
+        assert_eq!(
+            lock_lease(Some("15s".into())).unwrap(),
+            Some(Duration::from_secs(15))
+        );
+        for bad in ["soon", "500ms", "0s", "-5s"] {
+            let e = lock_lease(Some(bad.into())).unwrap_err();
+            assert!(e.message.contains(bad), "{}", e.message);
+        }
+    }
 }

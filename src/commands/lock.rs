@@ -11,6 +11,7 @@ use arcplan_engine::planner::{PlanOptions, selected};
 use arcplan_engine::provider::*;
 use arcplan_providers::kubernetes::{LockFence, LockGuard, LockWait};
 use async_trait::async_trait;
+use futures::StreamExt;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -64,6 +65,9 @@ pub fn holder_identity() -> String {
     )
 }
 
+/// How many Lease requests a run makes at once when it takes or gives back its locks.
+const AT_ONCE: usize = 32;
+
 /// The locks a run holds.
 pub struct Locks {
     guards: Vec<LockGuard>,
@@ -77,10 +81,12 @@ impl Locks {
 
     /// Releases every lock (a failed release is reported: the Lease then expires by itself).
     pub async fn release(self, out: &Output) {
-        for g in self.guards {
-            if let Err(d) = g.release().await {
-                context::report(out, d);
-            }
+        let results = futures::stream::iter(self.guards.into_iter().map(LockGuard::release))
+            .buffer_unordered(AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
+        for d in results.into_iter().filter_map(Result::err) {
+            context::report(out, d);
         }
     }
 }
@@ -110,6 +116,41 @@ pub async fn lock_clusters<'a>(
             humantime::format_duration(Duration::from_secs(w.timeout.as_secs()))
         ));
     };
+    // First every Lease at once, without waiting: a fleet's locks cost one round trip's time,
+    // not one per cluster. If any is held, give back what was taken and take them one by one in
+    // address order, waiting as asked: two runs that want overlapping clusters then cannot each
+    // hold a part and wait for the other's.
+    let quiet = |_: &LockWait| {};
+    let attempts = futures::stream::iter(unique.values().map(|c| {
+        run.kube
+            .acquire_lock_with(c, &holder, Duration::ZERO, cancel, &quiet)
+    }))
+    .buffered(AT_ONCE)
+    .collect::<Vec<_>>()
+    .await;
+    let mut locks = Locks { guards: Vec::new() };
+    let mut first_failure = None;
+    let mut held_elsewhere = false;
+    for a in attempts {
+        match a {
+            Ok(guard) => locks.guards.push(guard),
+            Err(d) if d.code == "k8s-locked" => held_elsewhere = true,
+            Err(d) => {
+                first_failure.get_or_insert(d);
+            }
+        }
+    }
+    if let Some(d) = first_failure {
+        let line = failure_line(&d, destroy);
+        context::report(out, d);
+        out.error(&line);
+        locks.release(out).await;
+        return None;
+    }
+    if !held_elsewhere {
+        return Some(locks);
+    }
+    locks.release(out).await;
     let mut locks = Locks { guards: Vec::new() };
     for cluster in unique.values() {
         match run

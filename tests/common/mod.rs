@@ -148,6 +148,22 @@ impl World {
     }
 }
 
+/// The quickstart with its cluster replaced by `names` (each on the sandbox context of its name,
+/// manifests installer), written to `dir/file`; returns the file's path as a string.
+#[allow(dead_code)]
+pub fn quickstart_fleet(dir: &Path, file: &str, names: &[impl AsRef<str>]) -> String {
+    let mut yaml = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
+    yaml.truncate(yaml.find("clusters:").unwrap());
+    yaml.push_str("clusters:\n");
+    for n in names {
+        let n = n.as_ref();
+        yaml.push_str(&format!("  - {{ name: {n}, resourceGroup: myAzureResourceGroup, context: {n}, agents: {{ installer: manifests, timeout: 2m }} }}\n"));
+    }
+    let path = dir.join(file);
+    std::fs::write(&path, &yaml).unwrap();
+    path.display().to_string()
+}
+
 pub fn rand_suffix() -> String {
     format!(
         "{:x}",

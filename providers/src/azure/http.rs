@@ -325,7 +325,7 @@ fn classify_one(err: &(dyn std::error::Error + 'static)) -> Failure {
 }
 
 /// The messages of an error and its sources, joined by `: ` (repeats left out).
-pub fn chain_text(e: &(dyn std::error::Error + 'static)) -> String {
+pub fn chain_text(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

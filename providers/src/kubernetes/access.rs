@@ -354,7 +354,7 @@ impl Cluster {
                 format!(
                     "cannot reach the Kubernetes API server of {} to {action}: {}",
                     self.describe(),
-                    error_chain(e)
+                    crate::azure::http::chain_text(e)
                 ),
             )
             .with_hint(match crate::azure::http::classify(e) {
@@ -372,7 +372,7 @@ impl Cluster {
                 format!(
                     "talking to the Kubernetes API of {} to {action} failed: {}",
                     self.describe(),
-                    error_chain(other)
+                    crate::azure::http::chain_text(other)
                 ),
             ),
         }
@@ -478,20 +478,6 @@ impl Cluster {
             .await
             .clone()
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let m = c.to_string();
-        if !s.contains(&m) {
-            s.push_str(": ");
-            s.push_str(&m);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// True for a 404 from the API.

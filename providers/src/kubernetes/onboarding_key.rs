@@ -21,8 +21,8 @@ use super::key_pool;
 use super::manifests::namespace_object;
 use super::ownership;
 use super::{
-    CONFIG_MAP, FIELD_MANAGER, KEY_FIELD, KEY_SECRET, KubernetesProvider, MANAGED_BY_LABEL,
-    NAMESPACE, at, diags_at,
+    FIELD_MANAGER, KEY_FIELD, KEY_SECRET, KubernetesProvider, MANAGED_BY_LABEL, NAMESPACE, at,
+    diags_at,
 };
 use arcplan_engine::address::Address;
 use arcplan_engine::diag::Diagnostic;
@@ -30,7 +30,7 @@ use arcplan_engine::events::Event;
 use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
 use arcplan_engine::provider::*;
 use base64::Engine as _;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
+use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 use std::time::Instant;
@@ -96,18 +96,9 @@ pub(crate) fn pem_of(secret: &Secret) -> Option<PrivateKeyPem> {
 pub(crate) async fn read_ownership(
     cluster: &Cluster,
 ) -> Result<Option<Map<String, Value>>, Diagnostic> {
-    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
-    let cm = api
-        .get_opt(CONFIG_MAP)
-        .await
-        .map_err(|e| cluster.api_error(&format!("read ConfigMap {NAMESPACE}/{CONFIG_MAP}"), &e))?;
-    Ok(cm.map(|c| {
-        c.data
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect()
-    }))
+    Ok(super::applied::read_record(cluster)
+        .await?
+        .map(|(data, _digest)| data))
 }
 
 /// Fails when the ownership record names another ARM resource.
