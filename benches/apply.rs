@@ -23,23 +23,14 @@
 
 use arcplan_sandbox::{Sandbox, SandboxOptions, ThrottleOptions};
 use serde_json::{Value, json};
-use std::io::BufRead as _;
-use std::process::{Command, Stdio};
+mod common;
+
+use common::*;
 use std::time::{Duration, Instant};
 
-const SUB: &str = "3000e2af-0000-46d9-0000-4bdb12000000";
-const TENANT: &str = "72f988bf-0000-0000-0000-000000000000";
-const GROUPS: usize = 5;
 const PROBE: &str = "p0001";
 /// Provider registrations of a first apply (the file's `resourceProviders`).
 const REGISTRATIONS: usize = 3;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn clusters_wanted() -> usize {
     let args: Vec<String> = std::env::args().collect();
@@ -54,111 +45,6 @@ fn clusters_wanted() -> usize {
     from_arg
         .unwrap_or_else(|| env_num("ARCPLAN_BENCH_CLUSTERS", 500) as usize)
         .max(1)
-}
-
-fn config(stack: &str, groups: &[String], names: &[String]) -> String {
-    let mut s = format!(
-        "apiVersion: arcplan/v1\nstack: {stack}\nazure:\n  subscription: {SUB}\n  tenant: {TENANT}\nresourceProviders: [Microsoft.Kubernetes, Microsoft.KubernetesConfiguration, Microsoft.ExtendedLocation]\nresourceGroups:\n"
-    );
-    for g in groups {
-        s.push_str(&format!("  - {{ name: {g}, location: eastus }}\n"));
-    }
-    s.push_str("clusters:\n");
-    for (i, n) in names.iter().enumerate() {
-        s.push_str(&format!(
-            "  - {{ name: {n}, context: {n}, resourceGroup: {}, agents: {{ installer: manifests }} }}\n",
-            groups[i % groups.len()]
-        ));
-    }
-    s
-}
-
-/// What one run of the binary gave.
-struct Run {
-    code: i32,
-    /// stdout lines, each with the seconds since the start at which it arrived.
-    lines: Vec<(f64, String)>,
-    stderr: String,
-    wall: f64,
-    peak_mib: f64,
-    cpu_s: f64,
-}
-
-/// Runs the release binary, stamping each stdout line as it arrives and sampling the process's
-/// peak resident set (VmHWM) and CPU time (utime + stime) until it ends.
-fn arcplan(args: &[&str]) -> Run {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arcplan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("arcplan starts");
-    let pid = child.id();
-    let (mut peak_kib, mut ticks) = (0u64, 0u64);
-    let (so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let (lines, stderr) = std::thread::scope(|s| {
-        let a = s.spawn(move || {
-            std::io::BufReader::new(so)
-                .lines()
-                .map_while(Result::ok)
-                .map(|l| (started.elapsed().as_secs_f64(), l))
-                .collect::<Vec<_>>()
-        });
-        let b = s.spawn(move || {
-            let mut b = String::new();
-            std::io::Read::read_to_string(&mut se, &mut b).ok();
-            b
-        });
-        loop {
-            if let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-                && let Some(kib) = text
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<u64>().ok())
-            {
-                peak_kib = peak_kib.max(kib);
-            }
-            // Fields 14 and 15 (after the parenthesised command name): utime and stime in ticks.
-            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                && let Some(rest) = stat.rsplit(')').next()
-            {
-                let f: Vec<&str> = rest.split_whitespace().collect();
-                if let (Some(u), Some(s)) = (f.get(11), f.get(12))
-                    && let (Ok(u), Ok(s)) = (u.parse::<u64>(), s.parse::<u64>())
-                {
-                    ticks = ticks.max(u + s);
-                }
-            }
-            if child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        (a.join().unwrap_or_default(), b.join().unwrap_or_default())
-    });
-    let code = child.wait().map(|s| s.code().unwrap_or(-1)).unwrap_or(-1);
-    Run {
-        code,
-        lines,
-        stderr,
-        wall: started.elapsed().as_secs_f64(),
-        peak_mib: peak_kib as f64 / 1024.0,
-        // Linux reports these in USER_HZ, 100 per second.
-        cpu_s: ticks as f64 / 100.0,
-    }
-}
-
-impl Run {
-    fn tail(&self) -> String {
-        let mut text: Vec<&str> = self.lines.iter().map(|(_, l)| l.as_str()).collect();
-        text.extend(self.stderr.lines());
-        let start = text.len().saturating_sub(40);
-        text[start..].join("\n")
-    }
 }
 
 /// One cluster's critical path from an NDJSON apply: from its key's `apply_start` to its last
@@ -216,15 +102,6 @@ fn first_of(run: &Run, kind: &str) -> f64 {
         .iter()
         .find(|(_, l)| l.contains(&tag))
         .map_or(f64::NAN, |(t, _)| *t)
-}
-
-/// Two decimals; a figure not measured is null.
-fn round(x: f64) -> Value {
-    if x.is_finite() {
-        json!((x * 100.0).round() / 100.0)
-    } else {
-        Value::Null
-    }
 }
 
 fn quantile(sorted: &[f64], q: f64) -> f64 {

@@ -22,92 +22,21 @@
 
 use arcplan_sandbox::{Sandbox, SandboxOptions, ThrottleOptions};
 use serde_json::{Value, json};
+mod common;
+
+use common::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const SUB: &str = "3000e2af-0000-46d9-0000-4bdb12000000";
-const TENANT: &str = "72f988bf-0000-0000-0000-000000000000";
-const GROUPS: usize = 5;
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The resource groups of the benchmark fleet.
+fn bench_groups() -> Vec<String> {
+    (0..GROUPS).map(|g| format!("bench-rg-{g}")).collect()
 }
 
-fn config(names: &[String]) -> String {
-    let mut s = format!(
-        "apiVersion: arcplan/v1\nstack: bench\nazure:\n  subscription: {SUB}\n  tenant: {TENANT}\nresourceProviders: [Microsoft.Kubernetes, Microsoft.KubernetesConfiguration, Microsoft.ExtendedLocation]\nresourceGroups:\n"
-    );
-    for g in 0..GROUPS {
-        s.push_str(&format!("  - {{ name: bench-rg-{g}, location: eastus }}\n"));
-    }
-    s.push_str("clusters:\n");
-    for (i, n) in names.iter().enumerate() {
-        s.push_str(&format!(
-            "  - {{ name: {n}, context: {n}, resourceGroup: bench-rg-{}, agents: {{ installer: manifests }} }}\n",
-            i % GROUPS
-        ));
-    }
-    s
-}
-
-/// Runs the release binary; returns (exit code, stdout+stderr, wall seconds, peak RSS in MiB).
-fn arcplan(args: &[&str]) -> (i32, String, f64, f64) {
-    let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_arcplan"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("arcplan starts");
-    let status_file = format!("/proc/{}/status", child.id());
-    let mut peak_kib = 0u64;
-    let out = std::thread::scope(|s| {
-        let (mut so, mut se) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-        let a = s.spawn(move || {
-            let mut b = String::new();
-            std::io::Read::read_to_string(&mut so, &mut b).ok();
-            b
-        });
-        let b = s.spawn(move || {
-            let mut b = String::new();
-            std::io::Read::read_to_string(&mut se, &mut b).ok();
-            b
-        });
-        loop {
-            // VmHWM is the process's peak resident set so far; sample it until the process ends.
-            if let Ok(text) = std::fs::read_to_string(&status_file)
-                && let Some(kib) = text
-                    .lines()
-                    .find(|l| l.starts_with("VmHWM:"))
-                    .and_then(|l| l.split_whitespace().nth(1))
-                    .and_then(|v| v.parse::<u64>().ok())
-            {
-                peak_kib = peak_kib.max(kib);
-            }
-            if child.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        format!(
-            "{}{}",
-            a.join().unwrap_or_default(),
-            b.join().unwrap_or_default()
-        )
-    });
-    let code = child.wait().map(|s| s.code().unwrap_or(-1)).unwrap_or(-1);
-    (
-        code,
-        out,
-        started.elapsed().as_secs_f64(),
-        peak_kib as f64 / 1024.0,
-    )
+/// Runs the release binary: (exit code, stdout+stderr, wall seconds, peak RSS in MiB).
+fn run4(args: &[&str]) -> (i32, String, f64, f64) {
+    let r = arcplan(args);
+    (r.code, r.text(), r.wall, r.peak_mib)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -134,18 +63,17 @@ async fn main() {
     let d = dir.display().to_string();
     let one = dir.join("one.yaml");
     let fleet = dir.join("fleet.yaml");
-    std::fs::write(&one, config(&names[..1])).unwrap();
-    std::fs::write(&fleet, config(&names)).unwrap();
+    std::fs::write(&one, config("bench", &bench_groups(), &names[..1])).unwrap();
+    std::fs::write(&fleet, config("bench", &bench_groups(), &names)).unwrap();
     let (one_s, fleet_s) = (one.display().to_string(), fleet.display().to_string());
 
     eprintln!("benchmark: {n} clusters, {latency_ms} ms latency, ARM-like throttling");
-    let (code, out, _, _) =
-        arcplan(&["apply", "-f", &one_s, "--sandbox-dir", &d, "--auto-approve"]);
+    let (code, out, _, _) = run4(&["apply", "-f", &one_s, "--sandbox-dir", &d, "--auto-approve"]);
     assert_eq!(code, 0, "onboarding the first cluster failed:\n{out}");
 
     // 1. A no-op plan of one onboarded cluster, by endpoint (a new process: token included).
     let before = sandbox.request_counts();
-    let (code, out, _, _) = arcplan(&[
+    let (code, out, _, _) = run4(&[
         "plan",
         "-f",
         &one_s,
@@ -159,7 +87,7 @@ async fn main() {
     eprintln!("1. no-op plan of one cluster: {noop}");
 
     clone_onboarding(&sandbox, &names, &dir).await;
-    let (code, out, _, _) = arcplan(&[
+    let (code, out, _, _) = run4(&[
         "plan",
         "-f",
         &fleet_s,
@@ -182,7 +110,7 @@ async fn main() {
     // 2. The N-cluster no-op plan at --parallelism 10.
     let p = parallelism.to_string();
     let before = sandbox.request_counts();
-    let (code, out, wall, rss) = arcplan(&[
+    let (code, out, wall, rss) = run4(&[
         "plan",
         "-f",
         &fleet_s,
@@ -212,7 +140,7 @@ async fn main() {
     let sequential = if env_num("ARCPLAN_BENCH_SEQUENTIAL", 1) == 0 {
         f64::NAN
     } else {
-        let (code, out, sequential, _) = arcplan(&[
+        let (code, out, sequential, _) = run4(&[
             "plan",
             "-f",
             &fleet_s,
@@ -259,15 +187,6 @@ async fn main() {
         "throttle_failures": throttle_failures,
     });
     println!("{figures}");
-}
-
-/// Two decimals; a figure not measured is null.
-fn round(x: f64) -> Value {
-    if x.is_finite() {
-        json!((x * 100.0).round() / 100.0)
-    } else {
-        Value::Null
-    }
 }
 
 /// Copies the first cluster's onboarded state (key Secret, ownership ConfigMap, agents, and the
