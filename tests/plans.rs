@@ -251,3 +251,87 @@ async fn a_tampered_saved_plan_is_refused_by_show_and_apply() {
     assert_eq!(cc["tags"]["env"], "drifted", "nothing was applied");
     w.assert_no_secrets(&[&plan_file]);
 }
+
+/// A saved plan is read under the same rules as a desired-state file: a FIFO or a device is
+/// refused before it is opened (nothing blocks, nothing is read without bound), and a file larger
+/// than any plan arcplan writes is refused from its size, not read. `show` and `apply` share the
+/// reader.
+#[test]
+fn a_plan_file_that_is_not_a_bounded_regular_file_is_refused() {
+    let dir = std::env::temp_dir().join(format!("arcplan-planfile-{}", rand_suffix()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("fifo.plan");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let huge = dir.join("huge.plan");
+    // Sparse: 300 MiB reported, no disk used.
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(300 * 1024 * 1024)
+        .unwrap();
+    let cases = [
+        (fifo.display().to_string(), "FIFO"),
+        ("/dev/zero".to_owned(), "character device"),
+        (huge.display().to_string(), "over 256 MiB"),
+    ];
+    for (path, expected) in &cases {
+        for cmd in ["show", "apply"] {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let args = vec![cmd.to_owned(), path.clone()];
+            std::thread::spawn(move || {
+                let _ = tx.send(run_binary(&args, None));
+            });
+            let o = rx
+                .recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("`arcplan {cmd} {path}` did not return"));
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(1), "{cmd} {path}: {err}");
+            assert!(err.contains(expected), "{cmd} {path}: {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The ARM side keeps no record of arcplan's last apply, so a tag edited in the portal cannot be
+/// told apart from a change of the file; `--refresh-only` still must not say the live state
+/// matches: it lists the difference (exit 2 with `--detailed-exitcode`), saying it may be either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_only_never_hides_a_difference_on_the_azure_side() {
+    let w = World::start().await;
+    let w = &w;
+    tokio::task::block_in_place(|| apply_quickstart(w));
+    let sub = w.sandbox.subscription_ids()[0].clone();
+    w.sandbox
+        .arm()
+        .update_connected_cluster(&sub, "myAzureResourceGroup", "mynewcluster", |c| {
+            c["tags"]["env"] = serde_json::json!("hacked");
+        });
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        w.run(&[
+            "plan",
+            "-f",
+            QUICKSTART,
+            "--refresh-only",
+            "--detailed-exitcode",
+        ])
+    });
+    assert_eq!(code, 2, "a difference is something to look at:\n{out}{err}");
+    assert!(!out.contains("No changes."), "{out}");
+    assert!(
+        out.contains("arc.connectedCluster.mynewcluster (differs)"),
+        "{out}"
+    );
+    assert!(out.contains("no record"), "{out}");
+    let (_, out, _) = tokio::task::block_in_place(|| {
+        w.run(&["plan", "-f", QUICKSTART, "--refresh-only", "--json"])
+    });
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        v["resource_drift"],
+        serde_json::json!(["arc.connectedCluster.mynewcluster"])
+    );
+    w.assert_no_secrets(&[]);
+}

@@ -168,8 +168,10 @@ pub struct Change {
 /// desired attributes (for `k8s.arcAgents`, an annotation of the ownership ConfigMap), and its
 /// `read` reports it back. A difference between live and desired state is **drift** when the
 /// configuration's digest still equals the recorded one (nobody edited the file; the live state
-/// moved), and a **configuration change** otherwise. Resources whose provider records nothing
-/// are never called drift.
+/// moved), and a **configuration change** otherwise. A resource whose provider records nothing
+/// cannot be told apart: a normal plan shows its difference as a change; a refresh-only plan,
+/// which must not hide a difference, lists it as drift with `attributed: false` (it may also be
+/// a change to the file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Drift {
     /// What converging would do. A normal plan does it (it equals the change's action); a
@@ -177,6 +179,14 @@ pub struct Drift {
     pub action: Action,
     /// What differs, in words (the provider's reason).
     pub message: String,
+    /// False when the resource keeps no record of arcplan's last apply, so the difference may
+    /// as well be a change of the configuration (refresh-only plans only).
+    #[serde(default = "attributed_default")]
+    pub attributed: bool,
+}
+
+fn attributed_default() -> bool {
+    true
 }
 
 impl Change {

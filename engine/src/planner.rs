@@ -174,16 +174,31 @@ pub async fn plan(
             let converge = resp.action.unwrap_or(Action::NoOp);
             // Drift: the live state differs although the configuration is still what arcplan
             // last applied (the digest recorded on the resource). See `plan::Drift`.
-            let drift = (converge.is_change()
-                && read.state.is_some()
-                && read.applied_digest.as_deref() == Some(&desired_digest(Some(&node.desired))))
-            .then(|| Drift {
-                action: converge,
-                message: resp.reason.as_ref().map_or_else(
+            // A resource that keeps no record cannot be told apart; a refresh-only plan still
+            // lists its difference (it must not say the live state matches), as unattributed.
+            let differs = converge.is_change() && read.state.is_some();
+            let message = || {
+                resp.reason.as_ref().map_or_else(
                     || "the live state differs from what arcplan applied".to_owned(),
                     |r| r.message.clone(),
-                ),
-            });
+                )
+            };
+            let drift = match read.applied_digest.as_deref() {
+                Some(d) if differs && d == desired_digest(Some(&node.desired)) => Some(Drift {
+                    action: converge,
+                    message: message(),
+                    attributed: true,
+                }),
+                None if differs && opts.mode == PlanMode::RefreshOnly => Some(Drift {
+                    action: converge,
+                    message: format!(
+                        "{} (arcplan keeps no record of its last apply of this resource, so this may also be a change to the configuration)",
+                        message()
+                    ),
+                    attributed: false,
+                }),
+                _ => None,
+            };
             let action = if opts.mode == PlanMode::RefreshOnly {
                 Action::NoOp
             } else {
@@ -321,8 +336,9 @@ pub async fn plan(
         }
     }
 
-    // Checks.
-    let shared = Arc::new(changes.clone());
+    // Checks. They see the changes through one shared value, moved back out afterwards (a
+    // fleet's plan is not copied for them).
+    let shared = Arc::new(changes);
     let mut checks = Vec::new();
     for node in &nodes {
         match node.mode {
@@ -367,6 +383,7 @@ pub async fn plan(
     if diags.has_errors() {
         return Err(diags);
     }
+    let changes = Arc::try_unwrap(shared).unwrap_or_else(|kept| (*kept).clone());
     Ok((
         Plan {
             format_version: FORMAT_VERSION.into(),
@@ -427,7 +444,7 @@ fn select(graph: &ResourceGraph, opts: &PlanOptions, diags: &mut Diagnostics) ->
             {
                 d = d.with_hint(format!("did you mean `{s}`?"));
             } else {
-                d = d.with_hint("`arcplan graph` lists every address");
+                d = d.with_hint("the graph command, run on the same file, lists every address");
             }
             diags.push(d);
         }

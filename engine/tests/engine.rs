@@ -846,6 +846,41 @@ async fn drift_is_a_difference_under_an_unchanged_configuration() {
     assert!(!refresh.has_drift());
 }
 
+/// A resource that keeps no record of arcplan's last apply (the ARM resources): a normal plan
+/// shows its difference as a change, and a refresh-only plan must not say the live state
+/// matches: it lists the difference as drift it cannot attribute.
+#[tokio::test]
+async fn refresh_only_lists_differences_it_cannot_attribute() {
+    let (g, fake, p) = applied_quickstart(FakeProvider::new(ALL)).await;
+    let agents = addr("k8s.arcAgents.mynewcluster");
+    fake.applied.lock().unwrap().remove(&agents);
+    fake.live.lock().unwrap().get_mut(&agents).unwrap()["installer"] = json!("helm");
+
+    let normal = plan_ok(&g, &p, &opts()).await;
+    let c = normal.change(&agents).unwrap();
+    assert_eq!(c.action, Action::Update);
+    assert!(
+        c.drift.is_none(),
+        "not called drift without a record: {c:?}"
+    );
+
+    let refresh = plan_ok(
+        &g,
+        &p,
+        &PlanOptions {
+            mode: PlanMode::RefreshOnly,
+            ..opts()
+        },
+    )
+    .await;
+    assert!(!refresh.has_changes());
+    assert!(refresh.has_drift(), "the difference is not hidden");
+    let d = refresh.change(&agents).unwrap().drift.clone().unwrap();
+    assert!(!d.attributed);
+    assert_eq!(d.action, Action::Update);
+    assert!(d.message.contains("no record"), "{}", d.message);
+}
+
 #[tokio::test]
 async fn a_saved_plan_is_stale_when_a_dependency_vanishes() {
     let (g, fake, p) = applied_quickstart(FakeProvider::new(ALL)).await;

@@ -41,25 +41,40 @@ pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
 /// `/dev/stdin` included, is refused before it is opened for reading, so nothing blocks), and
 /// at most [`MAX_FILE_BYTES`] (the read itself is bounded, whatever size the file reports).
 pub fn read_file(path: &std::path::Path) -> Result<Vec<u8>, Diagnostics> {
+    match read_regular(path, MAX_FILE_BYTES)? {
+        Some(bytes) => Ok(bytes),
+        None => {
+            let len = std::fs::metadata(path).ok().map(|m| m.len());
+            Err(too_large(
+                &path.display().to_string(),
+                len.filter(|l| *l > MAX_FILE_BYTES as u64),
+            )
+            .into())
+        }
+    }
+}
+
+/// Reads the bytes of a regular file of at most `limit` bytes (`None`: it is larger). Anything
+/// else (a directory, FIFO, socket or device, `/dev/stdin` included) is refused before it is
+/// opened for reading, so nothing blocks, and the read itself is bounded, whatever size the
+/// file reports. Desired-state files and saved plans are read this way.
+pub fn read_regular(path: &std::path::Path, limit: usize) -> Result<Option<Vec<u8>>, Diagnostics> {
     use std::io::Read;
     let file = path.display().to_string();
     let meta = std::fs::metadata(path).map_err(|e| io_error(&file, &e))?;
     check_regular(&file, &meta)?;
-    if meta.len() > MAX_FILE_BYTES as u64 {
-        return Err(too_large(&file, Some(meta.len())).into());
+    if meta.len() > limit as u64 {
+        return Ok(None);
     }
     let handle = std::fs::File::open(path).map_err(|e| io_error(&file, &e))?;
     // The path may have been replaced between the two looks: check what was opened.
     check_regular(&file, &handle.metadata().map_err(|e| io_error(&file, &e))?)?;
     let mut bytes = Vec::new();
     handle
-        .take(MAX_FILE_BYTES as u64 + 1)
+        .take(limit as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| io_error(&file, &e))?;
-    if bytes.len() > MAX_FILE_BYTES {
-        return Err(too_large(&file, None).into());
-    }
-    Ok(bytes)
+    Ok((bytes.len() <= limit).then_some(bytes))
 }
 
 /// The text of a desired-state file for snippets, read under the same rules as [`read_file`];
@@ -82,7 +97,7 @@ fn check_regular(file: &str, meta: &std::fs::Metadata) -> Result<(), Diagnostics
             "not-a-file",
             format!("{file} is {what}, not a regular file"),
         )
-        .with_hint("arcplan reads the desired state from a regular file only (not a pipe, device or standard input); write it to a file and name that")
+        .with_hint("arcplan reads its files (the desired state, saved plans) from regular files only, not a pipe, device or standard input; write it to a file and name that")
         .into());
     }
     Ok(())

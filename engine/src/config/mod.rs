@@ -24,5 +24,5 @@ mod types;
 pub mod validate;
 pub mod yaml;
 
-pub use load::{Loaded, load_bytes, load_file, load_str, read_file, read_source};
+pub use load::{Loaded, load_bytes, load_file, load_str, read_file, read_regular, read_source};
 pub use types::*;

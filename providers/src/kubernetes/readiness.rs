@@ -27,8 +27,10 @@ pub struct Readiness {
     pub not_ready: Vec<String>,
 }
 
-/// True when a Deployment is available: condition `Available=True`, the controller has seen
-/// the current generation, and the available replicas reach the desired count.
+/// True when a Deployment is available: at least one replica wanted (an agent scaled to zero
+/// runs nowhere, though Kubernetes calls such a Deployment Available), condition
+/// `Available=True`, the controller has seen the current generation, and the available replicas
+/// reach the desired count.
 pub fn deployment_available(d: &Deployment) -> bool {
     let Some(st) = &d.status else {
         return false;
@@ -42,7 +44,7 @@ pub fn deployment_available(d: &Deployment) -> bool {
         cs.iter()
             .any(|c| c.type_ == "Available" && c.status == "True")
     });
-    seen && cond && st.available_replicas.unwrap_or(0) >= want
+    want >= 1 && seen && cond && st.available_replicas.unwrap_or(0) >= want
 }
 
 /// The current readiness of `names` (or of every Deployment in `azure-arc` when `names` is
@@ -234,7 +236,11 @@ pub fn why_not_available(d: &Deployment) -> String {
     let want = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let st = d.status.as_ref();
     let available = st.and_then(|s| s.available_replicas).unwrap_or(0);
-    let mut parts = vec![format!("{available}/{want} replicas available")];
+    let mut parts = vec![if want == 0 {
+        "scaled to 0 replicas: the agent runs no pod".to_owned()
+    } else {
+        format!("{available}/{want} replicas available")
+    }];
     if let (Some(o), Some(g)) = (
         st.and_then(|s| s.observed_generation),
         d.metadata.generation,
@@ -295,5 +301,31 @@ mod tests {
         let b = Budget::new(Duration::from_secs(15), Instant::now());
         assert!(b.remaining() <= Duration::from_secs(15));
         assert_eq!(configured(b.configured), "15s");
+    }
+
+    fn deployment(replicas: i32, available: i32) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": { "name": "metrics-agent", "namespace": "azure-arc", "generation": 2 },
+            "spec": { "replicas": replicas, "selector": {}, "template": {} },
+            "status": {
+                "observedGeneration": 2,
+                "availableReplicas": available,
+                "conditions": [{ "type": "Available", "status": "True", "reason": "MinimumReplicasAvailable" }]
+            }
+        }))
+        .unwrap()
+    }
+
+    /// Kubernetes calls a Deployment scaled to zero Available; an agent that runs no pod is not.
+    #[test]
+    fn an_agent_scaled_to_zero_is_not_available() {
+        assert!(deployment_available(&deployment(1, 1)));
+        let zero = deployment(0, 0);
+        assert!(!deployment_available(&zero));
+        assert!(
+            why_not_available(&zero).contains("scaled to 0 replicas"),
+            "{}",
+            why_not_available(&zero)
+        );
     }
 }

@@ -164,7 +164,8 @@ fn change_json(c: &Change) -> Value {
         v["reason_message"] = r.message.clone().into();
     }
     if let Some(d) = &c.drift {
-        v["drift"] = json!({"actions": actions(d.action), "message": d.message});
+        v["drift"] =
+            json!({"actions": actions(d.action), "message": d.message, "attributed": d.attributed});
     }
     if !c.cascades_to.is_empty() {
         v["cascades_to"] = c.cascades_to.iter().map(ToString::to_string).collect();
