@@ -144,6 +144,33 @@ pub fn command_line(
     words.join(" ")
 }
 
+/// What a hint needs to suggest a command that works when copied: the desired-state file and
+/// the target options of the run that prints it. Built once by the command and handed to the
+/// views, so that they print command lines without reading any global state. The default (no
+/// file, no target) suggests bare commands.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    /// The desired-state file (`-f FILE`).
+    pub file: Option<PathBuf>,
+    /// Where the run goes.
+    pub target: TargetArgs,
+}
+
+impl Invocation {
+    /// The run of `file` against `target`.
+    pub fn new(file: &Path, target: &TargetArgs) -> Invocation {
+        Invocation {
+            file: Some(file.to_path_buf()),
+            target: target.clone(),
+        }
+    }
+
+    /// `arcplan COMMAND` with this run's file and target, then `rest` (see [`command_line`]).
+    pub fn command(&self, command: &str, rest: &[&str]) -> String {
+        command_line(command, self.file.as_deref(), &self.target, rest)
+    }
+}
+
 /// `s` as one POSIX shell word (quoted only when it must be).
 fn shell_word(s: &str) -> String {
     let plain = !s.is_empty()
@@ -236,7 +263,7 @@ impl FileArg {
 pub const DEFAULT_FILE: &str = "arcplan.yaml";
 
 /// Where the run goes: Azure and the clusters in the file, or a sandbox.
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Args, Clone, Default)]
 pub struct TargetArgs {
     /// Start an in-process sandbox and run against it instead of Azure (no account needed).
     #[arg(long, conflicts_with = "sandbox_dir")]

@@ -48,6 +48,9 @@ pub struct Digests {
     pub contents: String,
 }
 
+/// The largest plan file read (a 10,000-cluster plan is well under it).
+const MAX_PLAN_FILE_BYTES: usize = 256 * 1024 * 1024;
+
 impl PlanFile {
     /// A plan file for `plan`, its digests computed.
     pub fn new(config_file: PathBuf, sandbox_dir: Option<PathBuf>, plan: Plan) -> PlanFile {
@@ -69,6 +72,26 @@ impl PlanFile {
         self.sandbox_azure_only = azure_only;
         self.digests = Some(self.compute_digests());
         self
+    }
+
+    /// Where the plan was made to go (the target `apply` uses).
+    pub fn target(&self) -> crate::cli::TargetArgs {
+        crate::cli::TargetArgs {
+            sandbox: false,
+            sandbox_dir: self.sandbox_dir.clone(),
+            sandbox_azure_only: self.sandbox_azure_only,
+        }
+    }
+
+    /// The command that makes this plan again into `path`, with the configuration file and the
+    /// target it was made with.
+    pub fn replan_line(&self, path: &Path) -> String {
+        crate::cli::command_line(
+            "plan",
+            Some(&self.config_file),
+            &self.target(),
+            &["--out", &path.display().to_string()],
+        )
     }
 
     fn compute_digests(&self) -> Digests {
@@ -145,8 +168,29 @@ impl PlanFile {
     /// Reads a plan file, refusing other major versions and contents that do not match their
     /// digests.
     pub fn read(path: &Path) -> Result<PlanFile, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read the plan file {}: {e}", path.display()))?;
+        let refused = |d: arcplan_engine::diag::Diagnostics| {
+            let d = d
+                .iter()
+                .next()
+                .map(|d| d.message.clone())
+                .unwrap_or_default();
+            format!("cannot read the plan file: {d}")
+        };
+        let bytes = arcplan_engine::config::read_regular(path, MAX_PLAN_FILE_BYTES)
+            .map_err(refused)?
+            .ok_or_else(|| {
+                format!(
+                    "{} is over {} MiB, larger than any plan arcplan writes; check that this is the right file",
+                    path.display(),
+                    MAX_PLAN_FILE_BYTES / (1024 * 1024)
+                )
+            })?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            format!(
+                "{} is not an arcplan plan file (not UTF-8 text)",
+                path.display()
+            )
+        })?;
         let v: serde_json::Value = serde_json::from_str(&text)
             .map_err(|_| format!("{} is not an arcplan plan file (not JSON); make one with `arcplan plan --out FILE`", path.display()))?;
         let version = v
@@ -166,10 +210,10 @@ impl PlanFile {
         let bad = file.mismatches();
         if !bad.is_empty() {
             return Err(format!(
-                "{} was modified after it was written: {}. It is refused, since it may no longer be the plan that was reviewed; make the plan again with `arcplan plan --out {}`",
+                "{} was modified after it was written: {}. It is refused, since it may no longer be the plan that was reviewed; make the plan again with `{}`",
                 path.display(),
                 bad.join("; "),
-                path.display()
+                file.replan_line(path)
             ));
         }
         Ok(file)

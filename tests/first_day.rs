@@ -222,3 +222,98 @@ fn saving_an_in_process_sandbox_plan_suggests_commands_with_the_file() {
     );
     assert!(!out.exists());
 }
+
+/// The command between the backticks that follow `lead` in `text`, as words.
+fn suggested(text: &str, lead: &str) -> Vec<String> {
+    let at = text
+        .find(lead)
+        .unwrap_or_else(|| panic!("no `{lead}` in:\n{text}"));
+    let rest = &text[at + lead.len()..];
+    let rest = rest.strip_prefix('`').unwrap_or(rest);
+    let line = &rest[..rest.find('`').expect("the command ends with a backtick")];
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tampered_plan_hint_makes_the_plan_again_with_its_file_and_sandbox_dir() {
+    let w = World::start().await;
+    let w = &w;
+    let file = quickstart_copy(w, "tampered.yaml", |t| t);
+    let plan = file.with_extension("plan");
+    let (f, p) = (file.to_str().unwrap(), plan.to_str().unwrap());
+    let (code, out, err) = tokio::task::block_in_place(|| w.run(&["plan", "-f", f, "--out", p]));
+    assert_eq!(code, 0, "{out}{err}");
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&plan).unwrap()).unwrap();
+    v["plan"]["changes"][0]["desired"] = serde_json::json!({"tampered": true});
+    std::fs::write(&plan, v.to_string()).unwrap();
+
+    let (code, out, err) = tokio::task::block_in_place(|| w.run(&["apply", p]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("was modified after it was written"), "{err}");
+    let words = suggested(&err, "make the plan again with ");
+    assert_eq!(words[0], "arcplan", "{err}");
+    assert!(words.iter().any(|w| w == "--sandbox-dir"), "{err}");
+    // Copied, it works: it makes the plan again (and overwrites the tampered file).
+    let o = run_binary(&words[1..], None);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        matches!(o.status.code(), Some(0 | 2)),
+        "{:?}: {stderr}",
+        words
+    );
+    assert!(!stderr.contains("cannot read arcplan.yaml"), "{stderr}");
+    let (code, out, err) = tokio::task::block_in_place(|| w.run(&["apply", p, "--auto-approve"]));
+    assert_eq!(code, 0, "the plan made again applies:\n{out}{err}");
+    w.assert_no_secrets(&[&plan]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_only_footer_suggests_apply_with_the_file_and_the_sandbox_dir() {
+    let w = World::start().await;
+    let w = &w;
+    let file = quickstart_copy(w, "drift.yaml", |t| t);
+    let f = file.to_str().unwrap();
+    let (code, out, err) =
+        tokio::task::block_in_place(|| w.run(&["apply", "-f", f, "--auto-approve"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        w.sandbox
+            .kube()
+            .delete("apps/v1", "Deployment", Some("azure-arc"), "config-agent")
+    );
+    let (code, out, err) =
+        tokio::task::block_in_place(|| w.run(&["plan", "-f", f, "--refresh-only"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let words = suggested(&out, "Run ").join(" ");
+    let want = format!("arcplan apply -f {f} --sandbox-dir {}", w.dir.display());
+    assert_eq!(words, want, "{out}");
+    w.assert_no_secrets(&[]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_problems_suggest_apply_with_the_file_and_the_sandbox_dir() {
+    let w = World::start().await;
+    let w = &w;
+    let file = quickstart_copy(w, "status.yaml", |t| t);
+    let f = file.to_str().unwrap();
+    let (code, out, err) = tokio::task::block_in_place(|| w.run(&["status", f]));
+    assert_eq!(code, 1, "nothing is onboarded yet:\n{out}{err}");
+    let want = format!("arcplan apply -f {f} --sandbox-dir {}", w.dir.display());
+    assert_eq!(
+        suggested(&out, "no connected cluster resource for it: run ").join(" "),
+        want,
+        "{out}"
+    );
+    assert_eq!(
+        suggested(&out, "the Arc agents are not installed: run ").join(" "),
+        want,
+        "{out}"
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| w.run(&["status", f, "--json"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        out.contains(&want),
+        "the JSON problems carry it too:\n{out}"
+    );
+    w.assert_no_secrets(&[]);
+}

@@ -3,7 +3,7 @@
 use super::context::{self, Run};
 use super::plan::{Selection, header, make_plan, options};
 use super::{Error, Outcome, events, lock};
-use crate::cli::{ApplyArgs, DestroyArgs, TargetArgs};
+use crate::cli::{ApplyArgs, DestroyArgs};
 use crate::planfile::PlanFile;
 use crate::views::{self, Output};
 use arcplan_engine::address::ResourceType;
@@ -116,7 +116,11 @@ async fn plan_and_apply(
             break 'run Outcome::Failed;
         };
         if !json {
-            out.stdout(&views::plan::human(&plan, out.color_stdout()));
+            out.stdout(&views::plan::human(
+                &plan,
+                out.color_stdout(),
+                &run.invocation,
+            ));
         }
         if plan.has_failed_checks() {
             break 'run Outcome::Failed;
@@ -193,22 +197,13 @@ async fn apply_saved(
             return Ok(Outcome::Failed);
         }
     };
-    let target = TargetArgs {
-        sandbox: false,
-        sandbox_dir: file.sandbox_dir.clone(),
-        sandbox_azure_only: file.sandbox_azure_only,
-    };
+    let target = file.target();
     let Ok(run) = context::prepare(out, &file.config_file, &target).await else {
         return Ok(Outcome::Failed);
     };
     header(out, &run, args.run.json);
     // The command that makes this plan again, with the file and target it was made with.
-    let replan = crate::cli::command_line(
-        "plan",
-        Some(&file.config_file),
-        &target,
-        &["--out", &path.display().to_string()],
-    );
+    let replan = file.replan_line(path);
     let outcome = 'run: {
         if run.loaded.digest != file.plan.config_digest {
             out.error(&format!(

@@ -8,7 +8,7 @@
 //! A cluster's own `kubeconfig:`/`context:` is replaced (with a warning naming it), unless
 //! `--sandbox-azure-only` keeps the file's clusters and uses the sandbox for Entra and ARM only.
 
-use crate::cli::{TargetArgs, command_line};
+use crate::cli::{Invocation, TargetArgs, command_line};
 use crate::views::{Output, diagnostics};
 use arcplan_engine::config::{
     Cloud, Credential, CredentialKind, CredentialSpec, CustomCloud, Installer, Loaded, SecretRef,
@@ -63,6 +63,8 @@ pub struct Run {
     pub target: String,
     /// Keeps an in-process sandbox alive for the run.
     pub sandbox: Option<(Sandbox, PathBuf)>,
+    /// The file and target of this run, for hints that suggest a command.
+    pub invocation: Invocation,
 }
 
 impl Run {
@@ -193,8 +195,13 @@ fn retarget(
                 start_sandbox_line(dir, &loaded.file)
             ),
             None => format!(
-                "start the sandbox with `arcplan sandbox -f {}`",
-                loaded.file
+                "start the sandbox with `{}`",
+                command_line(
+                    "sandbox",
+                    Some(Path::new(&loaded.file)),
+                    &TargetArgs::default(),
+                    &[]
+                )
             ),
         }));
     }
@@ -373,6 +380,7 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         credential,
         target: where_to,
         sandbox,
+        invocation: Invocation::new(file, target),
     })
 }
 

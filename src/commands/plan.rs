@@ -146,8 +146,8 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
             Err(Reported) => Outcome::Failed,
             Ok(p) => {
                 match format {
-                    PlanFormat::Human => out.stdout(&views::plan::human(&p, out.color_stdout())),
-                    PlanFormat::Markdown => out.stdout(&views::plan::markdown(&p, &views::plan::MarkdownOptions { max_bytes: args.max_bytes, plan_file: args.out.as_ref().map(|o| o.display().to_string()) })),
+                    PlanFormat::Human => out.stdout(&views::plan::human(&p, out.color_stdout(), &run.invocation)),
+                    PlanFormat::Markdown => out.stdout(&views::plan::markdown(&p, &views::plan::MarkdownOptions { max_bytes: args.max_bytes, plan_file: args.out.as_ref().map(|o| o.display().to_string()), run: run.invocation.clone() })),
                     PlanFormat::Json => out.stdout(&serde_json::to_string_pretty(&views::plan::json(&p)).unwrap_or_default()),
                 }
                 let mut saved_ok = true;
@@ -172,7 +172,7 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
                         out.error(&e);
                         saved_ok = false;
                     } else if !machine {
-                        out.stdout(&format!("\nSaved the plan to {}. Apply exactly this plan with:\n    arcplan apply {}", path.display(), path.display()));
+                        out.stdout(&format!("\nSaved the plan to {}. Apply exactly this plan with:\n    {}", path.display(), crate::cli::command_line("apply", None, &crate::cli::TargetArgs::default(), &[&path.display().to_string()])));
                     }
                 }
                 if !saved_ok || p.has_failed_checks() {

@@ -13,6 +13,8 @@ pub fn run(args: &ShowArgs, out: &Output) -> Result<Outcome, Error> {
             return Ok(Outcome::Failed);
         }
     };
+    // What the plan's hints suggest is run against the file and target it was made with.
+    let run = crate::cli::Invocation::new(&file.config_file, &file.target());
     let format = if args.json {
         PlanFormat::Json
     } else {
@@ -25,13 +27,14 @@ pub fn run(args: &ShowArgs, out: &Output) -> Result<Outcome, Error> {
                 file.config_file.display(),
                 file.arcplan_version
             ));
-            out.stdout(&views::plan::human(&file.plan, out.color_stdout()));
+            out.stdout(&views::plan::human(&file.plan, out.color_stdout(), &run));
         }
         PlanFormat::Markdown => out.stdout(&views::plan::markdown(
             &file.plan,
             &views::plan::MarkdownOptions {
                 max_bytes: args.max_bytes,
                 plan_file: Some(args.plan_file.display().to_string()),
+                run,
             },
         )),
         PlanFormat::Json => out.stdout(

@@ -39,7 +39,13 @@ pub fn run(args: &StatusArgs, out: &Output) -> Result<Outcome, Error> {
                 (Some(a), Some(desired)) => why_not_ready(&run, a, desired).await,
                 _ => Vec::new(),
             };
-            clusters.push(ClusterStatus::new(&c.name, cc, agents, why));
+            clusters.push(ClusterStatus::new(
+                &c.name,
+                cc,
+                agents,
+                why,
+                &run.invocation,
+            ));
         }
         if args.json {
             out.stdout(&serde_json::to_string_pretty(&status::json(&clusters)).unwrap_or_default());

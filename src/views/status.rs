@@ -4,6 +4,7 @@
 //! with a summary line (`10/12 clusters ready; 2 not ready: a, b`).
 
 use super::plan::{BOLD, CREATE, DELETE, paint};
+use crate::cli::Invocation;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -38,12 +39,15 @@ pub struct ClusterStatus {
 impl ClusterStatus {
     /// Reads the connected cluster's state and the agents' state (as `k8s.arcAgents` reads it)
     /// and names what is not ready; `why_agents` explains the agent Deployments not available.
+    /// The `apply` a problem suggests carries the file and target of `run`.
     pub fn new(
         cluster: &str,
         connected: Option<Value>,
         agents: Option<&Value>,
         why_agents: Vec<String>,
+        run: &Invocation,
     ) -> Self {
+        let apply = run.command("apply", &[]);
         let mut problems = Vec::new();
         let status = connected
             .as_ref()
@@ -52,8 +56,9 @@ impl ClusterStatus {
             .unwrap_or("NotOnboarded")
             .to_owned();
         match &connected {
-            None => problems
-                .push("Azure has no connected cluster resource for it: run `arcplan apply`".into()),
+            None => problems.push(format!(
+                "Azure has no connected cluster resource for it: run `{apply}`"
+            )),
             Some(cc) if status != "Connected" => {
                 let seen = cc
                     .get("lastConnectivityTime")
@@ -80,7 +85,7 @@ impl ClusterStatus {
             }
         });
         match &agents_status {
-            None => problems.push("the Arc agents are not installed: run `arcplan apply`".into()),
+            None => problems.push(format!("the Arc agents are not installed: run `{apply}`")),
             Some(a) if a.total == 0 => {
                 problems.push("no agent Deployment found in namespace azure-arc".into())
             }
@@ -294,7 +299,13 @@ mod tests {
 
     #[test]
     fn a_ready_cluster_and_a_fleet() {
-        let ok = ClusterStatus::new("a", Some(connected("Connected")), Some(&agents(9)), vec![]);
+        let ok = ClusterStatus::new(
+            "a",
+            Some(connected("Connected")),
+            Some(&agents(9)),
+            vec![],
+            &Invocation::default(),
+        );
         assert!(ok.ready());
         let text = human(std::slice::from_ref(&ok), false);
         assert!(text.starts_with("a: ready\n"), "{text}");
@@ -304,8 +315,23 @@ mod tests {
             Some(connected("Connecting")),
             Some(&agents(8)),
             vec!["Deployment azure-arc/kube-aad-proxy: missing".into()],
+            &Invocation::default(),
         );
-        let none = ClusterStatus::new("c", None, None, vec![]);
+        let run = Invocation::new(
+            std::path::Path::new("fleet.yaml"),
+            &crate::cli::TargetArgs {
+                sandbox_dir: Some("sb".into()),
+                ..Default::default()
+            },
+        );
+        let none = ClusterStatus::new("c", None, None, vec![], &run);
+        assert!(
+            none.problems
+                .iter()
+                .all(|p| p.ends_with("run `arcplan apply -f fleet.yaml --sandbox-dir sb`")),
+            "{:?}",
+            none.problems
+        );
         assert_eq!(none.connectivity_status, "NotOnboarded");
         let fleet = [ok, bad, none];
         let text = human(&fleet, false);

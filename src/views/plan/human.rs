@@ -2,11 +2,13 @@
 
 use super::diff::resource_lines;
 use super::{BOLD, UPDATE, cannot_apply, check_lines, indent_rest, paint, summary_line};
+use crate::cli::Invocation;
 use arcplan_engine::plan::{Change, Plan, PlanMode};
 
 /// The plan for a terminal, like Terraform's: every change with its attributes, the checks,
-/// and the summary line. No ANSI escapes at all unless `color`.
-pub fn human(plan: &Plan, color: bool) -> String {
+/// and the summary line. No ANSI escapes at all unless `color`. A command it suggests carries
+/// the file and target of `run`.
+pub fn human(plan: &Plan, color: bool, run: &Invocation) -> String {
     let mut out = String::new();
     let changed: Vec<&Change> = plan
         .changes
@@ -16,7 +18,10 @@ pub fn human(plan: &Plan, color: bool) -> String {
     let drift = drift_section(plan, color);
     out.push_str(&drift);
     if changed.is_empty() && !drift.is_empty() {
-        out.push_str("This is a refresh-only plan: arcplan changes nothing. Run `arcplan apply` to undo these changes, or change the configuration to keep them.\n");
+        out.push_str(&format!(
+            "This is a refresh-only plan: arcplan changes nothing. Run `{}` to undo these changes, or change the configuration to keep them.\n",
+            run.command("apply", &[])
+        ));
     } else if changed.is_empty() {
         out.push_str("No changes. Live state matches the configuration.\n");
     } else {
@@ -56,13 +61,23 @@ pub(crate) fn drift_section(plan: &Plan, color: bool) -> String {
     if drifted.is_empty() {
         return String::new();
     }
-    let mut out = String::from("Objects have changed outside of arcplan:\n\n");
+    let mut out = String::from(
+        if drifted
+            .iter()
+            .all(|c| c.drift.as_ref().is_some_and(|d| d.attributed))
+        {
+            "Objects have changed outside of arcplan:\n\n"
+        } else {
+            "Objects have changed outside of arcplan (or, where arcplan keeps no record of its last apply, the configuration changed):\n\n"
+        },
+    );
     for c in drifted {
         let Some(d) = &c.drift else { continue };
         out.push_str(&format!(
-            "  {} {} (drift): {}\n",
+            "  {} {} ({}): {}\n",
             paint(UPDATE, d.action.symbol(), color),
             paint(BOLD, &c.address.to_string(), color),
+            if d.attributed { "drift" } else { "differs" },
             indent_rest(&d.message, 6)
         ));
     }

@@ -11,6 +11,7 @@
 
 use super::diff::{Line, resource_lines};
 use super::{cannot_apply, emoji, plural, summary_line, verb};
+use crate::cli::Invocation;
 use arcplan_engine::address::{Address, ResourceType};
 use arcplan_engine::plan::{Action, Change, CheckResult, CheckStatus, Plan};
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub struct MarkdownOptions {
     pub max_bytes: usize,
     /// The saved plan file, named in the note when something is left out.
     pub plan_file: Option<String>,
+    /// The file and target of the run, for the command the note suggests.
+    pub run: Invocation,
 }
 
 impl Default for MarkdownOptions {
@@ -36,6 +39,7 @@ impl Default for MarkdownOptions {
         Self {
             max_bytes: DEFAULT_MAX_BYTES,
             plan_file: None,
+            run: Invocation::default(),
         }
     }
 }
@@ -408,13 +412,27 @@ fn note(
             "the full plan is in the plan file <code>{0}</code> (the run's artifact): `arcplan show {0}` prints it",
             html_escape(p).replace('`', "'")
         ),
-        None => "for the full plan, save it with `arcplan plan --out PLANFILE` (keep PLANFILE as the run's artifact) and print it with `arcplan show PLANFILE`".into(),
+        None => format!(
+            "for the full plan, save it with {} (keep PLANFILE as the run's artifact) and print it with `arcplan show PLANFILE`",
+            code_span(&opts.run.command("plan", &["--out", "PLANFILE"]))
+        ),
     };
     format!(
         "\n> [!NOTE]\n> Left out to stay under {} bytes: {}; {full}.\n",
         opts.max_bytes,
         what.join(", ")
     )
+}
+
+/// `s` as a Markdown code span, verbatim (its fence longer than any run of backticks in it).
+fn code_span(s: &str) -> String {
+    match longest_backtick_run(s) {
+        0 => format!("`{s}`"),
+        n => {
+            let fence = "`".repeat(n + 1);
+            format!("{fence} {s} {fence}")
+        }
+    }
 }
 
 fn longest_backtick_run(s: &str) -> usize {

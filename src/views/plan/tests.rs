@@ -10,7 +10,10 @@ use serde_json::json;
 #[test]
 fn golden_human_markdown_json() {
     for (name, plan) in fixtures::all() {
-        golden::check(&format!("plan_{name}.txt"), &human(&plan, false));
+        golden::check(
+            &format!("plan_{name}.txt"),
+            &human(&plan, false, &Default::default()),
+        );
         golden::check(
             &format!("plan_{name}.md"),
             &markdown(&plan, &MarkdownOptions::default()),
@@ -23,8 +26,8 @@ fn golden_human_markdown_json() {
 fn no_rendering_shows_a_sensitive_value() {
     for (name, plan) in fixtures::all() {
         let outputs = [
-            human(&plan, false),
-            human(&plan, true),
+            human(&plan, false, &Default::default()),
+            human(&plan, true, &Default::default()),
             markdown(&plan, &MarkdownOptions::default()),
             json(&plan).to_string(),
         ];
@@ -43,13 +46,16 @@ fn no_rendering_shows_a_sensitive_value() {
 #[test]
 fn without_colour_there_is_no_escape_and_with_colour_there_is() {
     for (name, plan) in fixtures::all() {
-        assert!(!human(&plan, false).contains('\x1b'), "{name}");
+        assert!(
+            !human(&plan, false, &Default::default()).contains('\x1b'),
+            "{name}"
+        );
         assert!(
             !markdown(&plan, &MarkdownOptions::default()).contains('\x1b'),
             "{name}"
         );
     }
-    let coloured = human(&fixtures::replace(), true);
+    let coloured = human(&fixtures::replace(), true, &Default::default());
     assert!(coloured.contains(&format!("{CREATE}+{CREATE:#}")));
     assert!(coloured.contains(&format!("{DELETE}-{DELETE:#}")));
     assert!(coloured.contains(&format!("{UPDATE}~{UPDATE:#}")));
@@ -58,12 +64,12 @@ fn without_colour_there_is_no_escape_and_with_colour_there_is() {
 #[test]
 fn summary_line_and_header() {
     let p = fixtures::onboarding();
-    let text = human(&p, false);
+    let text = human(&p, false, &Default::default());
     assert!(text.starts_with("arcplan will perform the following actions:\n"));
     assert!(text.ends_with("Plan: 5 to add, 0 to change, 0 to destroy.\n"));
-    let none = human(&fixtures::no_changes(), false);
+    let none = human(&fixtures::no_changes(), false, &Default::default());
     assert!(none.starts_with("No changes. Live state matches the configuration.\n"));
-    let failed = human(&fixtures::failed_check(), false);
+    let failed = human(&fixtures::failed_check(), false, &Default::default());
     assert!(failed.trim_end().ends_with("then run plan again."));
     assert!(failed.contains("      fix: az role assignment create"));
 }
@@ -74,10 +80,10 @@ fn long_values_are_abbreviated_and_unknowns_marked() {
         abbreviate(&fixtures::public_key('A')),
         "MIICCgKCAgEA…(512 chars)…AAE="
     );
-    let text = human(&fixtures::onboarding(), false);
+    let text = human(&fixtures::onboarding(), false, &Default::default());
     assert!(text.contains("+ agentPublicKeyCertificate = (known after apply)"));
     assert!(!text.contains("$ref"));
-    let text = human(&fixtures::replace(), false);
+    let text = human(&fixtures::replace(), false, &Default::default());
     assert!(text.contains("# forces replacement"));
     assert!(text.contains(
         "# (this also affects: k8s.arcAgents.mynewcluster, arc.connectivity.mynewcluster)"
@@ -110,7 +116,7 @@ fn edge_values() {
     c.after_unknown = vec!["/nested/deep".into()];
     let mut plan = fixtures::no_changes();
     plan.changes = vec![c];
-    let text = human(&plan, false);
+    let text = human(&plan, false, &Default::default());
     assert!(text.contains("(differs from character 301)"), "{text}");
     assert!(
         text.contains(&format!("/subscriptions/{}", "1".repeat(80))),
@@ -128,7 +134,7 @@ fn edge_values() {
     c.before.as_mut().unwrap()["ownership"] = json!({"AZURE_RESOURCE_NAME": "c"});
     let mut ro = plan.clone();
     ro.changes = vec![c];
-    let text = human(&ro, false);
+    let text = human(&ro, false, &Default::default());
     assert!(!text.contains("ready = false -> null"), "{text}");
     assert!(!text.contains("- ownership"), "{text}");
     assert!(
@@ -212,12 +218,14 @@ fn markdown_stays_within_its_budget_without_cutting_a_block() {
         &MarkdownOptions {
             max_bytes: usize::MAX,
             plan_file: None,
+            ..Default::default()
         },
     );
     assert!(!whole.contains("[!NOTE]"), "everything fits: no note");
     let opts = MarkdownOptions {
         max_bytes: 8_000,
         plan_file: Some("plan.out".into()),
+        ..Default::default()
     };
     let md = markdown(&plan, &opts);
     assert!(md.len() <= 8_000, "{} bytes", md.len());
@@ -244,9 +252,33 @@ fn markdown_stays_within_its_budget_without_cutting_a_block() {
         &MarkdownOptions {
             max_bytes: 1_500,
             plan_file: None,
+            ..Default::default()
         },
     );
     assert!(tiny.len() <= 1_500, "{}", tiny.len());
     assert!(tiny.contains("more rows (see the full plan)"), "{tiny}");
     assert!(tiny.contains("`arcplan plan --out PLANFILE`"), "{tiny}");
+    // The note's command carries the file and target of the run that printed it.
+    let run = crate::cli::Invocation::new(
+        std::path::Path::new("fleet.yaml"),
+        &crate::cli::TargetArgs {
+            sandbox_dir: Some("sb 1".into()),
+            sandbox_azure_only: true,
+            ..Default::default()
+        },
+    );
+    let tiny = markdown(
+        &plan,
+        &MarkdownOptions {
+            max_bytes: 1_500,
+            plan_file: None,
+            run,
+        },
+    );
+    assert!(
+        tiny.contains(
+            "save it with `arcplan plan -f fleet.yaml --sandbox-dir 'sb 1' --sandbox-azure-only --out PLANFILE`"
+        ),
+        "{tiny}"
+    );
 }
