@@ -206,3 +206,65 @@ async fn insecure_skip_tls_verify_in_the_kubeconfig_is_refused() {
     );
     w.assert_no_secrets(&[]);
 }
+
+/// Diagnostics other than `inline-secret` show the same lines: they must hide the secret too,
+/// including when the file does not parse.
+#[test]
+fn secrets_never_appear_in_other_diagnostics_either() {
+    let dir = scratch("secret-other");
+    let quickstart = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
+    let with = |credential: &str| quickstart.replace("credential: default", credential);
+    let cases = [
+        // A schema type error on the secret's own line.
+        (
+            vec!["987654321123"],
+            with("credential:\n    kind: servicePrincipal\n    clientSecret: 987654321123"),
+            false,
+        ),
+        // A duplicate key: a YAML syntax error pointing at the second value.
+        (
+            vec!["DupSecretA1", "DupSecretB2"],
+            with(
+                "credential:\n    kind: servicePrincipal\n    clientSecret: DupSecretA1\n    clientSecret: DupSecretB2",
+            ),
+            false,
+        ),
+        // An unclosed quote: the file does not parse at all.
+        (
+            vec!["UnclosedSecret77"],
+            with("credential:\n    kind: servicePrincipal\n    clientSecret: \"UnclosedSecret77"),
+            true,
+        ),
+        // A block scalar followed by an unknown key.
+        (
+            vec!["BlockSecretLine1", "BlockSecretLine2"],
+            with(
+                "credential:\n    kind: servicePrincipal\n    clientSecret: |\n      BlockSecretLine1\n      BlockSecretLine2\n    bogus: 1",
+            ),
+            false,
+        ),
+    ];
+    for (secrets, text, plan) in cases {
+        let path = dir.join("f.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let p = path.display().to_string();
+        let mut runs = vec![validate(&path, false), validate(&path, true)];
+        if plan {
+            runs.push(run_bounded(
+                &["plan", "-f", p.as_str(), "--sandbox"],
+                Duration::from_secs(60),
+            ));
+        }
+        for (code, out, err) in runs {
+            assert_ne!(code, 0, "{out}{err}");
+            for secret in &secrets {
+                assert!(
+                    !out.contains(secret) && !err.contains(secret),
+                    "the secret {secret} leaked:\n{out}{err}"
+                );
+            }
+            assert!(!err.contains("****bogus"), "indentation was masked:\n{err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

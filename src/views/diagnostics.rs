@@ -2,7 +2,8 @@
 
 use super::Output;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
-use arcplan_engine::diag::{Diagnostic, Diagnostics, Severity, masked_source, source_line};
+use arcplan_engine::config::validate::SECRET_KEYS;
+use arcplan_engine::diag::{Diagnostic, Diagnostics, Severity, source_line};
 use serde_json::json;
 
 /// Prints every diagnostic to standard error, with the offending line when the source is known.
@@ -11,7 +12,8 @@ pub fn print(out: &Output, diags: &Diagnostics, source: Option<&str>) {
     if diags.is_empty() {
         return;
     }
-    let masked = source.map(|s| masked_source(s, diags));
+    let spans: Vec<_> = diags.iter().flat_map(|d| d.secret_spans.clone()).collect();
+    let masked = source.map(|s| mask_secrets(s, &spans));
     let source = masked.as_deref();
     let renderer = if out.no_color {
         Renderer::plain()
@@ -62,10 +64,10 @@ pub fn render(renderer: &Renderer, d: &Diagnostic, source: Option<&str>) -> Stri
     // Key names and values in messages come from the file: show its invisible characters.
     let title = visible(&title);
     let mut group = Group::with_title(level.primary_title(title).id(d.code));
-    let masked = source
-        .filter(|_| !d.secret_spans.is_empty())
-        .map(|s| masked_source(s, &Diagnostics::from(d.clone())));
-    let source = masked.as_deref().or(source);
+    // Every snippet is cut from masked text, whatever the diagnostic and even when the file
+    // did not parse.
+    let masked = source.map(|s| mask_secrets(s, &d.secret_spans));
+    let source = masked.as_deref();
     // Lines as the parser counts them, shown with invisible breaks made visible (one character
     // for one, so the diagnostic's column still points at the same character).
     let line_text = d
@@ -143,6 +145,173 @@ fn token_span(line: &str, column: usize, key: bool) -> std::ops::Range<usize> {
     start..start + len
 }
 
+/// `source` with every secret hidden, character for character (line breaks kept, so lines and
+/// columns stay where diagnostics point): the flagged `spans`, and, lexically (the file need not
+/// parse), the value of every secret key and the password of every `scheme://user:password@`.
+fn mask_secrets(source: &str, spans: &[std::ops::Range<usize>]) -> String {
+    let mut hide = vec![false; source.len()];
+    for span in spans {
+        // A block scalar's span runs to the next key's indentation: hide only up to its last
+        // visible character.
+        let Some(text) = source.get(span.start.min(source.len())..span.end.min(source.len()))
+        else {
+            continue;
+        };
+        let end = span.start + text.trim_end().len();
+        hide[span.start..end].iter_mut().for_each(|h| *h = true);
+    }
+    lexical_secrets(source, &mut hide);
+    url_passwords(source, &mut hide);
+    source
+        .char_indices()
+        .map(|(i, c)| {
+            if hide[i] && c != '\n' && c != '\r' {
+                '*'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Lines as the YAML parser counts them: (byte offset, text without the break).
+fn lines(source: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = source.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\n' || bytes[i] == b'\r' {
+            out.push((start, &source[start..i]));
+            if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                i += 1;
+            }
+            start = i + 1;
+        }
+        i += 1;
+    }
+    out.push((start, &source[start.min(source.len())..]));
+    out
+}
+
+fn indent_of(line: &str) -> usize {
+    line.len() - line.trim_start_matches(' ').len()
+}
+
+/// Marks the values of [`SECRET_KEYS`] in block and flow mappings, line by line.
+fn lexical_secrets(source: &str, hide: &mut [bool]) {
+    let lines = lines(source);
+    for (n, &(offset, line)) in lines.iter().enumerate() {
+        let b = line.as_bytes();
+        for key in SECRET_KEYS {
+            let mut from = 0;
+            while let Some(found) = line[from..].find(key) {
+                let at = from + found;
+                from = at + key.len();
+                // What comes before: the line's start (after indentation and `- `), or `{`/`,`.
+                let before = line[..at].trim_end_matches(['"', '\'']).trim_end();
+                let flow = before.ends_with('{') || before.ends_with(',');
+                let block = before.chars().all(|c| c == ' ' || c == '-');
+                if !flow && !block {
+                    continue;
+                }
+                // What comes after: an optional closing quote, spaces, `:` and a space or the end.
+                let mut j = at + key.len();
+                if matches!(b.get(j), Some(b'"' | b'\'')) {
+                    j += 1;
+                }
+                while b.get(j) == Some(&b' ') {
+                    j += 1;
+                }
+                if b.get(j) != Some(&b':') || !matches!(b.get(j + 1), None | Some(b' ' | b'\t')) {
+                    continue;
+                }
+                j += 1;
+                while matches!(b.get(j), Some(b' ' | b'\t')) {
+                    j += 1;
+                }
+                let end = match b.get(j) {
+                    None | Some(b'#') | Some(b'{') | Some(b'[') | Some(b'&') | Some(b'*') => {
+                        continue;
+                    }
+                    Some(b'"') => {
+                        let mut k = j + 1;
+                        while k < b.len() && b[k] != b'"' {
+                            k += if b[k] == b'\\' { 2 } else { 1 };
+                        }
+                        (k + 1).min(b.len())
+                    }
+                    Some(b'\'') => {
+                        let mut k = j + 1;
+                        while k < b.len() {
+                            if b[k] == b'\'' {
+                                if b.get(k + 1) == Some(&b'\'') {
+                                    k += 2;
+                                    continue;
+                                }
+                                break;
+                            }
+                            k += 1;
+                        }
+                        (k + 1).min(b.len())
+                    }
+                    Some(b'|' | b'>') => {
+                        let indent = indent_of(line);
+                        for &(o, l) in &lines[n + 1..] {
+                            if !l.trim().is_empty() && indent_of(l) <= indent {
+                                break;
+                            }
+                            let start = o + indent_of(l);
+                            let stop = o + l.trim_end().len();
+                            if start < stop {
+                                hide[start..stop].iter_mut().for_each(|h| *h = true);
+                            }
+                        }
+                        // The indicator line itself holds no secret.
+                        j
+                    }
+                    Some(_) => {
+                        let rest = &line[j..];
+                        let mut len = rest.len();
+                        if let Some(c) = rest.find(" #").or_else(|| rest.find("\t#")) {
+                            len = len.min(c);
+                        }
+                        if flow && let Some(c) = rest.find([',', '}']) {
+                            len = len.min(c);
+                        }
+                        j + rest[..len].trim_end().len()
+                    }
+                };
+                hide[offset + j..offset + end]
+                    .iter_mut()
+                    .for_each(|h| *h = true);
+            }
+        }
+    }
+}
+
+/// Marks the password of every `scheme://user:password@` in the text.
+fn url_passwords(source: &str, hide: &mut [bool]) {
+    let mut from = 0;
+    while let Some(found) = source[from..].find("://") {
+        let start = from + found + 3;
+        from = start;
+        let rest = &source[start..];
+        let authority_len = rest
+            .find(|c: char| c.is_whitespace() || "/\"',}]#?".contains(c))
+            .unwrap_or(rest.len());
+        let authority = &rest[..authority_len];
+        let Some((userinfo, _)) = authority.rsplit_once('@') else {
+            continue;
+        };
+        if let Some(colon) = userinfo.find(':') {
+            hide[start + colon + 1..start + userinfo.len()]
+                .iter_mut()
+                .for_each(|h| *h = true);
+        }
+    }
+}
+
 /// The machine-readable report of `validate --json`.
 pub fn json_report(diags: &Diagnostics, resources: Option<usize>) -> String {
     let errors = diags.errors().count();
@@ -191,5 +360,47 @@ mod tests {
             assert!(text_out.contains("f.yaml"), "{text_out}");
             assert!(!text_out.contains('\u{85}') && !text_out.contains('\u{2028}'));
         }
+    }
+
+    #[test]
+    fn secrets_are_masked_lexically_char_for_char() {
+        let cases = [
+            (
+                "    clientSecret: 987654321123\n",
+                "    clientSecret: ************\n",
+            ),
+            (
+                "  - clientSecret: \"Unclosed77\nnext: 1",
+                "  - clientSecret: ***********\nnext: 1",
+            ),
+            (
+                "a: { clientSecret: x y, b: 1 }",
+                "a: { clientSecret: ***, b: 1 }",
+            ),
+            ("\"credentials\": 's''q' # c", "\"credentials\": ****** # c"),
+            ("password: \"a\\\"b\" x", "password: ****** x"),
+            ("clientSecret: { env: X }", "clientSecret: { env: X }"),
+            ("notclientSecret: x", "notclientSecret: x"),
+            (
+                "  clientSecret: |\n    L1\n\n    L2\n  bogus: 1",
+                "  clientSecret: |\n    **\n\n    **\n  bogus: 1",
+            ),
+            ("p: http://al:pw@h:3128/x", "p: http://al:**@h:3128/x"),
+            ("p: https://h.example/a@b", "p: https://h.example/a@b"),
+        ];
+        for (text, want) in cases {
+            let got = mask_secrets(text, &[]);
+            assert_eq!(got, want, "{text:?}");
+            assert_eq!(got.chars().count(), text.chars().count());
+        }
+    }
+
+    #[test]
+    fn flagged_spans_stop_at_the_last_visible_character() {
+        // The span of a block scalar runs into the next line's indentation.
+        let text = "k: |\n  s3cr\u{e9}t\n  bogus: 1\n";
+        let span = 7..17;
+        let got = mask_secrets(text, std::slice::from_ref(&span));
+        assert_eq!(got, "k: |\n  ******\n  bogus: 1\n");
     }
 }

@@ -544,6 +544,10 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
     out
 }
 
+/// The keys whose string value is a secret (`credentials` only outside `azure`, where
+/// `credential` names the credential kind). Renderers mask these keys' values in every snippet.
+pub const SECRET_KEYS: &[&str] = &["clientSecret", "certificate", "password", "credentials"];
+
 /// Finds secrets written inline: secret-bearing keys holding a plain string, and proxy URLs
 /// with a password. The value itself is never put in the message.
 /// Each diagnostic marks the secret's bytes in `text` (the source of `tree`), so renderers hide
@@ -564,8 +568,7 @@ pub fn inline_secrets(tree: &Node, file: &str, text: &str) -> Diagnostics {
             return;
         };
         let in_credential = path.0.first() == Some(&Seg::Key("azure".into()));
-        let secret_key = matches!(key, "clientSecret" | "certificate" | "password")
-            || (key == "credentials" && !in_credential);
+        let secret_key = SECRET_KEYS.contains(&key) && (key != "credentials" || !in_credential);
         if secret_key {
             out.push(
                 Diagnostic::error(
