@@ -21,7 +21,7 @@
 //! `apply_bound_s_<N>`, `apply_ratio_<N>`, `apply_rss_mb_<N>`, and the parts of the bound).
 //! Timings are figures to compare in one run on one machine, never pass/fail assertions.
 
-use arcplan_sandbox::{Sandbox, SandboxOptions, ThrottleOptions};
+use arcplan_sandbox::ThrottleOptions;
 use serde_json::{Value, json};
 mod common;
 
@@ -149,18 +149,7 @@ async fn main() {
     all.push(PROBE.into());
     let dir = std::env::temp_dir().join(format!("arcplan-apply-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sandbox = Sandbox::start(SandboxOptions {
-        subscription_ids: vec![SUB.into()],
-        tenant_id: TENANT.into(),
-        clusters: all,
-        nodes_per_cluster: 1,
-        registration_delay: Duration::from_millis(10),
-        lro_delay: Duration::from_millis(10),
-        deployment_ready_delay: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sandbox = start_sandbox(all).await;
     sandbox.write_files(&dir).unwrap();
     sandbox
         .faults()

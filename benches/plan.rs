@@ -20,7 +20,7 @@
 //! The last line printed is one JSON object with these figures under stable names. Timings are
 //! figures to compare in one run on one machine, never pass/fail assertions.
 
-use arcplan_sandbox::{Sandbox, SandboxOptions, ThrottleOptions};
+use arcplan_sandbox::{Sandbox, ThrottleOptions};
 use serde_json::{Value, json};
 mod common;
 
@@ -47,18 +47,7 @@ async fn main() {
     let names: Vec<String> = (1..=n).map(|i| format!("c{i:04}")).collect();
     let dir = std::env::temp_dir().join(format!("arcplan-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sandbox = Sandbox::start(SandboxOptions {
-        subscription_ids: vec![SUB.into()],
-        tenant_id: TENANT.into(),
-        clusters: names.clone(),
-        nodes_per_cluster: 1,
-        registration_delay: Duration::from_millis(10),
-        lro_delay: Duration::from_millis(10),
-        deployment_ready_delay: Duration::from_millis(50),
-        ..Default::default()
-    })
-    .await
-    .expect("sandbox starts");
+    let sandbox = start_sandbox(names.clone()).await;
     sandbox.write_files(&dir).unwrap();
     let d = dir.display().to_string();
     let one = dir.join("one.yaml");

@@ -204,13 +204,7 @@ async fn a_paused_holder_loses_its_lock_and_stops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lease_requests_are_retried_under_faults_and_none_is_left_behind() {
     let names: Vec<String> = (1..=6).map(|i| format!("edge-{i:02}")).collect();
-    let w = World::start_with(|o| arcplan_sandbox::SandboxOptions {
-        clusters: names.clone(),
-        deployment_ready_delay: Duration::from_millis(100),
-        seed: 20_261_201,
-        ..o
-    })
-    .await;
+    let w = World::start_fleet(&names, 20_261_201).await;
     let f = quickstart_fleet(&w.dir, "fleet.yaml", &names);
     let (code, out, err) = w.run(&["apply", "-f", &f, "--auto-approve"]);
     assert_eq!(code, 0, "{out}{err}");

@@ -242,13 +242,7 @@ async fn an_apply_killed_anywhere_is_finished_by_the_next() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_under_faults_converges_exactly() {
     let names: Vec<String> = (1..=20).map(|i| format!("edge-{i:02}")).collect();
-    let w = World::start_with(|o| arcplan_sandbox::SandboxOptions {
-        clusters: names.clone(),
-        deployment_ready_delay: Duration::from_millis(100),
-        seed: 20_261_123,
-        ..o
-    })
-    .await;
+    let w = World::start_fleet(&names, 20_261_123).await;
     let f = quickstart_fleet(&w.dir, "fleet20.yaml", &names);
 
     let faults = w.sandbox.faults();

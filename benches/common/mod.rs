@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use arcplan_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{Value, json};
 use std::io::BufRead as _;
 use std::process::{Command, Stdio};
@@ -142,4 +143,21 @@ pub fn round(x: f64) -> Value {
     } else {
         Value::Null
     }
+}
+
+/// The benchmarks' sandbox: the subscription and tenant of [`config`], `clusters` of one node
+/// each, quick registrations, operations and rollouts.
+pub async fn start_sandbox(clusters: Vec<String>) -> Sandbox {
+    Sandbox::start(SandboxOptions {
+        subscription_ids: vec![SUB.into()],
+        tenant_id: TENANT.into(),
+        clusters,
+        nodes_per_cluster: 1,
+        registration_delay: Duration::from_millis(10),
+        lro_delay: Duration::from_millis(10),
+        deployment_ready_delay: Duration::from_millis(50),
+        ..Default::default()
+    })
+    .await
+    .expect("sandbox starts")
 }

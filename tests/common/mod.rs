@@ -25,6 +25,19 @@ impl World {
     }
 
     /// Like [`World::start`], with options adjusted by `f`.
+    /// A sandbox emulating the clusters `names` (agents ready after 100 ms), with faults
+    /// seeded by `seed`.
+    #[allow(dead_code)]
+    pub async fn start_fleet(names: &[String], seed: u64) -> World {
+        World::start_with(|o| SandboxOptions {
+            clusters: names.to_vec(),
+            deployment_ready_delay: std::time::Duration::from_millis(100),
+            seed,
+            ..o
+        })
+        .await
+    }
+
     pub async fn start_with(f: impl FnOnce(SandboxOptions) -> SandboxOptions) -> World {
         let text = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
         let loaded = arcplan_engine::config::load_str(&text, QUICKSTART).unwrap();
