@@ -13,16 +13,6 @@ use std::time::{Duration, Instant};
 
 const LEASE: &str = "coordination.k8s.io/v1";
 
-async fn slow_world() -> World {
-    World::start_with(|o| arcplan_sandbox::SandboxOptions {
-        registration_delay: Duration::from_millis(400),
-        lro_delay: Duration::from_millis(400),
-        deployment_ready_delay: Duration::from_millis(400),
-        ..o
-    })
-    .await
-}
-
 /// The lock Lease of the sandbox's first cluster, in `ns`.
 fn lease(w: &World, ns: &str) -> Option<serde_json::Value> {
     w.sandbox
@@ -100,7 +90,7 @@ fn foreign_lease(holder: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_destroy_and_a_waiting_apply_take_turns() {
-    let w = slow_world().await;
+    let w = World::start_slow().await;
     let (code, out, err) = w.run(&["apply", "-f", QUICKSTART, "--auto-approve"]);
     assert_eq!(code, 0, "{out}{err}");
     let destroy = w.spawn(&["destroy", "-f", QUICKSTART, "--auto-approve"], &[]);
@@ -148,7 +138,7 @@ async fn a_destroy_and_a_waiting_apply_take_turns() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_holder_loses_its_lock_and_stops() {
-    let w = slow_world().await;
+    let w = World::start_slow().await;
     // B's file differs from A's in a tag, so an overwrite by A would show.
     let quick = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
     let b_file = w.dir.join("quickstart-b.yaml");
@@ -354,7 +344,7 @@ async fn each_lock_failure_says_what_happened() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_holder_is_named_by_the_real_host_name() {
-    let w = slow_world().await;
+    let w = World::start_slow().await;
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcplan"));
     cmd.args(w.args(&["apply", "-f", QUICKSTART, "--auto-approve"]))
         .current_dir(root())
@@ -425,7 +415,7 @@ async fn a_targeted_apply_locks_only_the_clusters_it_touches() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_releases_the_lock_and_reports_what_was_done() {
-    let w = slow_world().await;
+    let w = World::start_slow().await;
     let child = w.spawn(&["apply", "-f", QUICKSTART, "--auto-approve"], &[]);
     wait_until("the apply created the key", Duration::from_secs(60), || {
         key_exists(&w)

@@ -7,18 +7,6 @@ mod common;
 use common::*;
 use std::time::{Duration, Instant};
 
-/// Applies are slower here (simulated registration, operations and rollouts), so kills land
-/// inside every phase.
-async fn slow_world() -> World {
-    World::start_with(|o| arcplan_sandbox::SandboxOptions {
-        registration_delay: Duration::from_millis(400),
-        lro_delay: Duration::from_millis(400),
-        deployment_ready_delay: Duration::from_millis(400),
-        ..o
-    })
-    .await
-}
-
 /// The quickstart is fully and singly in place: one connected cluster, Connected, with the key
 /// in the cluster matching it, and a plan with nothing to do.
 fn assert_converged(w: &World, context: &str) {
@@ -50,7 +38,7 @@ fn assert_converged(w: &World, context: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_applies_take_turns() {
-    let w = slow_world().await;
+    let w = World::start_slow().await;
     let apply = ["apply", "-f", QUICKSTART, "--auto-approve"];
     // Both may wait: the second applies after the first, and finds nothing left to do.
     let mut with_wait = apply.to_vec();
@@ -142,7 +130,7 @@ async fn an_apply_killed_anywhere_is_finished_by_the_next() {
         state >> 33
     };
     // Time one uninterrupted apply on this machine, then spread the kill points over it.
-    let baseline = slow_world().await;
+    let baseline = World::start_slow().await;
     let started = Instant::now();
     let o = tokio::task::block_in_place(|| {
         baseline
@@ -162,7 +150,7 @@ async fn an_apply_killed_anywhere_is_finished_by_the_next() {
         .collect();
     let mut phases = std::collections::BTreeSet::new();
     for (i, at) in points.iter().enumerate() {
-        let w = slow_world().await;
+        let w = World::start_slow().await;
         let env = [("ARCPLAN_LOCK_LEASE", "2s")];
         let child = w.spawn(&["apply", "-f", QUICKSTART, "--auto-approve"], &env);
         tokio::time::sleep(Duration::from_millis(*at)).await;

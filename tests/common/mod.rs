@@ -25,6 +25,19 @@ impl World {
     }
 
     /// Like [`World::start`], with options adjusted by `f`.
+    /// A sandbox whose registrations, operations and rollouts take 400 ms each, so an apply
+    /// lasts long enough for kills, pauses and races to land inside every phase.
+    #[allow(dead_code)]
+    pub async fn start_slow() -> World {
+        World::start_with(|o| SandboxOptions {
+            registration_delay: std::time::Duration::from_millis(400),
+            lro_delay: std::time::Duration::from_millis(400),
+            deployment_ready_delay: std::time::Duration::from_millis(400),
+            ..o
+        })
+        .await
+    }
+
     /// A sandbox emulating the clusters `names` (agents ready after 100 ms), with faults
     /// seeded by `seed`.
     #[allow(dead_code)]
