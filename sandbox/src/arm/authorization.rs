@@ -6,11 +6,120 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::authz::{BUILTIN_ROLES, role_by_id, scope_contains};
-use super::resources::{json_body, only};
-use super::state::{ArmState, Assignment, AuthzKind};
+use super::request::{json_body, only};
+use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, not_found_path};
+use super::state::{ArmState, Assignment};
 use super::{ArmError, Ctx, eq, json_response};
 
 const ASSIGNMENT_TYPE: &str = "Microsoft.Authorization/roleAssignments";
+
+/// `Microsoft.Authorization` after any scope. Asked before the kinds whose paths it may extend.
+pub(crate) const KIND: Kind = Kind {
+    name: "authorization",
+    parse,
+};
+
+#[derive(Debug, Clone)]
+pub(crate) enum AuthzKind {
+    Permissions,
+    AssignmentList,
+    Assignment(String),
+    DefinitionList,
+    Definition(String),
+}
+
+#[derive(Debug, Clone)]
+struct AuthzRoute {
+    scope: String,
+    sub: Option<String>,
+    rg: Option<String>,
+    kind: AuthzKind,
+}
+
+fn parse(s: &[&str], path: &str) -> Parsed {
+    // Use the last `providers/Microsoft.Authorization`.
+    let i = (0..s.len().saturating_sub(1))
+        .rev()
+        .find(|&i| eq(s[i], "providers") && eq(s[i + 1], "Microsoft.Authorization"))?;
+    Some(parse_at(s, i, path).map(|r| Box::new(r) as Box<dyn ArmRoute>))
+}
+
+fn parse_at(s: &[&str], i: usize, path: &str) -> Result<AuthzRoute, ArmError> {
+    let scope_segs = &s[..i];
+    let scope = if scope_segs.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", scope_segs.join("/"))
+    };
+    let (sub, rg) = match scope_segs {
+        [] => (None, None),
+        [a, sub, ..] if eq(a, "subscriptions") => {
+            let rg = match scope_segs {
+                [_, _, r, rg, ..] if eq(r, "resourceGroups") => Some(rg.to_string()),
+                [_, _] => None,
+                [_, _, p, ..] if eq(p, "providers") => None,
+                _ => return Err(not_found_path(path)),
+            };
+            (Some(sub.to_string()), rg)
+        }
+        _ => return Err(not_found_path(path)),
+    };
+    let kind = match &s[i + 2..] {
+        [p] if eq(p, "permissions") => AuthzKind::Permissions,
+        [p] if eq(p, "roleAssignments") => AuthzKind::AssignmentList,
+        [p, n] if eq(p, "roleAssignments") => AuthzKind::Assignment(n.to_string()),
+        [p] if eq(p, "roleDefinitions") => AuthzKind::DefinitionList,
+        [p, n] if eq(p, "roleDefinitions") => AuthzKind::Definition(n.to_string()),
+        _ => return Err(not_found_path(path)),
+    };
+    Ok(AuthzRoute {
+        scope,
+        sub,
+        rg,
+        kind,
+    })
+}
+
+impl ArmRoute for AuthzRoute {
+    fn versions(&self) -> ApiVersions {
+        match self.kind {
+            AuthzKind::AssignmentList | AuthzKind::Assignment(_) => ApiVersions::ROLE_ASSIGNMENTS,
+            _ => ApiVersions::ROLE_DEFINITIONS,
+        }
+    }
+
+    fn subscription(&self) -> Option<&str> {
+        self.sub.as_deref()
+    }
+
+    fn action(&self, method: &Method, _path: &str) -> Option<(String, String)> {
+        let scope = if self.scope.is_empty() {
+            "/".to_string()
+        } else {
+            self.scope.clone()
+        };
+        let what = match self.kind {
+            AuthzKind::Permissions => return None,
+            AuthzKind::AssignmentList | AuthzKind::Assignment(_) => "roleAssignments",
+            AuthzKind::DefinitionList | AuthzKind::Definition(_) => "roleDefinitions",
+        };
+        let a = |verb: &str| format!("Microsoft.Authorization/{what}/{verb}");
+        Some((
+            by_method(method, &a("read"), &a("write"), &a("delete")),
+            scope,
+        ))
+    }
+
+    fn handle(&self, st: &mut ArmState, ctx: &Ctx) -> Result<Response, ArmError> {
+        st.authorization(
+            ctx,
+            &self.scope,
+            self.sub.as_deref(),
+            self.rg.as_deref(),
+            self.kind.clone(),
+        )
+    }
+}
 
 fn filter_value<'a>(filter: &'a str, key: &str) -> Option<&'a str> {
     // `key eq 'value'` or `key('value')`.
@@ -63,7 +172,7 @@ impl ArmState {
             })
     }
 
-    pub(crate) fn authorization(
+    fn authorization(
         &mut self,
         ctx: &Ctx,
         scope: &str,

@@ -1,18 +1,170 @@
-//! `Microsoft.Kubernetes/connectedClusters` in the ARM emulator (spec 2026-05-01).
+//! `Microsoft.Kubernetes/connectedClusters` in the ARM emulator (spec 2026-05-01): its routes, its
+//! long-running operations (create, delete) and its handlers; the body checks are in `validate.rs`.
+
+mod validate;
+
+use std::sync::Arc;
 
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
-use super::resources::{json_body, only, parse_tags, set_header};
-use super::state::{
-    ARC_LOCATIONS, ArmState, Cluster, OpKind, RegistrationState, normalize_location,
-};
+use super::catalog::{ARC_LOCATIONS, RegistrationState, normalize_location};
+use super::operations::OpEffect;
+use super::request::{json_body, only, parse_tags, set_header};
+use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, rg_scope, route, sub_scope};
+use super::state::{ArmState, Cluster};
 use super::{ArmError, Ctx, eq, json_response, rfc3339};
+use validate::{check_enum, check_string, validate_name, validate_public_key};
 
 const RTYPE: &str = "Microsoft.Kubernetes/connectedClusters";
 const NAMESPACE: &str = "Microsoft.Kubernetes";
+
+/// Connected clusters.
+pub(crate) const KIND: Kind = Kind {
+    name: "clusters",
+    parse,
+};
+
+#[derive(Debug, Clone)]
+enum ClusterRoute {
+    ListSub(String),
+    ListRg(String, String),
+    Cluster(String, String, String),
+    Credential(String, String, String),
+}
+
+fn parse(s: &[&str], _path: &str) -> Parsed {
+    let o = |x: &str| x.to_string();
+    let ours = |ns: &str, t: &str| eq(ns, NAMESPACE) && eq(t, "connectedClusters");
+    route(match s {
+        [a, id, b, ns, t] if eq(a, "subscriptions") && eq(b, "providers") && ours(ns, t) => {
+            ClusterRoute::ListSub(o(id))
+        }
+        [a, id, b, rg, p, ns, t, rest @ ..]
+            if eq(a, "subscriptions")
+                && eq(b, "resourceGroups")
+                && eq(p, "providers")
+                && ours(ns, t) =>
+        {
+            match rest {
+                [] => ClusterRoute::ListRg(o(id), o(rg)),
+                [name] => ClusterRoute::Cluster(o(id), o(rg), o(name)),
+                [name, act] if eq(act, "listClusterUserCredential") => {
+                    ClusterRoute::Credential(o(id), o(rg), o(name))
+                }
+                _ => return None,
+            }
+        }
+        _ => return None,
+    })
+}
+
+impl ArmRoute for ClusterRoute {
+    fn versions(&self) -> ApiVersions {
+        ApiVersions::KUBERNETES
+    }
+
+    fn subscription(&self) -> Option<&str> {
+        match self {
+            ClusterRoute::ListSub(s)
+            | ClusterRoute::ListRg(s, _)
+            | ClusterRoute::Cluster(s, _, _)
+            | ClusterRoute::Credential(s, _, _) => Some(s),
+        }
+    }
+
+    fn action(&self, method: &Method, path: &str) -> Option<(String, String)> {
+        Some(match self {
+            ClusterRoute::ListSub(s) => (format!("{RTYPE}/read"), sub_scope(s)),
+            ClusterRoute::ListRg(s, rg) => (format!("{RTYPE}/read"), rg_scope(s, rg)),
+            ClusterRoute::Cluster(..) => (
+                by_method(
+                    method,
+                    &format!("{RTYPE}/read"),
+                    &format!("{RTYPE}/write"),
+                    &format!("{RTYPE}/delete"),
+                ),
+                path.to_string(),
+            ),
+            ClusterRoute::Credential(..) => (
+                format!("{RTYPE}/listClusterUserCredential/action"),
+                path.trim_end_matches("/listClusterUserCredential")
+                    .to_string(),
+            ),
+        })
+    }
+
+    fn location_hint(&self, st: &ArmState) -> String {
+        if let ClusterRoute::Cluster(s, rg, name) = self
+            && let Some(c) = st.cluster(s, rg, name)
+        {
+            return c.resource["location"].as_str().unwrap_or("").to_string();
+        }
+        String::new()
+    }
+
+    fn handle(&self, st: &mut ArmState, ctx: &Ctx) -> Result<Response, ArmError> {
+        match self {
+            ClusterRoute::ListSub(s) => st.list_clusters(ctx, s, None),
+            ClusterRoute::ListRg(s, rg) => st.list_clusters(ctx, s, Some(rg)),
+            ClusterRoute::Cluster(s, rg, name) => st.connected_cluster(ctx, s, rg, name),
+            ClusterRoute::Credential(s, rg, name) => st.cluster_credential(ctx, s, rg, name),
+        }
+    }
+}
+
+/// Creating a connected cluster: `Provisioning` halfway, then `Succeeded` (or `Failed`).
+#[derive(Debug)]
+struct CreateCluster {
+    rg: String,
+    name: String,
+}
+
+impl OpEffect for CreateCluster {
+    fn halfway(&self, st: &mut ArmState, sub: &str) {
+        if let Some(c) = st.cluster_mut(sub, &self.rg, &self.name) {
+            c.resource["properties"]["provisioningState"] = json!("Provisioning");
+        }
+    }
+
+    fn finish(&self, st: &mut ArmState, sub: &str, ok: bool) {
+        if let Some(c) = st.cluster_mut(sub, &self.rg, &self.name) {
+            c.resource["properties"]["provisioningState"] =
+                json!(if ok { "Succeeded" } else { "Failed" });
+            c.busy = None;
+        }
+    }
+
+    fn result(&self, st: &ArmState, sub: &str) -> Response {
+        match st.cluster(sub, &self.rg, &self.name) {
+            Some(c) => json_response(StatusCode::OK, &c.resource),
+            None => StatusCode::NO_CONTENT.into_response(),
+        }
+    }
+}
+
+/// Deleting a connected cluster: gone when done, `Failed` if the operation fails.
+#[derive(Debug)]
+struct DeleteCluster {
+    rg: String,
+    name: String,
+}
+
+impl OpEffect for DeleteCluster {
+    fn deletes(&self) -> bool {
+        true
+    }
+
+    fn finish(&self, st: &mut ArmState, sub: &str, ok: bool) {
+        if ok {
+            st.remove_cluster_direct(sub, &self.rg, &self.name);
+        } else if let Some(c) = st.cluster_mut(sub, &self.rg, &self.name) {
+            c.resource["properties"]["provisioningState"] = json!("Failed");
+            c.busy = None;
+        }
+    }
+}
 
 /// Writable `properties` of a connected cluster (everything else in a request body is ignored).
 const WRITABLE: &[&str] = &[
@@ -43,76 +195,6 @@ const READ_ONLY: &[&str] = &[
     "connectivityStatus",
     "miscellaneousProperties",
 ];
-
-fn check_enum(props: &Map<String, Value>, key: &str, allowed: &[&str]) -> Result<(), ArmError> {
-    match props.get(key) {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if allowed.iter().any(|a| eq(a, s)) => Ok(()),
-        Some(other) => Err(ArmError::invalid_content(
-            &format!("properties.{key}"),
-            format!(
-                "The value {other} of 'properties.{key}' is invalid. Allowed values are: {}.",
-                allowed.join(", ")
-            ),
-        )),
-    }
-}
-
-fn check_string(props: &Map<String, Value>, key: &str) -> Result<(), ArmError> {
-    match props.get(key) {
-        None | Some(Value::Null) | Some(Value::String(_)) => Ok(()),
-        Some(_) => Err(ArmError::invalid_content(
-            &format!("properties.{key}"),
-            format!("The value of 'properties.{key}' must be a string."),
-        )),
-    }
-}
-
-/// Checks that `value` is base64 of a DER PKCS#1 RSAPublicKey.
-pub(crate) fn validate_public_key(value: &str) -> Result<(), ArmError> {
-    use rsa::pkcs1::DecodeRsaPublicKey;
-    let der = base64::engine::general_purpose::STANDARD
-        .decode(value.trim())
-        .map_err(|_| {
-            ArmError::invalid_content(
-                "properties.agentPublicKeyCertificate",
-                "The agentPublicKeyCertificate is not valid base64.",
-            )
-        })?;
-    rsa::RsaPublicKey::from_pkcs1_der(&der).map_err(|_| {
-        ArmError::invalid_content(
-            "properties.agentPublicKeyCertificate",
-            "The agentPublicKeyCertificate must be the base64-encoded DER of a PKCS#1 RSAPublicKey.",
-        )
-    })?;
-    Ok(())
-}
-
-fn validate_name(name: &str) -> Result<(), ArmError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .last()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(ArmError::bad_request(
-            "InvalidResourceName",
-            format!(
-                "The resource name '{name}' is invalid. It must be 1 to 63 characters: letters, digits, '-' and '_', starting and ending with a letter or digit."
-            ),
-        ))
-    }
-}
 
 fn busy(name: &str) -> ArmError {
     ArmError::conflict(
@@ -479,10 +561,10 @@ impl ArmState {
                 &loc,
                 &id,
                 &stored_name,
-                OpKind::CreateCluster {
+                Arc::new(CreateCluster {
                     rg: group_name.clone(),
                     name: stored_name.clone(),
-                },
+                }),
             );
             if let Some(g) = self.group_mut(s, rg) {
                 g.clusters.insert(
@@ -614,14 +696,7 @@ impl ArmState {
             .map(|g| g.name.clone())
             .unwrap_or_default();
         let op = match &c.busy {
-            Some(op)
-                if self
-                    .ops
-                    .get(op)
-                    .is_some_and(|o| matches!(o.kind, OpKind::DeleteCluster { .. })) =>
-            {
-                op.clone()
-            }
+            Some(op) if self.ops.get(op).is_some_and(|o| o.kind.deletes()) => op.clone(),
             Some(_) => return Err(busy(name)),
             None => {
                 let op = self.start_op(
@@ -630,10 +705,10 @@ impl ArmState {
                     &loc,
                     &id,
                     &stored,
-                    OpKind::DeleteCluster {
+                    Arc::new(DeleteCluster {
                         rg: group_name,
                         name: stored.clone(),
-                    },
+                    }),
                 );
                 if let Some(c) = self.cluster_mut(s, rg, name) {
                     c.busy = Some(op.clone());

@@ -26,12 +26,51 @@
 //! configurations, custom locations or generic `/{resourceId}` routes; no ETags; RP operation-status
 //! polling is not RBAC-checked; `MissingSubscriptionRegistration` is raised for writes only; finished
 //! operations are forgotten after ten minutes.
+//!
+//! # Layout
+//!
+//! - `routing.rs`: the table of served kinds ([`routing::KINDS`]), the [`routing::ArmRoute`] trait
+//!   every kind's routes implement, and the checks every request goes through (api-version,
+//!   subscription and tenant, RBAC) before its handler;
+//! - `state.rs`: the data (subscriptions, providers, resource groups, connected clusters, role
+//!   assignments); `catalog.rs`: what needs no state (api-versions, regions, the provider catalogue);
+//! - `operations.rs`: long-running operations (start, settle, status, result, retention,
+//!   `Retry-After`) and the operation status and result routes; `paging.rs`: `$top`, `$skipToken`,
+//!   `nextLink`; `request.rs`: method, body and tags checks; `filter.rs`: `$filter`;
+//! - one module per kind, each with its routes, its handlers and its operations' effects:
+//!   `resources.rs`, `clusters.rs`, `tenancy.rs`, `authorization.rs` (its RBAC model in `authz.rs`).
+//!
+//! # Adding an ARM resource kind
+//!
+//! E.g. `Microsoft.KubernetesConfiguration/extensions`:
+//!
+//! 1. A new module `arm/{kind}.rs` (declared below) holding:
+//!    - a route enum implementing [`routing::ArmRoute`] (api-versions, subscription, RBAC action
+//!      and scope, handler) and `pub(crate) const KIND: Kind` whose `parse` claims the kind's paths
+//!      (returning `None` for every other path);
+//!    - its handlers, as an `impl ArmState` block (`request.rs` checks methods and bodies,
+//!      `paging.rs` pages lists, `ArmError` has ARM's common errors);
+//!    - for a long-running PUT or DELETE, an [`operations::OpEffect`] (what happens halfway, at the
+//!      end and in the operation's result), passed to `ArmState::start_op`;
+//!    - its stored resources: a map in the parent it lives in (`state.rs`, e.g. `Cluster` for an
+//!      extension of a connected cluster, `Group` for a resource in a group), or its own field of
+//!      `ArmState`.
+//! 2. A registration line: its `KIND` in [`routing::KINDS`] (before any kind whose paths its
+//!    paths extend; `routing.rs`'s tests list which kind claims which path: add the new paths).
+//! 3. If its api-versions are not those of an existing [`routing::ApiVersions`], a constant there
+//!    (and the namespace's types in `catalog.rs`'s provider catalogue, if not there yet).
 
 mod authorization;
 pub mod authz;
+mod catalog;
 mod clusters;
 pub mod error;
+mod filter;
+mod operations;
+mod paging;
+mod request;
 mod resources;
+mod routing;
 mod state;
 mod tenancy;
 
@@ -46,8 +85,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 pub use authz::PrincipalRole;
+pub use catalog::RegistrationState;
 pub use error::ArmError;
-pub use state::RegistrationState;
 
 use crate::entra::{TokenClaims, TokenIssuer};
 use state::ArmState;

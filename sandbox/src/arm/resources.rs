@@ -1,278 +1,162 @@
-//! `Microsoft.Resources` in the ARM emulator: subscriptions, resource groups, resource providers,
-//! resource lists with `$filter`, operation results, and the cloud metadata document.
+//! `Microsoft.Resources` in the ARM emulator: subscriptions, resource groups (their deletion is a
+//! long-running operation), resource providers, resource lists with `$filter`, and the cloud
+//! metadata document.
 
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use std::sync::Arc;
+
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
-use super::state::{
-    ARC_LOCATIONS, ArmState, METADATA_VERSIONS, OTHER_LOCATIONS, OpKind, OpStatus, Provider,
-    RegistrationState, group_to_json, normalize_location,
+use super::catalog::{
+    ARC_LOCATIONS, METADATA_VERSIONS, OTHER_LOCATIONS, RegistrationState, normalize_location,
 };
+use super::filter::{Clause, parse_filter, tags_match};
+use super::operations::OpEffect;
+use super::request::{json_body, no_body, only, parse_tags, set_header};
+use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, rg_scope, route, sub_scope};
+use super::state::{ArmState, Provider, group_to_json};
 use super::{ArmApi, ArmError, Ctx, eq, json_response, rfc3339};
 
-/// Rejects methods other than `allowed`.
-pub(crate) fn only(ctx: &Ctx, allowed: &[Method]) -> Result<(), ArmError> {
-    if allowed.contains(&ctx.method) {
-        Ok(())
-    } else {
-        Err(ArmError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            format!(
-                "The requested resource does not support http method '{}'.",
-                ctx.method
+/// Subscriptions, resource groups, providers and resource lists.
+pub(crate) const KIND: Kind = Kind {
+    name: "resources",
+    parse,
+};
+
+#[derive(Debug, Clone)]
+enum ResRoute {
+    SubList,
+    Sub(String),
+    RgList(String),
+    Rg(String, String),
+    RgResources(String, String),
+    SubResources(String),
+    ProviderList(String),
+    Provider(String, String),
+    ProviderAction(String, String, bool),
+}
+
+fn parse(s: &[&str], _path: &str) -> Parsed {
+    let o = |x: &str| x.to_string();
+    route(match s {
+        [a] if eq(a, "subscriptions") => ResRoute::SubList,
+        [a, id] if eq(a, "subscriptions") => ResRoute::Sub(o(id)),
+        [a, id, b] if eq(a, "subscriptions") && eq(b, "resourceGroups") => ResRoute::RgList(o(id)),
+        [a, id, b] if eq(a, "subscriptions") && eq(b, "resources") => ResRoute::SubResources(o(id)),
+        [a, id, b] if eq(a, "subscriptions") && eq(b, "providers") => ResRoute::ProviderList(o(id)),
+        [a, id, b, rg] if eq(a, "subscriptions") && eq(b, "resourceGroups") => {
+            ResRoute::Rg(o(id), o(rg))
+        }
+        [a, id, b, ns] if eq(a, "subscriptions") && eq(b, "providers") => {
+            ResRoute::Provider(o(id), o(ns))
+        }
+        [a, id, b, ns, act]
+            if eq(a, "subscriptions")
+                && eq(b, "providers")
+                && (eq(act, "register") || eq(act, "unregister")) =>
+        {
+            ResRoute::ProviderAction(o(id), o(ns), eq(act, "register"))
+        }
+        [a, id, b, rg, r]
+            if eq(a, "subscriptions") && eq(b, "resourceGroups") && eq(r, "resources") =>
+        {
+            ResRoute::RgResources(o(id), o(rg))
+        }
+        _ => return None,
+    })
+}
+
+impl ArmRoute for ResRoute {
+    fn versions(&self) -> ApiVersions {
+        ApiVersions::RESOURCES
+    }
+
+    fn subscription(&self) -> Option<&str> {
+        match self {
+            ResRoute::SubList => None,
+            ResRoute::Sub(s)
+            | ResRoute::RgList(s)
+            | ResRoute::Rg(s, _)
+            | ResRoute::RgResources(s, _)
+            | ResRoute::SubResources(s)
+            | ResRoute::ProviderList(s)
+            | ResRoute::Provider(s, _)
+            | ResRoute::ProviderAction(s, _, _) => Some(s),
+        }
+    }
+
+    fn action(&self, method: &Method, _path: &str) -> Option<(String, String)> {
+        let rgs = "Microsoft.Resources/subscriptions/resourceGroups";
+        Some(match self {
+            ResRoute::SubList => return None,
+            ResRoute::Sub(s) => (
+                "Microsoft.Resources/subscriptions/read".into(),
+                sub_scope(s),
             ),
-        ))
-    }
-}
-
-/// Parses a JSON object body; `optional` allows an empty body (→ empty object).
-pub(crate) fn json_body(ctx: &Ctx, optional: bool) -> Result<Map<String, Value>, ArmError> {
-    if ctx.body.iter().all(u8::is_ascii_whitespace) {
-        if optional {
-            return Ok(Map::new());
-        }
-        return Err(ArmError::bad_request(
-            "InvalidRequestContent",
-            "The request content was invalid and could not be deserialized: 'The request body is empty.'.",
-        ));
-    }
-    if let Some(ct) = ctx
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    {
-        let essence = ct
-            .split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        if !(essence == "application/json" || essence.ends_with("+json") || essence == "text/json")
-        {
-            return Err(ArmError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UnsupportedMediaType",
-                format!(
-                    "The content media type '{essence}' is not supported. Only 'application/json' is supported."
+            ResRoute::RgList(s) => (format!("{rgs}/read"), sub_scope(s)),
+            ResRoute::Rg(s, rg) => (
+                by_method(
+                    method,
+                    &format!("{rgs}/read"),
+                    &format!("{rgs}/write"),
+                    &format!("{rgs}/delete"),
                 ),
-            ));
-        }
-    }
-    match serde_json::from_slice::<Value>(&ctx.body) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(ArmError::bad_request(
-            "InvalidRequestContent",
-            "The request content was invalid and could not be deserialized: 'The request body must be a JSON object.'.",
-        )),
-        Err(e) => Err(ArmError::bad_request(
-            "InvalidRequestContent",
-            format!("The request content was invalid and could not be deserialized: '{e}'."),
-        )),
-    }
-}
-
-/// Validates an optional `tags` value (object of strings, ARM's limits).
-pub(crate) fn parse_tags(v: Option<&Value>) -> Result<Option<Map<String, Value>>, ArmError> {
-    let Some(v) = v else { return Ok(None) };
-    if v.is_null() {
-        return Ok(Some(Map::new()));
-    }
-    let Some(obj) = v.as_object() else {
-        return Err(ArmError::invalid_content(
-            "tags",
-            "The request content was invalid and could not be deserialized: 'tags must be an object of strings'.",
-        ));
-    };
-    if obj.len() > 50 {
-        return Err(ArmError::bad_request(
-            "InvalidTagCount",
-            "The number of tags exceeds the maximum of 50.",
-        ));
-    }
-    for (k, val) in obj {
-        if !val.is_string() {
-            return Err(ArmError::invalid_content(
-                &format!("tags.{k}"),
-                format!("The value of tag '{k}' must be a string."),
-            ));
-        }
-        if k.is_empty() || k.len() > 512 {
-            return Err(ArmError::bad_request(
-                "InvalidTagNameLength",
-                format!("The tag name '{k}' must be between 1 and 512 characters."),
-            ));
-        }
-        if k.chars().any(|c| "<>%&\\?/".contains(c)) {
-            return Err(ArmError::bad_request(
-                "InvalidTagNameCharacters",
+                rg_scope(s, rg),
+            ),
+            ResRoute::RgResources(s, rg) => (format!("{rgs}/resources/read"), rg_scope(s, rg)),
+            ResRoute::SubResources(s) => (
+                "Microsoft.Resources/subscriptions/resources/read".into(),
+                sub_scope(s),
+            ),
+            ResRoute::ProviderList(s) | ResRoute::Provider(s, _) => (
+                "Microsoft.Resources/subscriptions/providers/read".into(),
+                sub_scope(s),
+            ),
+            ResRoute::ProviderAction(s, ns, register) => (
                 format!(
-                    "The tag names '{k}' have reserved characters '<,>,%,&,\\,?,/' or control characters."
+                    "{ns}/{}/action",
+                    if *register { "register" } else { "unregister" }
                 ),
-            ));
-        }
-        if val.as_str().is_some_and(|s| s.len() > 256) {
-            return Err(ArmError::bad_request(
-                "InvalidTagValueLength",
-                format!("The tag value for '{k}' exceeds the maximum length of 256 characters."),
-            ));
+                sub_scope(s),
+            ),
+        })
+    }
+
+    fn handle(&self, st: &mut ArmState, ctx: &Ctx) -> Result<Response, ArmError> {
+        match self {
+            ResRoute::SubList => st.list_subscriptions(ctx),
+            ResRoute::Sub(s) => st.get_subscription(ctx, s),
+            ResRoute::RgList(s) => st.list_groups(ctx, s),
+            ResRoute::Rg(s, rg) => st.resource_group(ctx, s, rg),
+            ResRoute::RgResources(s, rg) => st.list_resources(ctx, s, Some(rg)),
+            ResRoute::SubResources(s) => st.list_resources(ctx, s, None),
+            ResRoute::ProviderList(s) => st.list_providers(ctx, s),
+            ResRoute::Provider(s, ns) => st.get_provider(ctx, s, ns),
+            ResRoute::ProviderAction(s, ns, register) => st.provider_action(ctx, s, ns, *register),
         }
     }
-    Ok(Some(obj.clone()))
 }
 
-/// One clause of a `$filter`.
-#[derive(Debug, PartialEq)]
-pub(crate) enum Clause {
-    Eq(String, String, bool),
-    StartsWithTagName(String),
-    SubstringOf(String, String),
+/// Deleting a resource group and everything in it.
+#[derive(Debug)]
+struct DeleteGroup {
+    rg: String,
 }
 
-fn bad_filter(filter: &str) -> ArmError {
-    ArmError::bad_request(
-        "InvalidFilterInQueryString",
-        format!(
-            "The $filter '{filter}' is invalid or not supported by the sandbox. Supported: tagName/tagValue/resourceType/resourceGroup/location/name eq|ne '…', startswith(tagName, '…'), substringof('…', name|resourceGroup), joined with 'and'."
-        ),
-    )
-}
+impl OpEffect for DeleteGroup {
+    fn deletes(&self) -> bool {
+        true
+    }
 
-/// Parses an ARM `$filter` (the subset arcplan and az use).
-pub(crate) fn parse_filter(filter: &str) -> Result<Vec<Clause>, ArmError> {
-    // Split on ` and ` outside quotes.
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut in_quote = false;
-    let chars: Vec<char> = filter.chars().collect();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        if c == '\'' {
-            in_quote = !in_quote;
-        }
-        if !in_quote && c == ' ' {
-            let rest: String = chars[i..chars.len().min(i + 5)].iter().collect();
-            if rest.eq_ignore_ascii_case(" and ") {
-                parts.push(std::mem::take(&mut cur));
-                i += 5;
-                continue;
-            }
-        }
-        cur.push(c);
-        i += 1;
-    }
-    parts.push(cur);
-    let unquote = |s: &str| -> Option<String> {
-        let s = s.trim();
-        let inner = s.strip_prefix('\'')?.strip_suffix('\'')?;
-        Some(inner.replace("''", "'"))
-    };
-    let mut out = Vec::new();
-    for p in parts {
-        let p = p.trim();
-        let lower = p.to_ascii_lowercase();
-        if let Some(args) = lower
-            .strip_prefix("startswith(")
-            .and_then(|_| p.get("startswith(".len()..p.len().saturating_sub(1)))
-        {
-            let (field, value) = args.split_once(',').ok_or_else(|| bad_filter(filter))?;
-            if !eq(field.trim(), "tagName") {
-                return Err(bad_filter(filter));
-            }
-            out.push(Clause::StartsWithTagName(
-                unquote(value).ok_or_else(|| bad_filter(filter))?,
-            ));
-            continue;
-        }
-        if let Some(args) = lower
-            .strip_prefix("substringof(")
-            .and_then(|_| p.get("substringof(".len()..p.len().saturating_sub(1)))
-        {
-            let (value, field) = args.rsplit_once(',').ok_or_else(|| bad_filter(filter))?;
-            let field = field.trim();
-            if !(eq(field, "name") || eq(field, "resourceGroup")) {
-                return Err(bad_filter(filter));
-            }
-            out.push(Clause::SubstringOf(
-                unquote(value).ok_or_else(|| bad_filter(filter))?,
-                field.to_ascii_lowercase(),
-            ));
-            continue;
-        }
-        let mut it = p.splitn(3, ' ');
-        let (Some(field), Some(op), Some(value)) = (it.next(), it.next(), it.next()) else {
-            return Err(bad_filter(filter));
-        };
-        let negate = if eq(op, "eq") {
-            false
-        } else if eq(op, "ne") {
-            true
-        } else {
-            return Err(bad_filter(filter));
-        };
-        let known = [
-            "tagname",
-            "tagvalue",
-            "resourcetype",
-            "resourcegroup",
-            "location",
-            "name",
-        ];
-        let f = field.to_ascii_lowercase();
-        if !known.contains(&f.as_str()) {
-            return Err(bad_filter(filter));
-        }
-        out.push(Clause::Eq(
-            f,
-            unquote(value).ok_or_else(|| bad_filter(filter))?,
-            negate,
-        ));
-    }
-    let has = |n: &str| {
-        out.iter()
-            .any(|c| matches!(c, Clause::Eq(f, _, _) if f == n))
-    };
-    if has("tagvalue") && !has("tagname") {
-        return Err(bad_filter(filter));
-    }
-    Ok(out)
-}
-
-fn tags_match(tags: &Map<String, Value>, clauses: &[Clause]) -> bool {
-    let name = clauses.iter().find_map(|c| match c {
-        Clause::Eq(f, v, false) if f == "tagname" => Some(v),
-        _ => None,
-    });
-    let value = clauses.iter().find_map(|c| match c {
-        Clause::Eq(f, v, false) if f == "tagvalue" => Some(v),
-        _ => None,
-    });
-    let prefix = clauses.iter().find_map(|c| match c {
-        Clause::StartsWithTagName(p) => Some(p),
-        _ => None,
-    });
-    if let Some(n) = name {
-        // Tag names are case-insensitive, values case-sensitive.
-        let Some((_, v)) = tags.iter().find(|(k, _)| eq(k, n)) else {
-            return false;
-        };
-        if let Some(want) = value
-            && v.as_str() != Some(want.as_str())
-        {
-            return false;
+    fn finish(&self, st: &mut ArmState, sub: &str, ok: bool) {
+        if ok {
+            st.remove_group_direct(sub, &self.rg);
+        } else if let Some(g) = st.group_mut(sub, &self.rg) {
+            g.deleting = None;
         }
     }
-    if let Some(p) = prefix
-        && !tags
-            .keys()
-            .any(|k| k.to_ascii_lowercase().starts_with(&p.to_ascii_lowercase()))
-    {
-        return false;
-    }
-    true
 }
 
 fn subscription_json(id: &str, tenant: &str, index: usize) -> Value {
@@ -319,10 +203,6 @@ fn provider_json(sub: &str, p: &Provider) -> Value {
         "registrationPolicy": if p.info.always_registered { "RegistrationFree" } else { "RegistrationRequired" },
         "resourceTypes": types,
     })
-}
-
-fn no_body(status: StatusCode) -> Response {
-    status.into_response()
 }
 
 impl ArmState {
@@ -513,7 +393,7 @@ impl ArmState {
                             &location,
                             &rid,
                             &name,
-                            OpKind::DeleteGroup { rg: name.clone() },
+                            Arc::new(DeleteGroup { rg: name.clone() }),
                         );
                         if let Some(g) = self.group_mut(s, rg) {
                             g.deleting = Some(op.clone());
@@ -682,71 +562,6 @@ impl ArmState {
         let v = provider_json(&sub_id, p);
         Ok(json_response(StatusCode::OK, &v))
     }
-
-    pub(crate) fn operation_status(
-        &self,
-        ctx: &Ctx,
-        s: &str,
-        id: &str,
-        ns: &str,
-    ) -> Result<Response, ArmError> {
-        only(ctx, &[Method::GET])?;
-        let op = self
-            .ops
-            .get(id)
-            .filter(|o| eq(&o.sub, s) && eq(o.namespace, ns))
-            .ok_or_else(|| op_not_found(id))?;
-        let mut resp = json_response(StatusCode::OK, &self.op_status_json(op));
-        if op.status == OpStatus::InProgress {
-            set_header(&mut resp, header::RETRY_AFTER, &self.retry_after());
-        }
-        Ok(resp)
-    }
-
-    pub(crate) fn operation_result(
-        &self,
-        ctx: &Ctx,
-        s: &str,
-        id: &str,
-        ns: &str,
-    ) -> Result<Response, ArmError> {
-        only(ctx, &[Method::GET])?;
-        let op = self
-            .ops
-            .get(id)
-            .filter(|o| eq(&o.sub, s) && eq(o.namespace, ns))
-            .ok_or_else(|| op_not_found(id))?;
-        match op.status {
-            OpStatus::InProgress => {
-                let mut resp = no_body(StatusCode::ACCEPTED);
-                let url = format!("{}{}?{}", ctx.base, ctx.path, ctx.raw_query);
-                set_header(&mut resp, header::LOCATION, &url);
-                set_header(&mut resp, header::RETRY_AFTER, &self.retry_after());
-                Ok(resp)
-            }
-            OpStatus::Failed => {
-                let (code, message) = op.failure.clone().unwrap_or_default();
-                Err(ArmError::conflict(&code, message))
-            }
-            OpStatus::Succeeded => match &op.kind {
-                OpKind::CreateCluster { rg, name } => match self.cluster(s, rg, name) {
-                    Some(c) => Ok(json_response(StatusCode::OK, &c.resource)),
-                    None => Ok(no_body(StatusCode::NO_CONTENT)),
-                },
-                OpKind::DeleteCluster { .. } | OpKind::DeleteGroup { .. } => {
-                    Ok(no_body(StatusCode::OK))
-                }
-            },
-        }
-    }
-}
-
-fn op_not_found(id: &str) -> ArmError {
-    ArmError::new(
-        StatusCode::NOT_FOUND,
-        "OperationNotFound",
-        format!("The operation '{id}' could not be found."),
-    )
 }
 
 pub(crate) fn invalid_namespace(ns: &str) -> ArmError {
@@ -770,12 +585,6 @@ fn validate_rg_name(rg: &str) -> Result<(), ArmError> {
         ));
     }
     Ok(())
-}
-
-pub(crate) fn set_header(resp: &mut Response, name: header::HeaderName, value: &str) {
-    if let Ok(v) = HeaderValue::from_str(value) {
-        resp.headers_mut().insert(name, v);
-    }
 }
 
 /// `GET /metadata/endpoints`: the cloud's endpoints, unauthenticated.
@@ -843,34 +652,4 @@ pub(crate) fn metadata(api: &ArmApi, base: &str, query: &[(String, String)]) -> 
         doc
     };
     json_response(StatusCode::OK, &body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn filters_parse() {
-        assert_eq!(
-            parse_filter("tagName eq 'arcplan-stack' and tagValue eq 'it''s'").unwrap(),
-            vec![
-                Clause::Eq("tagname".into(), "arcplan-stack".into(), false),
-                Clause::Eq("tagvalue".into(), "it's".into(), false),
-            ]
-        );
-        assert_eq!(
-            parse_filter("resourceType eq 'Microsoft.Kubernetes/connectedClusters'").unwrap(),
-            vec![Clause::Eq(
-                "resourcetype".into(),
-                "Microsoft.Kubernetes/connectedClusters".into(),
-                false
-            )]
-        );
-        assert!(parse_filter("tagValue eq 'x'").is_err());
-        assert!(parse_filter("foo gt 3").is_err());
-        assert_eq!(
-            parse_filter("startswith(tagName, 'arc')").unwrap(),
-            vec![Clause::StartsWithTagName("arc".into())]
-        );
-    }
 }

@@ -6,9 +6,87 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::resources::{json_body, only, parse_tags};
-use super::state::{ARC_LOCATIONS, ArmState, OTHER_LOCATIONS, normalize_location};
+use super::catalog::{ARC_LOCATIONS, OTHER_LOCATIONS, normalize_location};
+use super::request::{json_body, only, parse_tags};
+use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route, sub_scope};
+use super::state::ArmState;
 use super::{ArmError, Ctx, eq, json_response};
+
+/// Tenants, locations and tags at a scope. Asked first: a tags path's scope may be any resource.
+pub(crate) const KIND: Kind = Kind {
+    name: "tenancy",
+    parse,
+};
+
+#[derive(Debug, Clone)]
+enum TenancyRoute {
+    TenantList,
+    Locations(String),
+    /// `{scope}/providers/Microsoft.Resources/tags/default`.
+    TagsAtScope(TagScope),
+}
+
+fn parse(s: &[&str], path: &str) -> Parsed {
+    if let [scope @ .., p, ns, t, d] = s
+        && eq(p, "providers")
+        && eq(ns, "Microsoft.Resources")
+        && eq(t, "tags")
+        && eq(d, "default")
+    {
+        return Some(
+            TagScope::parse(scope, path)
+                .map(|t| Box::new(TenancyRoute::TagsAtScope(t)) as Box<dyn ArmRoute>),
+        );
+    }
+    route(match s {
+        [a] if eq(a, "tenants") => TenancyRoute::TenantList,
+        [a, id, b] if eq(a, "subscriptions") && eq(b, "locations") => {
+            TenancyRoute::Locations(id.to_string())
+        }
+        _ => return None,
+    })
+}
+
+impl ArmRoute for TenancyRoute {
+    fn versions(&self) -> ApiVersions {
+        ApiVersions::RESOURCES
+    }
+
+    fn subscription(&self) -> Option<&str> {
+        match self {
+            TenancyRoute::TenantList => None,
+            TenancyRoute::Locations(s) => Some(s),
+            TenancyRoute::TagsAtScope(t) => Some(t.subscription()),
+        }
+    }
+
+    fn action(&self, method: &Method, _path: &str) -> Option<(String, String)> {
+        match self {
+            TenancyRoute::TenantList => None,
+            TenancyRoute::Locations(s) => Some((
+                "Microsoft.Resources/subscriptions/locations/read".into(),
+                sub_scope(s),
+            )),
+            TenancyRoute::TagsAtScope(t) => Some((
+                by_method(
+                    method,
+                    "Microsoft.Resources/tags/read",
+                    "Microsoft.Resources/tags/write",
+                    "Microsoft.Resources/tags/delete",
+                ),
+                t.scope(),
+            )),
+        }
+    }
+
+    fn handle(&self, st: &mut ArmState, ctx: &Ctx) -> Result<Response, ArmError> {
+        match self {
+            TenancyRoute::TenantList => st.list_tenants(ctx),
+            TenancyRoute::Locations(s) => st.list_locations(ctx, s),
+            TenancyRoute::TagsAtScope(t) => st.tags_at_scope(ctx, t),
+        }
+    }
+}
 
 /// The scope of a tags wrapper resource.
 #[derive(Debug, Clone)]

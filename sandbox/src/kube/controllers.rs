@@ -9,14 +9,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::KubeApi;
-use super::resources::{self, ResourceDef};
+use super::kinds::{apps, core};
 use super::store::{Ctx, Mgr, now_rfc3339, suffix};
 
 const MANAGER: &str = "kube-controller-manager";
-
-fn def(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
-    resources::by_kind(api_version, kind)
-}
 
 fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
     v.pointer(ptr).and_then(Value::as_str).unwrap_or_default()
@@ -92,12 +88,8 @@ impl ControllerState {
 }
 
 fn namespaces(api: &KubeApi, state: &mut ControllerState) {
-    let Some(ns_def) = def("v1", "Namespace") else {
-        return;
-    };
-    let Some(sa_def) = def("v1", "ServiceAccount") else {
-        return;
-    };
+    let ns_def = &core::NAMESPACES;
+    let sa_def = &core::SERVICEACCOUNTS;
     let delay = api.shared.opts.namespace_delete_delay;
     let mut events = Vec::new();
     {
@@ -271,13 +263,7 @@ fn same_ignoring_times(a: Option<&Value>, b: &Value) -> bool {
 }
 
 fn deployments(api: &KubeApi, state: &mut ControllerState) {
-    let (Some(dep_def), Some(rs_def), Some(pod_def)) = (
-        def("apps/v1", "Deployment"),
-        def("apps/v1", "ReplicaSet"),
-        def("v1", "Pod"),
-    ) else {
-        return;
-    };
+    let (dep_def, rs_def, pod_def) = (&apps::DEPLOYMENTS, &apps::REPLICASETS, &core::PODS);
     let delay = api.shared.opts.deployment_ready_delay;
     let nodes: Vec<(String, String)> = api
         .list("v1", "Node", None)

@@ -9,7 +9,8 @@
 //!   index and per-group-version documents listing the operations (with `fieldValidation` on
 //!   PATCH, which is what kubectl checks before trusting server-side validation) and stub schemas;
 //!   `/openapi/v2` answers 404. `/healthz`, `/livez`, `/readyz` answer `ok`.
-//! - A generic object store for the resources in [`resources::RESOURCES`] (core/v1 namespaces,
+//! - A generic object store for the resources in [`resources::RESOURCES`], each defined with its
+//!   per-kind rules (defaults, validation, deletion, Table columns) in `kinds` (core/v1 namespaces,
 //!   secrets, configmaps, serviceaccounts, nodes, pods, events, services; apps/v1 deployments,
 //!   replicasets; rbac.authorization.k8s.io/v1 roles, bindings and cluster variants;
 //!   coordination.k8s.io/v1 leases; authorization.k8s.io/v1 selfsubjectaccessreviews, create only).
@@ -46,6 +47,7 @@
 mod controllers;
 mod fields;
 mod handlers;
+mod kinds;
 mod openapi;
 mod resources;
 mod selector;

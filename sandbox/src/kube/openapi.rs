@@ -73,6 +73,7 @@ fn operation(def: &ResourceDef, action: &str, id: &str, params: &[&str]) -> Valu
 pub fn document(group: &str, version: &str, server_version: &str) -> Option<Value> {
     let defs: Vec<&ResourceDef> = RESOURCES
         .iter()
+        .copied()
         .filter(|r| r.group == group && r.version == version)
         .collect();
     if defs.is_empty() {

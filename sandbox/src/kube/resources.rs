@@ -1,9 +1,64 @@
-//! The built-in table of served resources and their discovery documents.
+//! The served resources: each kind's definition (discovery data and the rules the store, the
+//! router and the table printer follow for it) and the discovery documents built from them.
+//!
+//! Nothing outside the definitions branches on a kind's name: a rule that differs between kinds
+//! is a field here, and each kind's values live with its other code in [`super::kinds`].
 
 use serde_json::{Value, json};
 
-/// One served resource (one group/version/plural).
-#[derive(Debug, Clone, Copy, PartialEq)]
+use super::Caller;
+use super::kinds;
+use super::status::Cause;
+
+/// How `metadata.name` is validated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// A DNS subdomain (RFC 1123), the default.
+    DnsSubdomain,
+    /// A DNS label (RFC 1123): namespaces.
+    DnsLabel,
+    /// Any path segment name (not `.`/`..`, no `/` or `%`): RBAC objects.
+    PathSegment,
+}
+
+/// What DELETE does to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// Removed at once, or marked with a `deletionTimestamp` while finalizers remain (and
+    /// removed when the last finalizer goes).
+    Finalizers,
+    /// Marked `Terminating` and left for the namespace controller to empty and remove (finalizers
+    /// do not remove it); the `protected` names may not be deleted at all.
+    Terminate {
+        /// Names DELETE refuses with 403.
+        protected: &'static [&'static str],
+    },
+}
+
+/// What the defaulting of one write knows besides the object.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaulting {
+    /// Whether the write creates the object.
+    pub create: bool,
+    /// Whether namespaces get the `kubernetes.io/metadata.name` label (servers from v1.21 on).
+    pub namespace_name_label: bool,
+}
+
+/// One column of the kind's Table output.
+#[derive(Debug, Clone, Copy)]
+pub struct Column {
+    /// Column name (also its description).
+    pub name: &'static str,
+    /// `string`, `integer`, `date`.
+    pub ty: &'static str,
+    /// `name` for the name column.
+    pub format: &'static str,
+    /// 0 for the default columns, 1 for `-o wide`.
+    pub priority: i32,
+}
+
+/// One served resource (one group/version/plural) with its per-kind rules.
+#[derive(Debug, Clone, Copy)]
 pub struct ResourceDef {
     /// API group (`""` for core).
     pub group: &'static str,
@@ -11,7 +66,8 @@ pub struct ResourceDef {
     pub version: &'static str,
     /// Plural resource name (URL segment).
     pub plural: &'static str,
-    /// Singular name.
+    /// Singular name (discovery serves `""` as v1.20 does; the name is filled from v1.27).
+    #[allow(dead_code)]
     pub singular: &'static str,
     /// Kind.
     pub kind: &'static str,
@@ -19,15 +75,88 @@ pub struct ResourceDef {
     pub namespaced: bool,
     /// Verbs served.
     pub verbs: &'static [&'static str],
+    /// Verbs every authenticated user may use (`system:basic-user`); the rest need the admin.
+    pub public_verbs: &'static [&'static str],
     /// Short names (`ns`, `cm`, ...).
     pub short_names: &'static [&'static str],
     /// Categories (`all`).
     pub categories: &'static [&'static str],
+    /// The version a v1.20 server stores it in (for the discovery `storageVersionHash`).
+    pub storage_version: &'static str,
     /// Whether the resource has a `status` subresource (status is ignored on the main resource).
     pub has_status: bool,
-    /// Whether the resource is create-only (reviews: nothing is stored).
-    pub virtual_only: bool,
+    /// Whether the resource has a `finalize` subresource (only `spec.finalizers` is taken).
+    pub has_finalize: bool,
+    /// Create-only resources (reviews): nothing is stored, the answer is computed from the body.
+    pub virtual_create: Option<fn(Caller, Value) -> Value>,
+    /// How `metadata.name` is validated.
+    pub name_rule: NameRule,
+    /// Kind-specific validation (after name and labels), pushing one cause per problem.
+    pub validate: fn(&Value, &mut Vec<Cause>),
+    /// Kind-specific defaulting, run on every write before validation.
+    pub defaults: fn(&mut Value, &Defaulting),
+    /// The "empty object" a create is compared against for managedFields (the non-pointer
+    /// structs of the Go type exist even when the client sent nothing).
+    pub skeleton: fn() -> Value,
+    /// Whether `metadata.generation` is kept (bumped on spec changes).
+    pub generation: bool,
+    /// What DELETE does.
+    pub deletion: Deletion,
+    /// Whether DELETE answers with the object (rather than a `Status`).
+    pub delete_returns_object: bool,
+    /// Field selectors supported besides `metadata.name` and `metadata.namespace`.
+    pub field_selectors: &'static [&'static str],
+    /// Table columns (`kubectl get`).
+    pub columns: &'static [Column],
+    /// Table cells of one object, one per column.
+    pub cells: fn(&Value) -> Vec<Value>,
 }
+
+/// Every verb of a collection resource.
+pub const ALL_VERBS: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+/// Every verb but `deletecollection`.
+pub const NO_COLLECTION_DELETE: &[&str] = &[
+    "create", "delete", "get", "list", "patch", "update", "watch",
+];
+
+/// A resource with no kind-specific rule: the base every definition starts from
+/// (`ResourceDef { kind: "X", ..BASE }`); `group`, `plural`, `singular` and `kind` are always set.
+pub const BASE: ResourceDef = ResourceDef {
+    group: "",
+    version: "v1",
+    plural: "",
+    singular: "",
+    kind: "",
+    namespaced: true,
+    verbs: ALL_VERBS,
+    public_verbs: &[],
+    short_names: &[],
+    categories: &[],
+    storage_version: "v1",
+    has_status: false,
+    has_finalize: false,
+    virtual_create: None,
+    name_rule: NameRule::DnsSubdomain,
+    validate: kinds::no_validation,
+    defaults: kinds::no_defaults,
+    skeleton: kinds::metadata_skeleton,
+    generation: false,
+    deletion: Deletion::Finalizers,
+    delete_returns_object: false,
+    field_selectors: &[],
+    columns: kinds::NAME_AGE,
+    cells: kinds::name_age_cells,
+};
 
 impl ResourceDef {
     /// `group/version` or `version` for core.
@@ -40,234 +169,24 @@ impl ResourceDef {
     }
 }
 
-const ALL: &[&str] = &[
-    "create",
-    "delete",
-    "deletecollection",
-    "get",
-    "list",
-    "patch",
-    "update",
-    "watch",
-];
-const NS_VERBS: &[&str] = &[
-    "create", "delete", "get", "list", "patch", "update", "watch",
-];
-
-macro_rules! res {
-    ($g:expr, $v:expr, $p:expr, $s:expr, $k:expr, $ns:expr, $verbs:expr, $short:expr, $cat:expr, $st:expr) => {
-        ResourceDef {
-            group: $g,
-            version: $v,
-            plural: $p,
-            singular: $s,
-            kind: $k,
-            namespaced: $ns,
-            verbs: $verbs,
-            short_names: $short,
-            categories: $cat,
-            has_status: $st,
-            virtual_only: false,
-        }
-    };
-}
-
 /// Every resource the emulator serves.
-pub static RESOURCES: &[ResourceDef] = &[
-    res!(
-        "",
-        "v1",
-        "configmaps",
-        "configmap",
-        "ConfigMap",
-        true,
-        ALL,
-        &["cm"],
-        &[],
-        false
-    ),
-    res!(
-        "",
-        "v1",
-        "events",
-        "event",
-        "Event",
-        true,
-        ALL,
-        &["ev"],
-        &[],
-        false
-    ),
-    res!(
-        "",
-        "v1",
-        "namespaces",
-        "namespace",
-        "Namespace",
-        false,
-        NS_VERBS,
-        &["ns"],
-        &[],
-        true
-    ),
-    res!(
-        "",
-        "v1",
-        "nodes",
-        "node",
-        "Node",
-        false,
-        ALL,
-        &["no"],
-        &[],
-        true
-    ),
-    res!(
-        "",
-        "v1",
-        "pods",
-        "pod",
-        "Pod",
-        true,
-        ALL,
-        &["po"],
-        &["all"],
-        true
-    ),
-    res!(
-        "",
-        "v1",
-        "secrets",
-        "secret",
-        "Secret",
-        true,
-        ALL,
-        &[],
-        &[],
-        false
-    ),
-    res!(
-        "",
-        "v1",
-        "serviceaccounts",
-        "serviceaccount",
-        "ServiceAccount",
-        true,
-        ALL,
-        &["sa"],
-        &[],
-        false
-    ),
-    res!(
-        "",
-        "v1",
-        "services",
-        "service",
-        "Service",
-        true,
-        // No deletecollection for services in v1.20 (added in v1.27).
-        NS_VERBS,
-        &["svc"],
-        &["all"],
-        true
-    ),
-    res!(
-        "apps",
-        "v1",
-        "deployments",
-        "deployment",
-        "Deployment",
-        true,
-        ALL,
-        &["deploy"],
-        &["all"],
-        true
-    ),
-    res!(
-        "apps",
-        "v1",
-        "replicasets",
-        "replicaset",
-        "ReplicaSet",
-        true,
-        ALL,
-        &["rs"],
-        &["all"],
-        true
-    ),
-    ResourceDef {
-        group: "authorization.k8s.io",
-        version: "v1",
-        plural: "selfsubjectaccessreviews",
-        singular: "selfsubjectaccessreview",
-        kind: "SelfSubjectAccessReview",
-        namespaced: false,
-        verbs: &["create"],
-        short_names: &[],
-        categories: &[],
-        has_status: false,
-        virtual_only: true,
-    },
-    res!(
-        "coordination.k8s.io",
-        "v1",
-        "leases",
-        "lease",
-        "Lease",
-        true,
-        ALL,
-        &[],
-        &[],
-        false
-    ),
-    res!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterrolebindings",
-        "clusterrolebinding",
-        "ClusterRoleBinding",
-        false,
-        ALL,
-        &[],
-        &[],
-        false
-    ),
-    res!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "clusterroles",
-        "clusterrole",
-        "ClusterRole",
-        false,
-        ALL,
-        &[],
-        &[],
-        false
-    ),
-    res!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "rolebindings",
-        "rolebinding",
-        "RoleBinding",
-        true,
-        ALL,
-        &[],
-        &[],
-        false
-    ),
-    res!(
-        "rbac.authorization.k8s.io",
-        "v1",
-        "roles",
-        "role",
-        "Role",
-        true,
-        ALL,
-        &[],
-        &[],
-        false
-    ),
+pub static RESOURCES: &[&ResourceDef] = &[
+    &kinds::core::CONFIGMAPS,
+    &kinds::core::EVENTS,
+    &kinds::core::NAMESPACES,
+    &kinds::core::NODES,
+    &kinds::core::PODS,
+    &kinds::core::SECRETS,
+    &kinds::core::SERVICEACCOUNTS,
+    &kinds::core::SERVICES,
+    &kinds::apps::DEPLOYMENTS,
+    &kinds::apps::REPLICASETS,
+    &kinds::other::SELFSUBJECTACCESSREVIEWS,
+    &kinds::other::LEASES,
+    &kinds::rbac::CLUSTERROLEBINDINGS,
+    &kinds::rbac::CLUSTERROLES,
+    &kinds::rbac::ROLEBINDINGS,
+    &kinds::rbac::ROLES,
 ];
 
 /// The API groups served under `/apis`, in the order discovery lists them.
@@ -282,6 +201,7 @@ pub const GROUPS: &[(&str, &str)] = &[
 pub fn by_plural(group: &str, version: &str, plural: &str) -> Option<&'static ResourceDef> {
     RESOURCES
         .iter()
+        .copied()
         .find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
@@ -293,22 +213,15 @@ pub fn by_kind(api_version: &str, kind: &str) -> Option<&'static ResourceDef> {
     };
     RESOURCES
         .iter()
+        .copied()
         .find(|r| r.group == group && r.version == version && r.kind == kind)
-}
-
-/// The version a v1.20 server stores a resource in (leases were still stored as v1beta1).
-fn storage_version(r: &ResourceDef) -> &'static str {
-    match (r.group, r.plural) {
-        ("coordination.k8s.io", "leases") => "v1beta1",
-        _ => r.version,
-    }
 }
 
 /// The discovery `storageVersionHash`: base64 of the first 8 bytes of SHA-256 over
 /// `group/storageVersion/kind`, as the apiserver computes it.
 pub fn storage_version_hash(r: &ResourceDef) -> String {
     use base64::Engine as _;
-    let gvk = format!("{}/{}/{}", r.group, storage_version(r), r.kind);
+    let gvk = format!("{}/{}/{}", r.group, r.storage_version, r.kind);
     let digest = ring::digest::digest(&ring::digest::SHA256, gvk.as_bytes());
     base64::engine::general_purpose::STANDARD.encode(&digest.as_ref()[..8])
 }
@@ -317,6 +230,7 @@ pub fn storage_version_hash(r: &ResourceDef) -> String {
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
     let served: Vec<&ResourceDef> = RESOURCES
         .iter()
+        .copied()
         .filter(|r| r.group == group && r.version == version)
         .collect();
     if served.is_empty() {
@@ -338,7 +252,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         if !r.categories.is_empty() {
             e["categories"] = json!(r.categories);
         }
-        if !r.virtual_only {
+        if r.virtual_create.is_none() {
             e["storageVersionHash"] = json!(storage_version_hash(r));
         }
         resources.push(e);
@@ -351,12 +265,12 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                 "verbs": ["get", "patch", "update"],
             }));
         }
-        if r.plural == "namespaces" {
+        if r.has_finalize {
             resources.push(json!({
-                "name": "namespaces/finalize",
+                "name": format!("{}/finalize", r.plural),
                 "singularName": "",
-                "namespaced": false,
-                "kind": "Namespace",
+                "namespaced": r.namespaced,
+                "kind": r.kind,
                 "verbs": ["update"],
             }));
         }

@@ -141,8 +141,9 @@ impl LabelSelector {
 pub struct FieldSelector(Vec<(String, bool, String)>);
 
 impl FieldSelector {
-    /// Parses a `fieldSelector` query value; `kind` decides which fields are supported.
-    pub fn parse(s: &str, kind: &str) -> Result<Self, ApiError> {
+    /// Parses a `fieldSelector` query value; `fields` are the kind's supported fields besides
+    /// `metadata.name` and `metadata.namespace`.
+    pub fn parse(s: &str, fields: &[&str]) -> Result<Self, ApiError> {
         let mut out = Vec::new();
         for part in s.split(',') {
             let part = part.trim();
@@ -161,21 +162,8 @@ impl FieldSelector {
                 )));
             };
             let k = k.trim();
-            let supported = matches!(k, "metadata.name" | "metadata.namespace")
-                || matches!(
-                    (kind, k),
-                    ("Pod", "spec.nodeName")
-                        | ("Pod", "status.phase")
-                        | ("Namespace", "status.phase")
-                        | ("Secret", "type")
-                        | ("Event", "involvedObject.name")
-                        | ("Event", "involvedObject.kind")
-                        | ("Event", "involvedObject.namespace")
-                        | ("Event", "involvedObject.uid")
-                        | ("Event", "reason")
-                        | ("Event", "type")
-                        | ("Node", "spec.unschedulable")
-                );
+            let supported =
+                matches!(k, "metadata.name" | "metadata.namespace") || fields.contains(&k);
             if !supported {
                 return Err(ApiError::bad_request(format!(
                     "\"{k}\" is not a known field selector: only \"metadata.name\", \"metadata.namespace\""
