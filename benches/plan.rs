@@ -152,8 +152,8 @@ async fn main() {
     let mut best = f64::MAX;
     for _ in 0..5 {
         let t = Instant::now();
-        let loaded = arcplan_engine::config::load_str(&text, "fleet.yaml").expect("valid");
-        arcplan_engine::graph::ResourceGraph::from_config(&loaded.config).expect("graph");
+        let loaded = arcplan_config::load_str(&text, "fleet.yaml").expect("valid");
+        arcplan_providers::kinds::lower(&loaded.config).expect("graph");
         best = best.min(t.elapsed().as_secs_f64() * 1000.0);
     }
     eprintln!("4. validate of the {n}-cluster file: {best:.1} ms");

@@ -176,7 +176,7 @@ impl PlanFile {
                 .unwrap_or_default();
             format!("cannot read the plan file: {d}")
         };
-        let bytes = arcplan_engine::config::read_regular(path, MAX_PLAN_FILE_BYTES)
+        let bytes = arcplan_config::read_regular(path, MAX_PLAN_FILE_BYTES)
             .map_err(refused)?
             .ok_or_else(|| {
                 format!(
@@ -223,12 +223,12 @@ impl PlanFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arcplan_engine::address::{Address, ResourceType};
+    use arcplan_engine::address::Address;
     use arcplan_engine::plan::{Action, Change, FORMAT_VERSION, PlanMode};
 
     fn sample() -> PlanFile {
         let mut c = Change::new(
-            Address::new(ResourceType::CONNECTED_CLUSTER, "c1"),
+            Address::new(arcplan_providers::kinds::CONNECTED_CLUSTER, "c1"),
             Action::Update,
         );
         c.desired = Some(serde_json::json!({"tags": {"env": "lab"}}));

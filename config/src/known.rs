@@ -1,7 +1,7 @@
 //! Values Azure knows: the `az connectedk8s` distributions and infrastructures and the public
 //! Azure regions. An unknown value is a warning, not an error: Azure adds new ones.
 
-use crate::diag::did_you_mean;
+use arcplan_engine::diag::did_you_mean;
 
 /// `az connectedk8s connect --distribution` values.
 pub const DISTRIBUTIONS: &[&str] = &[

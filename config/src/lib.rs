@@ -16,13 +16,16 @@
 //!
 //! Every diagnostic carries `file:line:column` and the key path.
 
+pub mod conventions;
 pub mod known;
 mod load;
+mod loaded;
 mod salvage;
 pub mod schema;
 mod types;
 pub mod validate;
 pub mod yaml;
 
-pub use load::{Loaded, load_bytes, load_file, load_str, read_file, read_regular, read_source};
+pub use load::{load_bytes, load_file, load_str, read_file, read_regular, read_source};
+pub use loaded::Loaded;
 pub use types::*;

@@ -1,35 +1,9 @@
 //! Reading a desired-state file into a validated [`Config`].
 
-use super::yaml::{MAX_DEPTH, MAX_FILE_BYTES, Node, Path, Seg, Value};
+use super::loaded::Loaded;
+use super::yaml::{MAX_DEPTH, MAX_FILE_BYTES, Node, Value};
 use super::{Config, salvage, schema, validate};
-use crate::diag::{Diagnostic, Diagnostics, SourceLocation};
-
-/// A loaded and validated configuration, with the tree it came from (for later diagnostics).
-#[derive(Debug, Clone)]
-pub struct Loaded {
-    /// The file name as given (used in diagnostics).
-    pub file: String,
-    /// The typed configuration.
-    pub config: Config,
-    /// The parsed tree with positions.
-    pub tree: Node,
-    /// Warnings found while loading (errors make loading fail instead).
-    pub warnings: Diagnostics,
-    /// SHA-256 of the source text (hex), to tie a saved plan to the file it came from.
-    pub digest: String,
-}
-
-impl Loaded {
-    /// The source location of a key path, for diagnostics raised after loading.
-    pub fn location(&self, path: &Path) -> Option<SourceLocation> {
-        let pos = self.tree.pos_of(path);
-        Some(SourceLocation {
-            file: self.file.clone(),
-            line: pos.line.max(1),
-            column: pos.column.max(1),
-        })
-    }
-}
+use arcplan_engine::diag::{Diagnostic, Diagnostics, SourceLocation};
 
 /// Reads and loads a file. I/O errors become a diagnostic naming the file.
 pub fn load_file(path: &std::path::Path) -> Result<Loaded, Diagnostics> {
@@ -322,9 +296,4 @@ fn digest(text: &str) -> String {
     use sha2::Digest;
     let hash = sha2::Sha256::digest(text.as_bytes());
     hash.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The key path of a node in the document, for diagnostics raised on typed values.
-pub(crate) fn cluster_path(index: usize) -> Path {
-    Path(vec![Seg::Key("clusters".into()), Seg::Index(index)])
 }

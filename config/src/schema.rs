@@ -6,7 +6,7 @@
 
 use super::Config;
 use super::yaml::{Node, Path, Seg, Value};
-use crate::diag::{Diagnostic, Diagnostics, SourceLocation, did_you_mean};
+use arcplan_engine::diag::{Diagnostic, Diagnostics, SourceLocation, did_you_mean};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use std::sync::OnceLock;
 

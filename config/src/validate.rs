@@ -4,22 +4,13 @@
 //! durations, and secrets written inline. Every check reports all its findings, each pointing at
 //! the offending key.
 
+use super::conventions::{ONBOARDING_ROLES, STACK_TAG};
 use super::known::{DISTRIBUTIONS, INFRASTRUCTURES, REGIONS, unknown_value_hint};
-use super::load::{Loaded, cluster_path};
+use super::loaded::{Loaded, cluster_path};
 use super::yaml::{Node, Path, Seg, Value};
 use super::{Cloud, Credential, Installer};
-use crate::diag::{Diagnostic, Diagnostics, SourceLocation, did_you_mean};
+use arcplan_engine::diag::{Diagnostic, Diagnostics, SourceLocation, did_you_mean};
 use std::collections::HashMap;
-
-/// The ARM tag arcplan uses to record which stack owns a resource.
-pub const STACK_TAG: &str = "arcplan-stack";
-
-/// Built-in roles that can onboard a cluster (by name), as Azure names them.
-pub const ONBOARDING_ROLES: &[&str] = &[
-    "Owner",
-    "Contributor",
-    "Kubernetes Cluster - Azure Arc Onboarding",
-];
 
 /// True for a GUID in its usual 8-4-4-4-12 hexadecimal form.
 pub fn is_guid(s: &str) -> bool {

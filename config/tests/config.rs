@@ -1,7 +1,7 @@
 //! Config loading: diagnostics with positions, semantic validation, hostile inputs, and the
 //! committed schema.
 
-use arcplan_engine::config::{load_bytes, load_str, schema};
+use arcplan_config::{load_bytes, load_str, schema};
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 
 const GOOD: &str = include_str!("../../examples/quickstart.yaml");
@@ -273,7 +273,7 @@ fn committed_schema_matches_the_types() {
     let committed = std::fs::read_to_string(path).unwrap_or_default();
     assert!(
         committed == generated,
-        "schemas/arcplan.schema.json is out of date; regenerate it with `ARCPLAN_UPDATE_SCHEMA=1 cargo test -p arcplan-engine --test config`"
+        "schemas/arcplan.schema.json is out of date; regenerate it with `ARCPLAN_UPDATE_SCHEMA=1 cargo test -p arcplan-config --test config`"
     );
 }
 
@@ -457,7 +457,7 @@ fn inline_secret_diagnostics_mark_the_secret_for_masking() {
 #[cfg(unix)]
 #[test]
 fn non_regular_files_are_refused_before_reading() {
-    use arcplan_engine::config::{load_file, read_source};
+    use arcplan_config::{load_file, read_source};
     use std::path::Path;
     let dir = std::env::temp_dir().join(format!("arcplan-cfg-fifo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

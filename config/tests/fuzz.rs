@@ -9,10 +9,10 @@
 //! the snippet renderer reads it.
 //!
 //! The default run is small; `ARCPLAN_FUZZ_CASES=1000000 cargo test --release -p
-//! arcplan-engine --test fuzz` runs a million inputs per property (the figure quoted in the
+//! arcplan-config --test fuzz` runs a million inputs per property (the figure quoted in the
 //! README was measured that way).
 
-use arcplan_engine::config::{load_bytes, load_str};
+use arcplan_config::{load_bytes, load_str};
 use arcplan_engine::diag::{masked_source, source_line};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
@@ -35,7 +35,7 @@ fn runner(default: u32) -> TestRunner {
 
 /// The loader's answer is well formed: a config, or errors that say something.
 fn check(
-    result: Result<arcplan_engine::config::Loaded, arcplan_engine::diag::Diagnostics>,
+    result: Result<arcplan_config::Loaded, arcplan_engine::diag::Diagnostics>,
 ) -> Result<(), TestCaseError> {
     if let Err(d) = result {
         prop_assert!(d.has_errors(), "a rejection carries at least one error");
@@ -205,7 +205,7 @@ fn edits_of_the_examples_never_panic() {
 /// renderer relies on; the panic on U+0085 came from a position it could not slice.
 fn check_positions(
     text: &str,
-    result: &Result<arcplan_engine::config::Loaded, arcplan_engine::diag::Diagnostics>,
+    result: &Result<arcplan_config::Loaded, arcplan_engine::diag::Diagnostics>,
 ) -> Result<(), String> {
     let diags = match result {
         Ok(l) => l.warnings.clone(),

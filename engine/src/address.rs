@@ -1,5 +1,5 @@
-//! Typed resource addresses: `azure.resourceProvider.Microsoft.Kubernetes`,
-//! `arc.connectedCluster.mynewcluster`.
+//! Typed resource addresses: `<namespace>.<kind>.<name>`, such as `cloud.registration.Example.Io`
+//! or `cloud.cluster.store-042` (the kinds themselves are the providers').
 //!
 //! An address is a resource type (two dot-separated words: a namespace and a kind) followed by
 //! the resource's name, which may itself contain dots.
@@ -9,28 +9,11 @@ use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
-/// A resource type such as `azure.resourceGroup`.
+/// A resource type: a namespace and a kind, such as `cloud.group` (defined by the providers).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ResourceType(Cow<'static, str>);
 
 impl ResourceType {
-    /// The subscription the run works in (read only).
-    pub const SUBSCRIPTION: Self = Self::of("azure.subscription");
-    /// A resource provider registration.
-    pub const RESOURCE_PROVIDER: Self = Self::of("azure.resourceProvider");
-    /// A permission check at a scope (a plan-time precondition).
-    pub const ROLE_CHECK: Self = Self::of("azure.roleCheck");
-    /// A resource group.
-    pub const RESOURCE_GROUP: Self = Self::of("azure.resourceGroup");
-    /// An Azure Arc connected cluster (ARM resource).
-    pub const CONNECTED_CLUSTER: Self = Self::of("arc.connectedCluster");
-    /// The connectivity check after onboarding (a post-apply check).
-    pub const CONNECTIVITY: Self = Self::of("arc.connectivity");
-    /// The onboarding key pair kept in the cluster.
-    pub const ONBOARDING_KEY: Self = Self::of("k8s.onboardingKey");
-    /// The Arc agents and the ownership record in the cluster.
-    pub const ARC_AGENTS: Self = Self::of("k8s.arcAgents");
-
     /// A type from a static name.
     pub const fn of(name: &'static str) -> Self {
         Self(Cow::Borrowed(name))
@@ -76,7 +59,7 @@ impl fmt::Display for Address {
 /// Why a string is not an address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "`{input}` is not a resource address: {reason} (addresses look like `arc.connectedCluster.mycluster`)"
+    "`{input}` is not a resource address: {reason} (addresses look like `<namespace>.<kind>.<name>`)"
 )]
 pub struct AddressError {
     /// The text given.
@@ -98,9 +81,7 @@ impl FromStr for Address {
         };
         let word = |w: &str| !w.is_empty() && w.chars().all(|c| c.is_ascii_alphanumeric());
         if !word(ns) || !word(kind) {
-            return Err(err(
-                "the type must be two words, like `azure.resourceGroup`",
-            ));
+            return Err(err("the type must be two words, a namespace and a kind"));
         }
         if name.is_empty() {
             return Err(err("the name is empty"));
@@ -134,7 +115,7 @@ mod tests {
         let a: Address = "azure.resourceProvider.Microsoft.Kubernetes"
             .parse()
             .unwrap();
-        assert_eq!(a.rtype, ResourceType::RESOURCE_PROVIDER);
+        assert_eq!(a.rtype, ResourceType::of("azure.resourceProvider"));
         assert_eq!(a.name, "Microsoft.Kubernetes");
         assert_eq!(a.to_string(), "azure.resourceProvider.Microsoft.Kubernetes");
     }
@@ -154,7 +135,7 @@ mod tests {
 
     #[test]
     fn round_trips_through_json() {
-        let a = Address::new(ResourceType::CONNECTED_CLUSTER, "c1");
+        let a = Address::new(ResourceType::of("arc.connectedCluster"), "c1");
         let json = serde_json::to_string(&a).unwrap();
         assert_eq!(json, "\"arc.connectedCluster.c1\"");
         assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), a);

@@ -380,9 +380,9 @@ pub struct Stale {
 }
 
 /// Re-reads every resource the plan will touch, and every resource those changes depend on
-/// (their ancestors in the graph, the no-op and data ones included: an agents update needs the
-/// connected cluster it reports to), and reports those whose live state is not what the plan
-/// saw (another apply, a person, or Azure Policy changed them in between). Applying a stale plan
+/// (their ancestors in the graph, the no-op and data ones included: an update needs the
+/// resources it depends on), and reports those whose live state is not what the plan
+/// saw (another apply, a person or a policy changed them in between). Applying a stale plan
 /// would act on a state nobody reviewed.
 pub async fn stale_resources(plan: &Plan, providers: &Providers) -> Result<Vec<Stale>, ApplyError> {
     let known: HashMap<Address, Value> = plan

@@ -1,22 +1,20 @@
 //! The resource graph: what the desired state expands to, and in what order it must be applied.
 //!
-//! [`ResourceGraph::from_config`] lowers a [`Config`] into nodes (one per resource or check,
-//! each with a typed [`Address`] and its declared attributes) and edges, which come from two
-//! sources: each resource type's declared dependencies (a connected cluster needs its resource
-//! group and the `Microsoft.Kubernetes` registration) and references inside attribute values
-//! (the connected cluster's public key refers to the onboarding key's output). Edges point from
-//! a dependency to its dependent. Cycles are reported with the cycle named.
+//! Each resource kind's lowering (in the providers crate) adds nodes (one per resource or check,
+//! each with a typed [`Address`] and its declared attributes) and edges to a [`GraphBuilder`].
+//! Edges come from two sources: each kind's declared dependencies (a connected cluster needs
+//! its resource group) and references inside attribute values (a value that stands for another
+//! node's output, [`Deferred::Ref`]). Edges point from a dependency to its dependent. Cycles
+//! are reported with the cycle named. The graph knows no resource kind.
 
 use crate::address::{Address, ResourceType};
-use crate::config::validate::STACK_TAG;
-use crate::config::{Cloud, Config, CredentialKind, Installer};
 use crate::diag::{Diagnostic, Diagnostics};
 use petgraph::Direction;
 use petgraph::algo::{tarjan_scc, toposort};
 use petgraph::graph::{DiGraph, NodeIndex};
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// What kind of node this is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -307,255 +305,132 @@ impl ResourceGraph {
         }
         CycleError(Vec::new())
     }
+}
 
-    /// Lowers a configuration into its graph.
-    pub fn from_config(cfg: &Config) -> Result<ResourceGraph, Diagnostics> {
-        let mut g = ResourceGraph::new();
-        let mut diags = Diagnostics::new();
-        let mut add = |g: &mut ResourceGraph, node: ResourceNode| {
-            if let Err(e) = g.add(node) {
-                diags.push(Diagnostic::error("graph", e.to_string()));
+/// Builds a graph from nodes and declared edges, collecting every problem (a duplicate address,
+/// an edge to a node that does not exist, a cycle) instead of stopping at the first. Each
+/// resource kind's lowering adds its nodes and edges; [`GraphBuilder::finish`] links the
+/// references and orders the graph.
+#[derive(Debug, Default)]
+pub struct GraphBuilder {
+    graph: ResourceGraph,
+    edges: Vec<(Address, Address)>,
+    diags: Diagnostics,
+}
+
+impl GraphBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a node whose declared attributes are `attributes` serialised (a typed attribute
+    /// struct; references inside are [`Deferred::Ref`] values).
+    pub fn node(
+        &mut self,
+        address: Address,
+        mode: Mode,
+        attributes: &impl Serialize,
+        source: impl Into<String>,
+    ) {
+        let desired = match serde_json::to_value(attributes) {
+            Ok(v) => v,
+            Err(e) => {
+                self.diags.push(Diagnostic::error(
+                    "graph",
+                    format!("the attributes of {address} do not serialise: {e}"),
+                ));
+                return;
             }
         };
-        let sub = &cfg.azure.subscription;
-        let sub_addr = Address::new(ResourceType::SUBSCRIPTION, sub.clone());
-        add(
-            &mut g,
-            ResourceNode {
-                address: sub_addr.clone(),
-                mode: Mode::Data,
-                desired: json!({
-                    "subscriptionId": sub,
-                    "tenantId": cfg.azure.tenant,
-                    "cloud": cloud_name(&cfg.azure.cloud),
-                    "credential": credential_name(cfg.azure.credential.kind()),
-                }),
-                source: Some("azure".into()),
-            },
-        );
-        let mut edges: Vec<(Address, Address)> = Vec::new();
-
-        let mut provider_addrs: BTreeMap<String, Address> = BTreeMap::new();
-        for (i, ns) in cfg.resource_providers.iter().enumerate() {
-            let a = Address::new(ResourceType::RESOURCE_PROVIDER, ns.clone());
-            provider_addrs.insert(ns.to_ascii_lowercase(), a.clone());
-            add(
-                &mut g,
-                ResourceNode {
-                    address: a.clone(),
-                    mode: Mode::Managed,
-                    desired: json!({ "namespace": ns, "registrationState": "Registered" }),
-                    source: Some(format!("resourceProviders[{i}]")),
-                },
-            );
-            edges.push((a, sub_addr.clone()));
+        if let Err(e) = self.graph.add(ResourceNode {
+            address,
+            mode,
+            desired,
+            source: Some(source.into()),
+        }) {
+            self.diags.push(Diagnostic::error("graph", e.to_string()));
         }
-        let roles = cfg
-            .access
-            .as_ref()
-            .map(|a| a.require_any_role.clone())
-            .unwrap_or_default();
-        if !cfg.resource_providers.is_empty() {
-            let a = Address::new(ResourceType::ROLE_CHECK, "subscription");
-            add(
-                &mut g,
-                ResourceNode {
-                    address: a.clone(),
-                    mode: Mode::PlanCheck,
-                    desired: json!({
-                        "scope": format!("/subscriptions/{sub}"),
-                        "requireAnyRole": roles,
-                        "covers": provider_addrs.values().map(ToString::to_string).collect::<Vec<_>>(),
-                    }),
-                    source: Some("access".into()),
-                },
-            );
-            edges.push((a.clone(), sub_addr.clone()));
-            for p in provider_addrs.values() {
-                edges.push((p.clone(), a.clone()));
+    }
+
+    /// `dependent` must be applied after `dependency` (both must be added by `finish`).
+    pub fn edge(&mut self, dependent: &Address, dependency: &Address) {
+        self.edges.push((dependent.clone(), dependency.clone()));
+    }
+
+    /// Whether a node with this address was added.
+    pub fn has(&self, address: &Address) -> bool {
+        self.graph.node(address).is_some()
+    }
+
+    /// The address of the node of `rtype` whose name equals `name` ignoring ASCII case.
+    pub fn find(&self, rtype: &ResourceType, name: &str) -> Option<Address> {
+        self.graph
+            .nodes()
+            .find(|n| n.address.rtype == *rtype && n.address.name.eq_ignore_ascii_case(name))
+            .map(|n| n.address.clone())
+    }
+
+    /// The nodes of a type added so far, in the order they were added.
+    pub fn of_type(&self, rtype: &ResourceType) -> Vec<Address> {
+        self.graph
+            .nodes()
+            .filter(|n| n.address.rtype == *rtype)
+            .map(|n| n.address.clone())
+            .collect()
+    }
+
+    /// Links declared edges and references, checks for cycles, and returns the graph or every
+    /// problem found.
+    pub fn finish(mut self) -> Result<ResourceGraph, Diagnostics> {
+        for (dependent, dependency) in &self.edges {
+            if let Err(e) = self.graph.depend(dependent, dependency, EdgeKind::Declared) {
+                self.diags.push(Diagnostic::error("graph", e.to_string()));
             }
         }
-
-        let stack_tag = |tags: &BTreeMap<String, String>| {
-            let mut t = tags.clone();
-            t.insert(STACK_TAG.to_owned(), cfg.stack.clone());
-            t
-        };
-        for (i, rg) in cfg.resource_groups.iter().enumerate() {
-            let a = Address::new(ResourceType::RESOURCE_GROUP, rg.name.clone());
-            let check = Address::new(ResourceType::ROLE_CHECK, rg.name.clone());
-            let mut covers = vec![a.to_string()];
-            covers.extend(
-                cfg.clusters
-                    .iter()
-                    .filter(|c| c.resource_group.eq_ignore_ascii_case(&rg.name))
-                    .map(|c| {
-                        Address::new(ResourceType::CONNECTED_CLUSTER, c.name.clone()).to_string()
-                    }),
-            );
-            add(
-                &mut g,
-                ResourceNode {
-                    address: check.clone(),
-                    mode: Mode::PlanCheck,
-                    desired: json!({
-                        "scope": format!("/subscriptions/{sub}/resourceGroups/{}", rg.name),
-                        "fallbackScope": format!("/subscriptions/{sub}"),
-                        "requireAnyRole": roles,
-                        "covers": covers,
-                    }),
-                    source: Some(format!("resourceGroups[{i}]")),
-                },
-            );
-            edges.push((check.clone(), sub_addr.clone()));
-            add(
-                &mut g,
-                ResourceNode {
-                    address: a.clone(),
-                    mode: if rg.existing {
-                        Mode::Data
-                    } else {
-                        Mode::Managed
-                    },
-                    desired: if rg.existing {
-                        json!({ "name": rg.name })
-                    } else {
-                        json!({ "name": rg.name, "location": rg.location, "tags": stack_tag(&rg.tags) })
-                    },
-                    source: Some(format!("resourceGroups[{i}]")),
-                },
-            );
-            edges.push((a.clone(), sub_addr.clone()));
-            edges.push((a, check));
+        if let Err(e) = self.graph.link_references() {
+            self.diags.push(Diagnostic::error("graph", e.to_string()));
         }
-
-        for (i, c) in cfg.clusters.iter().enumerate() {
-            let source = Some(format!("clusters[{i}]"));
-            let key = Address::new(ResourceType::ONBOARDING_KEY, c.name.clone());
-            let cc = Address::new(ResourceType::CONNECTED_CLUSTER, c.name.clone());
-            let agents = Address::new(ResourceType::ARC_AGENTS, c.name.clone());
-            let conn = Address::new(ResourceType::CONNECTIVITY, c.name.clone());
-            let rg = Address::new(ResourceType::RESOURCE_GROUP, c.resource_group.clone());
-            let check = Address::new(ResourceType::ROLE_CHECK, c.resource_group.clone());
-            let location = cfg.cluster_location(c).map(str::to_owned);
-            let cluster_access = json!({ "kubeconfig": c.kubeconfig, "context": c.context });
-            let ownership = json!({
-                "AZURE_SUBSCRIPTION_ID": sub,
-                "AZURE_RESOURCE_GROUP": c.resource_group,
-                "AZURE_RESOURCE_NAME": c.name,
-                "AZURE_TENANT_ID": cfg.azure.tenant,
-                "AZURE_REGION": location,
-                "AZURE_ARC_AUTOUPDATE": c.agents.auto_upgrade.to_string(),
-                "AZURE_ENVIRONMENT": cloud_name(&cfg.azure.cloud),
-            });
-            add(
-                &mut g,
-                ResourceNode {
-                    address: key.clone(),
-                    mode: Mode::Managed,
-                    desired: json!({
-                        "cluster": cluster_access,
-                        "namespace": "azure-arc",
-                        "secretName": "azure-arc-connect-privatekey",
-                        "keyBits": 4096,
-                        "ownership": ownership,
-                    }),
-                    source: source.clone(),
-                },
-            );
-            edges.push((key.clone(), check.clone()));
-            add(
-                &mut g,
-                ResourceNode {
-                    address: cc.clone(),
-                    mode: Mode::Managed,
-                    desired: json!({
-                        "subscriptionId": sub,
-                        "resourceGroup": c.resource_group,
-                        "name": c.name,
-                        "location": location,
-                        "tags": stack_tag(&c.tags),
-                        "identity": { "type": "SystemAssigned" },
-                        "distribution": c.distribution,
-                        "infrastructure": c.infrastructure,
-                        "agentPublicKeyCertificate": reference(&key, "publicKey"),
-                        "agentAutoUpgrade": c.agents.auto_upgrade,
-                    }),
-                    source: source.clone(),
-                },
-            );
-            edges.push((cc.clone(), rg.clone()));
-            edges.push((cc.clone(), check.clone()));
-            if let Some(p) = provider_addrs.get("microsoft.kubernetes") {
-                edges.push((cc.clone(), p.clone()));
-            }
-            add(
-                &mut g,
-                ResourceNode {
-                    address: agents.clone(),
-                    mode: Mode::Managed,
-                    desired: json!({
-                        "cluster": cluster_access,
-                        "connectedClusterId": reference(&cc, "id"),
-                        "installer": match c.agents.installer { Installer::Helm => "helm", Installer::Manifests => "manifests" },
-                        "version": c.agents.version,
-                        "manifests": c.agents.manifests,
-                        "timeout": c.agents.timeout,
-                        "proxy": c.agents.proxy,
-                        "ownership": ownership,
-                        "distribution": c.distribution,
-                        "infrastructure": c.infrastructure,
-                    }),
-                    source: source.clone(),
-                },
-            );
-            add(
-                &mut g,
-                ResourceNode {
-                    address: conn.clone(),
-                    mode: Mode::ApplyCheck,
-                    desired: json!({
-                        "connectedClusterId": reference(&cc, "id"),
-                        "agentsReady": reference(&agents, "ready"),
-                        "timeout": c.agents.connect_timeout,
-                    }),
-                    source,
-                },
-            );
+        if let Err(cycle) = self.graph.order() {
+            self.diags
+                .push(Diagnostic::error("cycle", cycle.to_string()));
         }
-
-        for (dependent, dependency) in &edges {
-            if let Err(e) = g.depend(dependent, dependency, EdgeKind::Declared) {
-                diags.push(Diagnostic::error("graph", e.to_string()));
-            }
+        if self.diags.has_errors() {
+            return Err(self.diags);
         }
-        if let Err(e) = g.link_references() {
-            diags.push(Diagnostic::error("graph", e.to_string()));
-        }
-        if let Err(cycle) = g.order() {
-            diags.push(Diagnostic::error("cycle", cycle.to_string()));
-        }
-        if diags.has_errors() {
-            return Err(diags);
-        }
-        Ok(g)
+        Ok(self.graph)
     }
 }
 
-/// The cloud's name as Azure environments are named.
-pub fn cloud_name(cloud: &Cloud) -> String {
-    match cloud {
-        Cloud::Named(n) => format!("{n:?}"),
-        Cloud::Custom(c) => c.name.clone().unwrap_or_else(|| "AzureCustomCloud".into()),
-    }
+/// An attribute whose value is known, or a reference to another node's output not yet known
+/// (written `{"$ref": "<address>#<output>"}`; see [`reference`]). Typed attribute structs use it
+/// for every field that may refer to another node.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Deferred<T> {
+    /// A reference to `<address>#<output>`, resolved by the planner or the executor.
+    Ref {
+        /// `<address>#<output>`.
+        #[serde(rename = "$ref")]
+        target: String,
+    },
+    /// A known value.
+    Known(T),
 }
 
-fn credential_name(kind: CredentialKind) -> &'static str {
-    match kind {
-        CredentialKind::Default => "default",
-        CredentialKind::Cli => "cli",
-        CredentialKind::ServicePrincipal => "servicePrincipal",
-        CredentialKind::WorkloadIdentity => "workloadIdentity",
-        CredentialKind::ManagedIdentity => "managedIdentity",
+impl<T> Deferred<T> {
+    /// A reference to `output` of the node at `address`.
+    pub fn reference(address: &Address, output: &str) -> Self {
+        Deferred::Ref {
+            target: format!("{address}#{output}"),
+        }
+    }
+
+    /// The value, when known.
+    pub fn known(&self) -> Option<&T> {
+        match self {
+            Deferred::Known(v) => Some(v),
+            Deferred::Ref { .. } => None,
+        }
     }
 }

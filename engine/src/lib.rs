@@ -1,16 +1,15 @@
-//! arcplan's engine: desired-state configuration, diagnostics, the resource graph, the plan
-//! value, the provider contract and the executor.
+//! arcplan's engine: diagnostics, the resource graph, the plan value, the provider contract,
+//! the planner and the executor.
 //!
 //! The engine knows no Azure or Kubernetes types. It speaks resource addresses, JSON values and
 //! the [`provider::Provider`] verbs; the providers crate gives those verbs meaning. It never
 //! prints: it returns values and emits [`events::Event`]s, and the CLI renders them.
 //!
-//! Data flow: [`config::load_file`] → [`graph::ResourceGraph::from_config`] →
+//! Data flow: a configuration lowered by the providers' kinds into a [`graph::ResourceGraph`] →
 //! [`planner::plan`] (refresh + diff through providers) → [`plan::Plan`] (a value, serialisable,
 //! savable) → [`executor::apply`] (walks the plan in dependency order through providers).
 
 pub mod address;
-pub mod config;
 pub mod diag;
 pub mod events;
 pub mod executor;

@@ -165,7 +165,7 @@ pub struct Change {
 ///
 /// arcplan keeps no state file, so "what arcplan last applied" is recorded on the resource
 /// itself: when a provider applies a change it records the [`desired_digest`] of the change's
-/// desired attributes (for `k8s.arcAgents`, an annotation of the ownership ConfigMap), and its
+/// desired attributes (wherever the resource can carry it, such as an annotation), and its
 /// `read` reports it back. A difference between live and desired state is **drift** when the
 /// configuration's digest still equals the recorded one (nobody edited the file; the live state
 /// moved), and a **configuration change** otherwise. A resource whose provider records nothing
@@ -437,7 +437,7 @@ mod tests {
                 .enumerate()
                 .map(|(i, a)| {
                     Change::new(
-                        Address::new(ResourceType::RESOURCE_GROUP, format!("g{i}")),
+                        Address::new(ResourceType::of("azure.resourceGroup"), format!("g{i}")),
                         *a,
                     )
                 })

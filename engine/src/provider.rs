@@ -81,8 +81,7 @@ pub struct PlanResponse {
     /// replace and delete.
     pub outputs: Option<Value>,
     /// For a delete: other deletes that must finish first, overriding the default inside-out
-    /// order (the Arc agents are removed only after the ARM resource is gone, as
-    /// `az connectedk8s delete` does).
+    /// order (a resource whose removal must wait for the cloud resource it reports to).
     pub delete_after: Vec<Address>,
     /// Problems with the change.
     pub diagnostics: Diagnostics,

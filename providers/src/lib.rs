@@ -7,4 +7,6 @@
 //! credentials and a CA bundle like any Azure cloud or Kubernetes cluster.
 
 pub mod azure;
+pub mod kind;
+pub mod kinds;
 pub mod kubernetes;

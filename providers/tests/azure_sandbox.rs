@@ -2,8 +2,8 @@
 //! registration, groups, connected clusters, updates and replacements, role checks, faults,
 //! failed operations, prune, request counts, and no secret in any output.
 
-use arcplan_engine::address::{Address, ResourceType as T};
-use arcplan_engine::config::{Loaded, load_str};
+use arcplan_config::{Loaded, load_str};
+use arcplan_engine::address::Address;
 use arcplan_engine::diag::Diagnostics;
 use arcplan_engine::events::{Event, EventSink};
 use arcplan_engine::executor::{ApplyOptions, ApplyReport, StepStatus, apply};
@@ -106,7 +106,7 @@ async fn world(opts: SandboxOptions) -> World {
     sandbox.write_files(&dir).unwrap();
     let text = config_text(&sandbox, &dir, "eastus", "lab");
     let loaded = load_str(&text, "azure-tests.yaml").unwrap_or_else(|d| panic!("{d}"));
-    let graph = ResourceGraph::from_config(&loaded.config).unwrap();
+    let graph = arcplan_providers::kinds::lower(&loaded.config).unwrap();
     let secret = sandbox.client_secret().to_owned();
     let env = move |k: &str| (k == "SANDBOX_SECRET").then(|| secret.clone());
     let mut settings = AzureSettings::new("azure-tests", &sandbox.subscription_ids()[0]);
@@ -118,9 +118,12 @@ async fn world(opts: SandboxOptions) -> World {
         "{description}"
     );
     let azure = Arc::new(azure);
-    let kube_fake = Arc::new(FakeProvider::new(&[T::ONBOARDING_KEY, T::ARC_AGENTS]));
+    let kube_fake = Arc::new(FakeProvider::new(&[
+        arcplan_providers::kinds::ONBOARDING_KEY,
+        arcplan_providers::kinds::ARC_AGENTS,
+    ]));
     kube_fake.outputs.lock().unwrap().insert(
-        Address::new(T::ONBOARDING_KEY, "edge-01"),
+        Address::new(arcplan_providers::kinds::ONBOARDING_KEY, "edge-01"),
         json!({"publicKey": public_key(KEY_A)}),
     );
     let mut providers = Providers::new();
@@ -173,7 +176,7 @@ impl World {
     fn reload(&mut self, location: &str, env_tag: &str) {
         let text = config_text(&self.sandbox, &self.dir, location, env_tag);
         self.loaded = load_str(&text, "azure-tests.yaml").unwrap();
-        self.graph = ResourceGraph::from_config(&self.loaded.config).unwrap();
+        self.graph = arcplan_providers::kinds::lower(&self.loaded.config).unwrap();
     }
 
     /// Plays the cluster side in the sandbox's Kubernetes API: key Secret, ownership ConfigMap and
@@ -379,7 +382,7 @@ async fn a_mismatching_key_forces_a_replace_with_the_reason() {
     w.install_agents(KEY_A);
     assert!(w.apply(&first).await.is_success());
     w.kube_fake.outputs.lock().unwrap().insert(
-        Address::new(T::ONBOARDING_KEY, "edge-01"),
+        Address::new(arcplan_providers::kinds::ONBOARDING_KEY, "edge-01"),
         json!({"publicKey": public_key(KEY_B)}),
     );
     let p = w.plan(PlanMode::Normal).await.unwrap();

@@ -1,8 +1,8 @@
 //! Engine tests over the quickstart graph with the scripted fake provider: graph order, plan,
 //! apply, re-plan, replace, prune, destroy, failure isolation and the parallel bound.
 
+use arcplan_config::load_file;
 use arcplan_engine::address::{Address, ResourceType as T};
-use arcplan_engine::config::load_file;
 use arcplan_engine::events::NoEvents;
 use arcplan_engine::executor::{ApplyOptions, StepStatus, apply};
 use arcplan_engine::graph::{EdgeKind, Mode, ResourceGraph, ResourceNode};
@@ -15,21 +15,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 const ALL: &[T] = &[
-    T::SUBSCRIPTION,
-    T::RESOURCE_PROVIDER,
-    T::ROLE_CHECK,
-    T::RESOURCE_GROUP,
-    T::CONNECTED_CLUSTER,
-    T::CONNECTIVITY,
-    T::ONBOARDING_KEY,
-    T::ARC_AGENTS,
+    arcplan_providers::kinds::SUBSCRIPTION,
+    arcplan_providers::kinds::RESOURCE_PROVIDER,
+    arcplan_providers::kinds::ROLE_CHECK,
+    arcplan_providers::kinds::RESOURCE_GROUP,
+    arcplan_providers::kinds::CONNECTED_CLUSTER,
+    arcplan_providers::kinds::CONNECTIVITY,
+    arcplan_providers::kinds::ONBOARDING_KEY,
+    arcplan_providers::kinds::ARC_AGENTS,
 ];
 
 fn quickstart() -> (ResourceGraph, String) {
     let loaded =
         load_file(std::path::Path::new("../examples/quickstart.yaml")).expect("quickstart loads");
     (
-        ResourceGraph::from_config(&loaded.config).expect("graph builds"),
+        arcplan_providers::kinds::lower(&loaded.config).expect("graph builds"),
         loaded.config.azure.subscription,
     )
 }
@@ -41,7 +41,7 @@ fn addr(s: &str) -> Address {
 fn fake_with_subscription(sub: &str) -> Arc<FakeProvider> {
     let fake = FakeProvider::new(ALL);
     fake.live.lock().unwrap().insert(
-        Address::new(T::SUBSCRIPTION, sub),
+        Address::new(arcplan_providers::kinds::SUBSCRIPTION, sub),
         json!({"subscriptionId": sub, "state": "Enabled"}),
     );
     Arc::new(fake)
@@ -237,7 +237,7 @@ async fn plan_apply_replan_is_empty() {
         first
             .checks
             .iter()
-            .filter(|c| c.address.rtype == T::ROLE_CHECK)
+            .filter(|c| c.address.rtype == arcplan_providers::kinds::ROLE_CHECK)
             .all(|c| c.status == CheckStatus::Pass)
     );
 
@@ -283,10 +283,10 @@ async fn update_replace_and_requested_replace() {
     let mut fake = FakeProvider::new(ALL);
     fake.replace_keys = vec!["location".into()];
     let fake = Arc::new(fake);
-    fake.live
-        .lock()
-        .unwrap()
-        .insert(Address::new(T::SUBSCRIPTION, &sub), json!({}));
+    fake.live.lock().unwrap().insert(
+        Address::new(arcplan_providers::kinds::SUBSCRIPTION, &sub),
+        json!({}),
+    );
     let p = providers(&fake);
     let first = plan_ok(&g, &p, &opts()).await;
     apply(&first, &p, &ApplyOptions::default(), Arc::new(NoEvents))
@@ -385,7 +385,7 @@ async fn prune_and_destroy_delete_inside_out() {
         destroy
             .checks
             .iter()
-            .all(|c| c.address.rtype != T::CONNECTIVITY),
+            .all(|c| c.address.rtype != arcplan_providers::kinds::CONNECTIVITY),
         "no connectivity wait when destroying"
     );
     let before = fake.calls_of("apply").len();
@@ -410,17 +410,20 @@ async fn delete_after_puts_the_arm_delete_before_the_agents() {
     let (g, sub) = quickstart();
     let mut fake = FakeProvider::new(ALL);
     fake.delete_after = Some(Box::new(|a: &Address| {
-        if a.rtype == T::ARC_AGENTS {
-            vec![Address::new(T::CONNECTED_CLUSTER, a.name.clone())]
+        if a.rtype == arcplan_providers::kinds::ARC_AGENTS {
+            vec![Address::new(
+                arcplan_providers::kinds::CONNECTED_CLUSTER,
+                a.name.clone(),
+            )]
         } else {
             Vec::new()
         }
     }));
     let fake = Arc::new(fake);
-    fake.live
-        .lock()
-        .unwrap()
-        .insert(Address::new(T::SUBSCRIPTION, &sub), json!({}));
+    fake.live.lock().unwrap().insert(
+        Address::new(arcplan_providers::kinds::SUBSCRIPTION, &sub),
+        json!({}),
+    );
     let p = providers(&fake);
     let first = plan_ok(&g, &p, &opts()).await;
     apply(&first, &p, &ApplyOptions::default(), Arc::new(NoEvents))
@@ -511,17 +514,17 @@ async fn failed_plan_checks_block_apply_and_pending_checks_run_last() {
     let (g, sub) = quickstart();
     let mut fake = FakeProvider::new(ALL);
     fake.check_fn = Some(Box::new(|req| {
-        if req.address.rtype == T::ROLE_CHECK {
+        if req.address.rtype == arcplan_providers::kinds::ROLE_CHECK {
             CheckStatus::Fail
         } else {
             CheckStatus::Pass
         }
     }));
     let fake = Arc::new(fake);
-    fake.live
-        .lock()
-        .unwrap()
-        .insert(Address::new(T::SUBSCRIPTION, &sub), json!({}));
+    fake.live.lock().unwrap().insert(
+        Address::new(arcplan_providers::kinds::SUBSCRIPTION, &sub),
+        json!({}),
+    );
     let p = providers(&fake);
     let plan = plan_ok(&g, &p, &opts()).await;
     assert!(plan.has_failed_checks());
@@ -541,7 +544,7 @@ async fn parallelism_bounds_concurrent_applies() {
     let mut g = ResourceGraph::new();
     for i in 0..24 {
         g.add(ResourceNode {
-            address: Address::new(T::RESOURCE_GROUP, format!("g{i}")),
+            address: Address::new(arcplan_providers::kinds::RESOURCE_GROUP, format!("g{i}")),
             mode: Mode::Managed,
             desired: json!({"n": i}),
             source: None,
@@ -575,10 +578,10 @@ async fn cancellation_reports_what_did_not_start() {
     let mut fake = FakeProvider::new(ALL);
     fake.apply_delay = Duration::from_millis(30);
     let fake = Arc::new(fake);
-    fake.live
-        .lock()
-        .unwrap()
-        .insert(Address::new(T::SUBSCRIPTION, &sub), json!({}));
+    fake.live.lock().unwrap().insert(
+        Address::new(arcplan_providers::kinds::SUBSCRIPTION, &sub),
+        json!({}),
+    );
     let p = providers(&fake);
     let plan = plan_ok(&g, &p, &opts()).await;
     let o = ApplyOptions {
@@ -718,7 +721,7 @@ async fn applied_quickstart(fake: FakeProvider) -> (ResourceGraph, Arc<FakeProvi
     let (g, sub) = quickstart();
     let fake = Arc::new(fake);
     fake.live.lock().unwrap().insert(
-        Address::new(T::SUBSCRIPTION, &sub),
+        Address::new(arcplan_providers::kinds::SUBSCRIPTION, &sub),
         json!({"subscriptionId": sub, "state": "Enabled"}),
     );
     let p = providers(&fake);
@@ -736,7 +739,9 @@ async fn apply_time_checks_run_on_an_apply_that_changes_nothing() {
     let mut fake = FakeProvider::new(ALL);
     let c = connected.clone();
     fake.check_fn = Some(Box::new(move |req| {
-        if req.address.rtype == T::CONNECTIVITY && !c.load(std::sync::atomic::Ordering::SeqCst) {
+        if req.address.rtype == arcplan_providers::kinds::CONNECTIVITY
+            && !c.load(std::sync::atomic::Ordering::SeqCst)
+        {
             CheckStatus::Fail
         } else {
             CheckStatus::Pass

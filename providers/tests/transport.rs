@@ -2,7 +2,7 @@
 //! and never answers, on the Entra side (the credential) and the Kubernetes side; and the
 //! refusal of kubeconfigs that turn TLS verification off.
 
-use arcplan_engine::config::{Cloud, Credential};
+use arcplan_config::{Cloud, Credential};
 use arcplan_providers::azure::cloud::CloudProfile;
 use arcplan_providers::azure::credential;
 use arcplan_providers::azure::http::{Timeouts, client_with};

@@ -383,13 +383,16 @@ impl Unreachable {
 #[async_trait]
 impl Provider for Unreachable {
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![ResourceType::ONBOARDING_KEY, ResourceType::ARC_AGENTS]
+        vec![
+            arcplan_providers::kinds::ONBOARDING_KEY,
+            arcplan_providers::kinds::ARC_AGENTS,
+        ]
     }
     async fn read(&self, req: ReadRequest) -> ReadResponse {
         use arcplan_providers::kubernetes::{KEY_SECRET, NAMESPACE};
         let mut r = ReadResponse::default();
         let hint = "when the cluster is reachable again, remove them with `kubectl delete namespace azure-arc azure-arc-release`";
-        if req.address.rtype == ResourceType::ARC_AGENTS {
+        if req.address.rtype == arcplan_providers::kinds::ARC_AGENTS {
             let objects = self.agent_objects(&req.desired).await;
             r.diagnostics.push(
                 Diagnostic::warning(
@@ -404,7 +407,7 @@ impl Provider for Unreachable {
                 .with_address(req.address.to_string())
                 .with_hint(hint),
             );
-        } else if req.address.rtype == ResourceType::ONBOARDING_KEY {
+        } else if req.address.rtype == arcplan_providers::kinds::ONBOARDING_KEY {
             let attr = |k: &str, default: &str| {
                 req.desired
                     .get(k)

@@ -10,7 +10,7 @@
 
 use crate::cli::{Invocation, TargetArgs, command_line};
 use crate::views::{Output, diagnostics};
-use arcplan_engine::config::{
+use arcplan_config::{
     Cloud, Credential, CredentialKind, CredentialSpec, CustomCloud, Installer, Loaded, SecretRef,
     load_file,
 };
@@ -79,7 +79,7 @@ impl Run {
 
 /// Loads the file, printing diagnostics (and warnings) on the way.
 pub fn load(out: &Output, file: &Path) -> Result<Loaded, Reported> {
-    let source = arcplan_engine::config::read_source(file);
+    let source = arcplan_config::read_source(file);
     match load_file(file) {
         Ok(l) => {
             diagnostics::print(out, &l.warnings, source.as_deref());
@@ -349,7 +349,7 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         }
         secret = Some(t.client_secret);
     }
-    let graph = ResourceGraph::from_config(&loaded.config).map_err(|d| report(out, d))?;
+    let graph = arcplan_providers::kinds::lower(&loaded.config).map_err(|d| report(out, d))?;
     let env = move |k: &str| -> Option<String> {
         if k == SANDBOX_SECRET_VAR {
             return secret.clone();

@@ -169,7 +169,7 @@ fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arcplan_engine::address::{Address, ResourceType};
+    use arcplan_engine::address::Address;
     use arcplan_engine::plan::Action;
     use std::sync::Mutex;
 
@@ -186,7 +186,7 @@ mod tests {
     /// at 10 s and 20 s in plain output; none with NDJSON.
     #[tokio::test(start_paused = true)]
     async fn a_silent_step_gets_a_heartbeat_every_ten_seconds() {
-        let key = Address::new(ResourceType::ONBOARDING_KEY, "c1");
+        let key = Address::new(arcplan_providers::kinds::ONBOARDING_KEY, "c1");
         for style in [Style::Plain, Style::Ndjson] {
             let (write, lines) = capture();
             let (sink, printer) = spawn(style, false, Totals::default(), write);

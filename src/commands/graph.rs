@@ -3,12 +3,11 @@
 use super::{Error, Outcome};
 use crate::cli::{GraphArgs, GraphFormat};
 use crate::views::{Output, diagnostics, graph};
-use arcplan_engine::config::load_file;
-use arcplan_engine::graph::ResourceGraph;
+use arcplan_config::load_file;
 
 pub fn run(args: &GraphArgs, out: &Output) -> Result<Outcome, Error> {
     let path = args.file.path();
-    let source = arcplan_engine::config::read_source(&path);
+    let source = arcplan_config::read_source(&path);
     let loaded = match load_file(&path) {
         Ok(l) => l,
         Err(d) => {
@@ -17,7 +16,7 @@ pub fn run(args: &GraphArgs, out: &Output) -> Result<Outcome, Error> {
         }
     };
     diagnostics::print(out, &loaded.warnings, source.as_deref());
-    let g = match ResourceGraph::from_config(&loaded.config) {
+    let g = match arcplan_providers::kinds::lower(&loaded.config) {
         Ok(g) => g,
         Err(d) => {
             diagnostics::print(out, &d, source.as_deref());

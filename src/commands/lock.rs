@@ -23,7 +23,8 @@ pub fn cluster_attrs<'a>(
 ) -> Vec<serde_json::Value> {
     items
         .filter(|(a, _)| {
-            a.rtype == ResourceType::ONBOARDING_KEY || a.rtype == ResourceType::ARC_AGENTS
+            a.rtype == arcplan_providers::kinds::ONBOARDING_KEY
+                || a.rtype == arcplan_providers::kinds::ARC_AGENTS
         })
         .filter_map(|(_, d)| d?.get("cluster").cloned())
         .collect()

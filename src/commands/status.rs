@@ -8,7 +8,7 @@ use super::{Error, Outcome};
 use crate::cli::StatusArgs;
 use crate::views::Output;
 use crate::views::status::{self, ClusterStatus};
-use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::address::Address;
 use arcplan_engine::plan::PlanMode;
 use arcplan_providers::kubernetes::readiness;
 use serde_json::Value;
@@ -28,12 +28,14 @@ pub fn run(args: &StatusArgs, out: &Output) -> Result<Outcome, Error> {
         for c in &run.loaded.config.clusters {
             let cc = plan
                 .change(&Address::new(
-                    ResourceType::CONNECTED_CLUSTER,
+                    arcplan_providers::kinds::CONNECTED_CLUSTER,
                     c.name.clone(),
                 ))
                 .and_then(|ch| ch.before.clone());
-            let agents_change =
-                plan.change(&Address::new(ResourceType::ARC_AGENTS, c.name.clone()));
+            let agents_change = plan.change(&Address::new(
+                arcplan_providers::kinds::ARC_AGENTS,
+                c.name.clone(),
+            ));
             let agents = agents_change.and_then(|ch| ch.before.as_ref());
             let why = match (agents, agents_change.and_then(|ch| ch.desired.as_ref())) {
                 (Some(a), Some(desired)) => why_not_ready(&run, a, desired).await,

@@ -3,14 +3,13 @@
 use super::{Error, Outcome};
 use crate::cli::ValidateArgs;
 use crate::views::{Output, diagnostics};
-use arcplan_engine::config::load_file;
+use arcplan_config::load_file;
 use arcplan_engine::diag::Diagnostics;
-use arcplan_engine::graph::ResourceGraph;
 
 pub fn run(args: &ValidateArgs, out: &Output) -> Result<Outcome, Error> {
     let path = args.file.path();
     let (diags, resources) = match load_file(&path) {
-        Ok(loaded) => match ResourceGraph::from_config(&loaded.config) {
+        Ok(loaded) => match arcplan_providers::kinds::lower(&loaded.config) {
             Ok(g) => (loaded.warnings, Some(g.len())),
             Err(mut d) => {
                 d.extend(loaded.warnings);
@@ -19,7 +18,7 @@ pub fn run(args: &ValidateArgs, out: &Output) -> Result<Outcome, Error> {
         },
         Err(d) => (d, None),
     };
-    let source = arcplan_engine::config::read_source(&path);
+    let source = arcplan_config::read_source(&path);
     if args.json {
         out.stdout(&diagnostics::json_report(&diags, resources));
     } else {

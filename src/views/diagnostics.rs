@@ -2,7 +2,7 @@
 
 use super::Output;
 use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
-use arcplan_engine::config::validate::SECRET_KEYS;
+use arcplan_config::validate::SECRET_KEYS;
 use arcplan_engine::diag::{Diagnostic, Diagnostics, Severity, source_line};
 use serde_json::json;
 

@@ -9,7 +9,7 @@
 //! Terraform does.
 
 use super::plan::cluster_of;
-use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::address::Address;
 use arcplan_engine::events::Event;
 use arcplan_engine::plan::{CheckStatus, Plan};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -37,10 +37,10 @@ impl Phase {
     /// The phase an apply step belongs to.
     pub fn of(a: &Address) -> Phase {
         match &a.rtype {
-            t if *t == ResourceType::ONBOARDING_KEY => Phase::Keys,
-            t if *t == ResourceType::CONNECTED_CLUSTER => Phase::Clusters,
-            t if *t == ResourceType::ARC_AGENTS => Phase::Agents,
-            t if *t == ResourceType::CONNECTIVITY => Phase::Connected,
+            t if *t == arcplan_providers::kinds::ONBOARDING_KEY => Phase::Keys,
+            t if *t == arcplan_providers::kinds::CONNECTED_CLUSTER => Phase::Clusters,
+            t if *t == arcplan_providers::kinds::ARC_AGENTS => Phase::Agents,
+            t if *t == arcplan_providers::kinds::CONNECTIVITY => Phase::Connected,
             _ => Phase::Azure,
         }
     }
@@ -305,21 +305,21 @@ mod tests {
     fn fleet(n: usize) -> Plan {
         use arcplan_engine::plan::{Change, CheckResult, FORMAT_VERSION, PlanMode};
         let mut changes = vec![Change::new(
-            Address::new(ResourceType::RESOURCE_GROUP, "rg"),
+            Address::new(arcplan_providers::kinds::RESOURCE_GROUP, "rg"),
             Action::Create,
         )];
         let mut checks = Vec::new();
         for i in 0..n {
             let name = format!("c{i}");
             for t in [
-                ResourceType::ONBOARDING_KEY,
-                ResourceType::CONNECTED_CLUSTER,
-                ResourceType::ARC_AGENTS,
+                arcplan_providers::kinds::ONBOARDING_KEY,
+                arcplan_providers::kinds::CONNECTED_CLUSTER,
+                arcplan_providers::kinds::ARC_AGENTS,
             ] {
                 changes.push(Change::new(Address::new(t, name.clone()), Action::Create));
             }
             checks.push(CheckResult {
-                address: Address::new(ResourceType::CONNECTIVITY, name),
+                address: Address::new(arcplan_providers::kinds::CONNECTIVITY, name),
                 status: CheckStatus::Pending,
                 summary: String::new(),
                 fix: None,
@@ -354,12 +354,12 @@ mod tests {
             "azure 0/1 · keys 0/5 · clusters 0/5 · agents 0/5 · connected 0/5"
         );
         for i in 0..3 {
-            c.event(&complete(ResourceType::ONBOARDING_KEY, i));
+            c.event(&complete(arcplan_providers::kinds::ONBOARDING_KEY, i));
         }
-        c.event(&complete(ResourceType::ONBOARDING_KEY, 0)); // counted once
-        c.event(&complete(ResourceType::CONNECTIVITY, 1));
+        c.event(&complete(arcplan_providers::kinds::ONBOARDING_KEY, 0)); // counted once
+        c.event(&complete(arcplan_providers::kinds::CONNECTIVITY, 1));
         c.event(&Event::ApplyErrored {
-            address: Address::new(ResourceType::CONNECTIVITY, "c2"),
+            address: Address::new(arcplan_providers::kinds::CONNECTIVITY, "c2"),
             action: Action::Read,
             diagnostics: vec![],
         });
@@ -377,14 +377,14 @@ mod tests {
             ProgressDrawTarget::term_like_with_hz(Box::new(term.clone()), 100),
         );
         for i in 0..4 {
-            live.event(&complete(ResourceType::ONBOARDING_KEY, i));
+            live.event(&complete(arcplan_providers::kinds::ONBOARDING_KEY, i));
         }
         live.event(&Event::ApplyProgress {
-            address: Address::new(ResourceType::ARC_AGENTS, "c1"),
+            address: Address::new(arcplan_providers::kinds::ARC_AGENTS, "c1"),
             message: "3/9 agent deployments available".into(),
             elapsed_seconds: 12.0,
         });
-        live.event(&complete(ResourceType::CONNECTIVITY, 0));
+        live.event(&complete(arcplan_providers::kinds::CONNECTIVITY, 0));
         std::thread::sleep(Duration::from_millis(50));
         live.top.tick();
         for b in live.bars.values() {

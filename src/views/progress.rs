@@ -409,20 +409,20 @@ pub fn change_summary(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arcplan_engine::address::ResourceType;
+
     use arcplan_engine::plan::CheckResult;
     use time::macros::datetime;
 
     fn rg() -> Address {
-        Address::new(ResourceType::RESOURCE_GROUP, "rg-arc")
+        Address::new(arcplan_providers::kinds::RESOURCE_GROUP, "rg-arc")
     }
 
     fn cc() -> Address {
-        Address::new(ResourceType::CONNECTED_CLUSTER, "mynewcluster")
+        Address::new(arcplan_providers::kinds::CONNECTED_CLUSTER, "mynewcluster")
     }
 
     fn conn() -> Address {
-        Address::new(ResourceType::CONNECTIVITY, "mynewcluster")
+        Address::new(arcplan_providers::kinds::CONNECTIVITY, "mynewcluster")
     }
 
     /// An apply: events at fixed times.
@@ -471,14 +471,14 @@ mod tests {
             ),
             (
                 Event::ApplyStart {
-                    address: Address::new(ResourceType::RESOURCE_GROUP, "rg-old"),
+                    address: Address::new(arcplan_providers::kinds::RESOURCE_GROUP, "rg-old"),
                     action: Action::Delete,
                 },
                 at(88),
             ),
             (
                 Event::ApplyComplete {
-                    address: Address::new(ResourceType::RESOURCE_GROUP, "rg-old"),
+                    address: Address::new(arcplan_providers::kinds::RESOURCE_GROUP, "rg-old"),
                     action: Action::Delete,
                     elapsed_seconds: 1.0,
                 },
@@ -518,7 +518,7 @@ mod tests {
             ),
             (
                 Event::ApplyErrored {
-                    address: Address::new(ResourceType::ARC_AGENTS, "other"),
+                    address: Address::new(arcplan_providers::kinds::ARC_AGENTS, "other"),
                     action: Action::Update,
                     diagnostics: vec![
                         Diagnostic::error(
@@ -532,7 +532,7 @@ mod tests {
             ),
             (
                 Event::Skipped {
-                    address: Address::new(ResourceType::ARC_AGENTS, "later"),
+                    address: Address::new(arcplan_providers::kinds::ARC_AGENTS, "later"),
                     reason: "k8s.arcAgents.other failed".into(),
                 },
                 at(97),
@@ -631,7 +631,10 @@ mod tests {
         let t = datetime!(2025-03-01 12:00:00 UTC);
         let mut lines = Vec::new();
         for i in 0..25 {
-            let address = Address::new(ResourceType::RESOURCE_GROUP, format!("rg{i:02}"));
+            let address = Address::new(
+                arcplan_providers::kinds::RESOURCE_GROUP,
+                format!("rg{i:02}"),
+            );
             lines.extend(p.line(
                 &Event::RefreshStart {
                     address: address.clone(),
@@ -720,7 +723,7 @@ mod tests {
     fn heartbeats_for_silent_steps_every_ten_seconds() {
         let t0 = datetime!(2025-03-01 12:00:00 UTC);
         let at = |s: i64| t0 + time::Duration::seconds(s);
-        let key = Address::new(ResourceType::ONBOARDING_KEY, "c1");
+        let key = Address::new(arcplan_providers::kinds::ONBOARDING_KEY, "c1");
         let mut p = Progress::new();
         p.line(&Event::RefreshStart { address: rg() }, at(0));
         p.line(

@@ -196,7 +196,7 @@ mod tests {
 
     fn connected() -> CheckResult {
         CheckResult {
-            address: Address::new(ResourceType::CONNECTIVITY, "mynewcluster"),
+            address: Address::new(arcplan_providers::kinds::CONNECTIVITY, "mynewcluster"),
             status: CheckStatus::Pass,
             summary: "Connected: agent 1.21.10, Kubernetes v1.30.6, 3 nodes, 12 cores".into(),
             fix: None,
@@ -210,43 +210,43 @@ mod tests {
         ApplyReport {
             steps: vec![
                 step(
-                    ResourceType::RESOURCE_PROVIDER,
+                    arcplan_providers::kinds::RESOURCE_PROVIDER,
                     "Microsoft.Kubernetes",
                     Action::NoOp,
                     StepStatus::Unchanged,
                 ),
                 step(
-                    ResourceType::RESOURCE_PROVIDER,
+                    arcplan_providers::kinds::RESOURCE_PROVIDER,
                     "Microsoft.KubernetesConfiguration",
                     Action::Create,
                     applied(41.0),
                 ),
                 step(
-                    ResourceType::RESOURCE_GROUP,
+                    arcplan_providers::kinds::RESOURCE_GROUP,
                     "rg-arc",
                     Action::Create,
                     applied(2.2),
                 ),
                 step(
-                    ResourceType::ONBOARDING_KEY,
+                    arcplan_providers::kinds::ONBOARDING_KEY,
                     "mynewcluster",
                     Action::Create,
                     applied(6.0),
                 ),
                 step(
-                    ResourceType::CONNECTED_CLUSTER,
+                    arcplan_providers::kinds::CONNECTED_CLUSTER,
                     "mynewcluster",
                     Action::Create,
                     applied(31.0),
                 ),
                 step(
-                    ResourceType::ARC_AGENTS,
+                    arcplan_providers::kinds::ARC_AGENTS,
                     "mynewcluster",
                     Action::Create,
                     applied(250.0),
                 ),
                 step(
-                    ResourceType::CONNECTIVITY,
+                    arcplan_providers::kinds::CONNECTIVITY,
                     "mynewcluster",
                     Action::Read,
                     applied(12.0),
@@ -258,12 +258,12 @@ mod tests {
     fn failure() -> ApplyReport {
         ApplyReport {
             steps: vec![
-                step(ResourceType::RESOURCE_PROVIDER, "Microsoft.Kubernetes", Action::NoOp, StepStatus::Unchanged),
-                step(ResourceType::RESOURCE_PROVIDER, "Microsoft.KubernetesConfiguration", Action::Create, applied(41.0)),
-                step(ResourceType::RESOURCE_GROUP, "rg-arc", Action::Create, applied(2.2)),
-                step(ResourceType::ONBOARDING_KEY, "mynewcluster", Action::Create, applied(6.0)),
+                step(arcplan_providers::kinds::RESOURCE_PROVIDER, "Microsoft.Kubernetes", Action::NoOp, StepStatus::Unchanged),
+                step(arcplan_providers::kinds::RESOURCE_PROVIDER, "Microsoft.KubernetesConfiguration", Action::Create, applied(41.0)),
+                step(arcplan_providers::kinds::RESOURCE_GROUP, "rg-arc", Action::Create, applied(2.2)),
+                step(arcplan_providers::kinds::ONBOARDING_KEY, "mynewcluster", Action::Create, applied(6.0)),
                 step(
-                    ResourceType::CONNECTED_CLUSTER,
+                    arcplan_providers::kinds::CONNECTED_CLUSTER,
                     "mynewcluster",
                     Action::Create,
                     StepStatus::Failed {
@@ -279,13 +279,13 @@ mod tests {
                     },
                 ),
                 step(
-                    ResourceType::ARC_AGENTS,
+                    arcplan_providers::kinds::ARC_AGENTS,
                     "mynewcluster",
                     Action::Create,
                     StepStatus::Skipped { reason: "arc.connectedCluster.mynewcluster failed".into() },
                 ),
                 step(
-                    ResourceType::CONNECTIVITY,
+                    arcplan_providers::kinds::CONNECTIVITY,
                     "mynewcluster",
                     Action::Read,
                     StepStatus::Skipped { reason: "k8s.arcAgents.mynewcluster failed".into() },

@@ -53,7 +53,7 @@ impl World {
 
     pub async fn start_with(f: impl FnOnce(SandboxOptions) -> SandboxOptions) -> World {
         let text = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
-        let loaded = arcplan_engine::config::load_str(&text, QUICKSTART).unwrap();
+        let loaded = arcplan_config::load_str(&text, QUICKSTART).unwrap();
         let opts = SandboxOptions {
             subscription_ids: vec![loaded.config.azure.subscription.clone()],
             tenant_id: loaded.config.azure.tenant.clone().unwrap(),

@@ -580,7 +580,7 @@ pub fn shared_budget() -> Arc<Budget> {
 mod tests {
     use super::*;
     use crate::azure::cloud::CloudProfile;
-    use arcplan_engine::config::{Cloud, CloudName};
+    use arcplan_config::{Cloud, CloudName};
 
     #[derive(Debug)]
     struct NoCredential;

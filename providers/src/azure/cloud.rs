@@ -4,7 +4,7 @@
 //! cloud profile: the defaults are the latest stable versions in the official specs, and a
 //! custom cloud may override any of them.
 
-use arcplan_engine::config::{Cloud, CloudName};
+use arcplan_config::{Cloud, CloudName};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use url::Url;
@@ -173,7 +173,7 @@ pub fn resolve(base_dir: &Path, p: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arcplan_engine::config::CustomCloud;
+    use arcplan_config::CustomCloud;
 
     #[test]
     fn well_known_clouds() {

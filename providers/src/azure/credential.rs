@@ -7,7 +7,7 @@
 //! file, never from the configuration; no message names a secret's value.
 
 use super::cloud::{CloudProfile, resolve};
-use arcplan_engine::config::{Credential, CredentialKind, SecretRef};
+use arcplan_config::{Credential, CredentialKind, SecretRef};
 use azure_core::cloud::{CloudConfiguration, CustomConfiguration};
 use azure_core::credentials::{Secret, TokenCredential};
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
@@ -382,7 +382,7 @@ fn on_path(cmd: &str, env: Env<'_>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arcplan_engine::config::{Cloud, CloudName, CredentialSpec};
+    use arcplan_config::{Cloud, CloudName, CredentialSpec};
     use std::collections::HashMap;
 
     fn run(credential: &Credential, vars: &[(&str, &str)]) -> Result<Chosen, CredentialError> {

@@ -5,10 +5,12 @@ pub mod budget;
 pub mod cloud;
 pub mod credential;
 pub mod http;
+pub mod kinds;
 pub mod permissions;
 pub mod provider;
 
-use arcplan_engine::config::Config;
+use arcplan_config::Config;
+pub use arcplan_config::conventions::STACK_TAG;
 use arcplan_engine::diag::Diagnostic;
 use std::path::Path;
 use std::sync::Arc;

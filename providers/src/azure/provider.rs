@@ -16,8 +16,8 @@ use connected_cluster::*;
 use super::arm::{ArmClient, ArmError, ArmErrorKind, ArmRequest};
 use super::cloud::ApiKind;
 use super::permissions::{Permission, missing, roles_granting};
+use crate::azure::STACK_TAG;
 use arcplan_engine::address::{Address, ResourceType as T};
-use arcplan_engine::config::validate::STACK_TAG;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::events::Event;
 use arcplan_engine::plan::{Action, CheckResult, CheckStatus, PlanMode, Reason, ReasonCode};
@@ -425,28 +425,28 @@ impl AzureProvider {
     async fn discover_owned(&self, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
         let ours = |v: &Value| owner_of(v).as_deref() == Some(req.stack.as_str());
-        if req.types.contains(&T::CONNECTED_CLUSTER) {
+        if req.types.contains(&crate::kinds::CONNECTED_CLUSTER) {
             match self.cluster_list().await {
                 Ok(items) => {
                     for c in items.iter().filter(|c| ours(c)) {
                         let rg = rg_of(s(c, "id"));
                         out.resources.push(Discovered {
-                            address: Address::new(T::CONNECTED_CLUSTER, s(c, "name")),
+                            address: Address::new(crate::kinds::CONNECTED_CLUSTER, s(c, "name")),
                             state: cluster_state(c),
                             version: None,
-                            depends_on: vec![Address::new(T::RESOURCE_GROUP, rg)],
+                            depends_on: vec![Address::new(crate::kinds::RESOURCE_GROUP, rg)],
                         });
                     }
                 }
                 Err(e) => out.diagnostics.push(discover_error(&e)),
             }
         }
-        if req.types.contains(&T::RESOURCE_GROUP) {
+        if req.types.contains(&crate::kinds::RESOURCE_GROUP) {
             match self.group_list().await {
                 Ok(items) => {
                     for g in items.iter().filter(|g| ours(g)) {
                         out.resources.push(Discovered {
-                            address: Address::new(T::RESOURCE_GROUP, s(g, "name")),
+                            address: Address::new(crate::kinds::RESOURCE_GROUP, s(g, "name")),
                             state: json!({"id": s(g, "id"), "name": s(g, "name"), "location": s(g, "location"), "tags": tags_of(g)}),
                             version: None,
                             depends_on: Vec::new(),
@@ -492,24 +492,24 @@ fn rg_of(id: &str) -> String {
 impl Provider for AzureProvider {
     fn resource_types(&self) -> Vec<T> {
         vec![
-            T::SUBSCRIPTION,
-            T::RESOURCE_PROVIDER,
-            T::ROLE_CHECK,
-            T::RESOURCE_GROUP,
-            T::CONNECTED_CLUSTER,
-            T::CONNECTIVITY,
+            crate::kinds::SUBSCRIPTION,
+            crate::kinds::RESOURCE_PROVIDER,
+            crate::kinds::ROLE_CHECK,
+            crate::kinds::RESOURCE_GROUP,
+            crate::kinds::CONNECTED_CLUSTER,
+            crate::kinds::CONNECTIVITY,
         ]
     }
 
     async fn read(&self, req: ReadRequest) -> ReadResponse {
         let t = &req.address.rtype;
-        if *t == T::SUBSCRIPTION {
+        if *t == crate::kinds::SUBSCRIPTION {
             self.read_subscription(&req.address, &req.desired).await
-        } else if *t == T::RESOURCE_PROVIDER {
+        } else if *t == crate::kinds::RESOURCE_PROVIDER {
             self.read_resource_provider(&req.address).await
-        } else if *t == T::RESOURCE_GROUP {
+        } else if *t == crate::kinds::RESOURCE_GROUP {
             self.read_resource_group(&req.address).await
-        } else if *t == T::CONNECTED_CLUSTER {
+        } else if *t == crate::kinds::CONNECTED_CLUSTER {
             self.read_connected_cluster(&req.address, &req.desired)
                 .await
         } else {
@@ -519,11 +519,11 @@ impl Provider for AzureProvider {
 
     async fn plan(&self, req: PlanRequest) -> PlanResponse {
         let t = &req.address.rtype;
-        if *t == T::RESOURCE_PROVIDER {
+        if *t == crate::kinds::RESOURCE_PROVIDER {
             self.plan_resource_provider(&req)
-        } else if *t == T::RESOURCE_GROUP {
+        } else if *t == crate::kinds::RESOURCE_GROUP {
             self.plan_resource_group(&req).await
-        } else if *t == T::CONNECTED_CLUSTER {
+        } else if *t == crate::kinds::CONNECTED_CLUSTER {
             self.plan_connected_cluster(&req)
         } else {
             PlanResponse {
@@ -537,11 +537,11 @@ impl Provider for AzureProvider {
     async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
         self.forget_cached_reads().await;
         let t = req.change.address.rtype.clone();
-        let result = if t == T::RESOURCE_PROVIDER {
+        let result = if t == crate::kinds::RESOURCE_PROVIDER {
             self.apply_resource_provider(&req).await
-        } else if t == T::RESOURCE_GROUP {
+        } else if t == crate::kinds::RESOURCE_GROUP {
             self.apply_resource_group(&req).await
-        } else if t == T::CONNECTED_CLUSTER {
+        } else if t == crate::kinds::CONNECTED_CLUSTER {
             self.apply_connected_cluster(&req).await
         } else {
             Ok(None)
@@ -560,7 +560,7 @@ impl Provider for AzureProvider {
     }
 
     async fn check(&self, req: CheckRequest) -> CheckResponse {
-        if req.address.rtype == T::ROLE_CHECK {
+        if req.address.rtype == crate::kinds::ROLE_CHECK {
             self.check_roles(&req).await
         } else {
             self.check_connectivity(&req).await

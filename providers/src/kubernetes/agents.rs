@@ -31,7 +31,7 @@ use super::{
     AGENTS, DEFAULT_AGENT_VERSION, FIELD_MANAGER, KEY_SECRET, KubernetesProvider, LOCK_NAME,
     MANAGED_BY_LABEL, NAMESPACE, RELEASE_NAME, RELEASE_NAMESPACE, at, diags_at, duration_attr,
 };
-use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::address::Address;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::events::Event;
 use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
@@ -425,7 +425,7 @@ async fn plan_inner(
 ) -> Result<(), Diagnostics> {
     let inst = installer(&req.desired)?;
     duration_attr(req.desired.get("timeout"), DEFAULT_TIMEOUT)?;
-    let cc = Address::new(ResourceType::CONNECTED_CLUSTER, req.address.name.clone());
+    let cc = Address::new(crate::kinds::CONNECTED_CLUSTER, req.address.name.clone());
     if req.mode == PlanMode::Destroy {
         match &req.prior {
             None => resp.action = Some(Action::NoOp),

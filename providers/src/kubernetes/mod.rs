@@ -25,6 +25,7 @@ pub mod applied;
 pub mod helm;
 pub mod key;
 pub mod key_pool;
+pub mod kinds;
 pub mod lock;
 pub mod manifests;
 pub mod onboarding_key;
@@ -268,13 +269,13 @@ pub(crate) fn diags_at(address: &arcplan_engine::address::Address, d: Diagnostic
 #[async_trait]
 impl Provider for KubernetesProvider {
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![ResourceType::ONBOARDING_KEY, ResourceType::ARC_AGENTS]
+        vec![crate::kinds::ONBOARDING_KEY, crate::kinds::ARC_AGENTS]
     }
 
     async fn read(&self, req: ReadRequest) -> ReadResponse {
-        if req.address.rtype == ResourceType::ONBOARDING_KEY {
+        if req.address.rtype == crate::kinds::ONBOARDING_KEY {
             onboarding_key::read(self, req).await
-        } else if req.address.rtype == ResourceType::ARC_AGENTS {
+        } else if req.address.rtype == crate::kinds::ARC_AGENTS {
             agents::read(self, req).await
         } else {
             ReadResponse {
@@ -285,9 +286,9 @@ impl Provider for KubernetesProvider {
     }
 
     async fn plan(&self, req: PlanRequest) -> PlanResponse {
-        if req.address.rtype == ResourceType::ONBOARDING_KEY {
+        if req.address.rtype == crate::kinds::ONBOARDING_KEY {
             onboarding_key::plan(self, req).await
-        } else if req.address.rtype == ResourceType::ARC_AGENTS {
+        } else if req.address.rtype == crate::kinds::ARC_AGENTS {
             agents::plan(self, req).await
         } else {
             PlanResponse {
@@ -299,9 +300,9 @@ impl Provider for KubernetesProvider {
 
     async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
         let address = req.change.address.clone();
-        if address.rtype == ResourceType::ONBOARDING_KEY {
+        if address.rtype == crate::kinds::ONBOARDING_KEY {
             onboarding_key::apply(self, req).await
-        } else if address.rtype == ResourceType::ARC_AGENTS {
+        } else if address.rtype == crate::kinds::ARC_AGENTS {
             agents::apply(self, req).await
         } else {
             ApplyResponse {

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use super::target::Target;
+use arcplan_config::load_str;
 use arcplan_engine::address::{Address, ResourceType as T};
-use arcplan_engine::config::load_str;
 use arcplan_engine::events::{Event, EventSink};
 use arcplan_engine::graph::{ResourceGraph, ResourceNode};
 use arcplan_engine::plan::{Action, Plan, PlanMode};
@@ -27,12 +27,12 @@ pub const AGENTS: &str = "k8s.arcAgents.c1";
 pub const CC: &str = "arc.connectedCluster.c1";
 
 const AZURE_TYPES: &[T] = &[
-    T::SUBSCRIPTION,
-    T::RESOURCE_PROVIDER,
-    T::ROLE_CHECK,
-    T::RESOURCE_GROUP,
-    T::CONNECTED_CLUSTER,
-    T::CONNECTIVITY,
+    arcplan_providers::kinds::SUBSCRIPTION,
+    arcplan_providers::kinds::RESOURCE_PROVIDER,
+    arcplan_providers::kinds::ROLE_CHECK,
+    arcplan_providers::kinds::RESOURCE_GROUP,
+    arcplan_providers::kinds::CONNECTED_CLUSTER,
+    arcplan_providers::kinds::CONNECTIVITY,
 ];
 
 /// Records every event.
@@ -79,7 +79,9 @@ impl Provider for Azure {
         self.fake.plan(req).await
     }
     async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
-        if req.change.address.rtype == T::CONNECTED_CLUSTER && req.change.action != Action::Delete {
+        if req.change.address.rtype == arcplan_providers::kinds::CONNECTED_CLUSTER
+            && req.change.action != Action::Delete
+        {
             let present = matches!(
                 self.secrets.get_opt("azure-arc-connect-privatekey").await,
                 Ok(Some(_))
@@ -117,11 +119,11 @@ pub const MANIFESTS: &str = "      installer: manifests\n      timeout: 90s\n";
 /// The graph of `text` with 2048-bit onboarding keys (fast in debug builds).
 fn graph_of(text: &str) -> ResourceGraph {
     let loaded = load_str(text, "arcplan.yaml").unwrap_or_else(|d| panic!("config loads: {d:?}"));
-    let g = ResourceGraph::from_config(&loaded.config).expect("graph builds");
+    let g = arcplan_providers::kinds::lower(&loaded.config).expect("graph builds");
     let mut out = ResourceGraph::new();
     for n in g.nodes() {
         let mut desired = n.desired.clone();
-        if n.address.rtype == T::ONBOARDING_KEY {
+        if n.address.rtype == arcplan_providers::kinds::ONBOARDING_KEY {
             desired["keyBits"] = json!(2048);
         }
         out.add(ResourceNode {
@@ -150,7 +152,7 @@ impl Engine {
         let mut fake = FakeProvider::new(AZURE_TYPES);
         fake.replace_keys = vec!["agentPublicKeyCertificate".into()];
         fake.live.lock().unwrap().insert(
-            Address::new(T::SUBSCRIPTION, SUB),
+            Address::new(arcplan_providers::kinds::SUBSCRIPTION, SUB),
             json!({"subscriptionId": SUB, "state": "Enabled"}),
         );
         let azure = Arc::new(Azure {

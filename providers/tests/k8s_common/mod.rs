@@ -4,8 +4,8 @@
 
 #![allow(dead_code)]
 
+use arcplan_config::load_str;
 use arcplan_engine::address::{Address, ResourceType as T};
-use arcplan_engine::config::load_str;
 use arcplan_engine::events::{Event, EventSink};
 use arcplan_engine::graph::{ResourceGraph, ResourceNode};
 use arcplan_engine::plan::{Plan, PlanMode};
@@ -21,12 +21,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub const AZURE_TYPES: &[T] = &[
-    T::SUBSCRIPTION,
-    T::RESOURCE_PROVIDER,
-    T::ROLE_CHECK,
-    T::RESOURCE_GROUP,
-    T::CONNECTED_CLUSTER,
-    T::CONNECTIVITY,
+    arcplan_providers::kinds::SUBSCRIPTION,
+    arcplan_providers::kinds::RESOURCE_PROVIDER,
+    arcplan_providers::kinds::ROLE_CHECK,
+    arcplan_providers::kinds::RESOURCE_GROUP,
+    arcplan_providers::kinds::CONNECTED_CLUSTER,
+    arcplan_providers::kinds::CONNECTIVITY,
 ];
 
 /// Records every event.
@@ -65,7 +65,7 @@ impl Provider for Azure {
         self.fake.plan(req).await
     }
     async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
-        if req.change.address.rtype == T::CONNECTED_CLUSTER
+        if req.change.address.rtype == arcplan_providers::kinds::CONNECTED_CLUSTER
             && req.change.action != arcplan_engine::plan::Action::Delete
         {
             let present = self
@@ -114,11 +114,11 @@ pub const MANIFESTS: &str = "      installer: manifests\n      timeout: 60s\n";
 /// tests fast; the 4096-bit default is covered by the key module's unit test).
 pub fn graph_of(text: &str, key_bits: u64) -> ResourceGraph {
     let loaded = load_str(text, "arcplan.yaml").unwrap_or_else(|d| panic!("config loads: {d:?}"));
-    let g = ResourceGraph::from_config(&loaded.config).expect("graph builds");
+    let g = arcplan_providers::kinds::lower(&loaded.config).expect("graph builds");
     let mut out = ResourceGraph::new();
     for n in g.nodes() {
         let mut desired = n.desired.clone();
-        if n.address.rtype == T::ONBOARDING_KEY {
+        if n.address.rtype == arcplan_providers::kinds::ONBOARDING_KEY {
             desired["keyBits"] = json!(key_bits);
         }
         out.add(ResourceNode {
@@ -163,7 +163,7 @@ pub async fn start(tag: &str, agents: &str) -> Env {
     let mut fake = FakeProvider::new(AZURE_TYPES);
     fake.replace_keys = vec!["agentPublicKeyCertificate".into()];
     fake.live.lock().unwrap().insert(
-        Address::new(T::SUBSCRIPTION, SUB),
+        Address::new(arcplan_providers::kinds::SUBSCRIPTION, SUB),
         json!({"subscriptionId": SUB, "state": "Enabled"}),
     );
     let azure = Arc::new(Azure {

@@ -48,7 +48,7 @@ fn check(
 
 fn role_pass() -> CheckResult {
     check(
-        ResourceType::ROLE_CHECK,
+        arcplan_providers::kinds::ROLE_CHECK,
         "rg-arc",
         CheckStatus::Pass,
         "the caller may write Microsoft.Kubernetes/connectedClusters in /subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-arc (Contributor)",
@@ -58,7 +58,7 @@ fn role_pass() -> CheckResult {
 
 pub(crate) fn connectivity_pending() -> CheckResult {
     check(
-        ResourceType::CONNECTIVITY,
+        arcplan_providers::kinds::CONNECTIVITY,
         "mynewcluster",
         CheckStatus::Pending,
         "evaluated during apply, once its dependencies are in place",
@@ -113,7 +113,7 @@ fn agents_after(version: &str) -> Value {
 /// A first onboarding: everything is created; the public key is known only after apply.
 pub(crate) fn onboarding() -> Plan {
     let mut rp = change(
-        ResourceType::RESOURCE_PROVIDER,
+        arcplan_providers::kinds::RESOURCE_PROVIDER,
         "Microsoft.Kubernetes",
         Action::NoOp,
     );
@@ -121,7 +121,7 @@ pub(crate) fn onboarding() -> Plan {
         Some(json!({"namespace": "Microsoft.Kubernetes", "registrationState": "Registered"}));
     rp.after = rp.before.clone();
     let mut rp2 = change(
-        ResourceType::RESOURCE_PROVIDER,
+        arcplan_providers::kinds::RESOURCE_PROVIDER,
         "Microsoft.KubernetesConfiguration",
         Action::Create,
     );
@@ -132,11 +132,19 @@ pub(crate) fn onboarding() -> Plan {
         ReasonCode::NotFound,
         "the provider is not registered in this subscription",
     ));
-    let mut rg = change(ResourceType::RESOURCE_GROUP, "rg-arc", Action::Create);
+    let mut rg = change(
+        arcplan_providers::kinds::RESOURCE_GROUP,
+        "rg-arc",
+        Action::Create,
+    );
     rg.after = Some(
         json!({"name": "rg-arc", "location": "westeurope", "tags": {"arcplan-stack": "prod", "env": "dev"}}),
     );
-    let mut key = change(ResourceType::ONBOARDING_KEY, "mynewcluster", Action::Create);
+    let mut key = change(
+        arcplan_providers::kinds::ONBOARDING_KEY,
+        "mynewcluster",
+        Action::Create,
+    );
     key.after = Some(json!({
         "cluster": cluster_access(),
         "namespace": "azure-arc",
@@ -146,13 +154,17 @@ pub(crate) fn onboarding() -> Plan {
     key.after_unknown = vec!["/publicKey".into()];
     key.sensitive_paths = vec!["/privateKey".into()];
     let mut cc = change(
-        ResourceType::CONNECTED_CLUSTER,
+        arcplan_providers::kinds::CONNECTED_CLUSTER,
         "mynewcluster",
         Action::Create,
     );
     cc.after = Some(cluster_after());
     cc.after_unknown = vec!["/agentPublicKeyCertificate".into()];
-    let mut agents = change(ResourceType::ARC_AGENTS, "mynewcluster", Action::Create);
+    let mut agents = change(
+        arcplan_providers::kinds::ARC_AGENTS,
+        "mynewcluster",
+        Action::Create,
+    );
     agents.after = Some(agents_after("1.21.10"));
     agents.after_unknown = vec!["/connectedClusterId".into()];
     plan(
@@ -164,7 +176,11 @@ pub(crate) fn onboarding() -> Plan {
 
 /// Tags change in place; the agents' Helm values (a multi-line string) change.
 pub(crate) fn update_tags() -> Plan {
-    let mut rg = change(ResourceType::RESOURCE_GROUP, "rg-arc", Action::Update);
+    let mut rg = change(
+        arcplan_providers::kinds::RESOURCE_GROUP,
+        "rg-arc",
+        Action::Update,
+    );
     rg.before = Some(
         json!({"name": "rg-arc", "location": "westeurope", "tags": {"arcplan-stack": "prod", "env": "dev", "owner": "team-a"}}),
     );
@@ -172,7 +188,7 @@ pub(crate) fn update_tags() -> Plan {
         json!({"name": "rg-arc", "location": "westeurope", "tags": {"arcplan-stack": "prod", "env": "staging", "cost-center": "1234"}}),
     );
     let mut cc = change(
-        ResourceType::CONNECTED_CLUSTER,
+        arcplan_providers::kinds::CONNECTED_CLUSTER,
         "mynewcluster",
         Action::Update,
     );
@@ -184,7 +200,11 @@ pub(crate) fn update_tags() -> Plan {
     after["agentAutoUpgrade"] = false.into();
     cc.before = Some(before);
     cc.after = Some(after);
-    let mut agents = change(ResourceType::ARC_AGENTS, "mynewcluster", Action::Update);
+    let mut agents = change(
+        arcplan_providers::kinds::ARC_AGENTS,
+        "mynewcluster",
+        Action::Update,
+    );
     let mut before = agents_after("1.21.10");
     before["connectedClusterId"] = "/subscriptions/…/connectedClusters/mynewcluster".into();
     before["helmValues"] = "global:\n  httpsProxy: \"\"\n  noProxy: \"\"\nsystemDefaultValues:\n  clusterconnect-agent:\n    enabled: true\n  azureArcAgents:\n    autoUpdate: true\n  logging:\n    level: info\n".into();
@@ -208,7 +228,7 @@ pub(crate) fn update_tags() -> Plan {
 /// replaced on request, with its private key (sensitive) in the live state.
 pub(crate) fn replace() -> Plan {
     let mut key = change(
-        ResourceType::ONBOARDING_KEY,
+        arcplan_providers::kinds::ONBOARDING_KEY,
         "mynewcluster",
         Action::Replace,
     );
@@ -235,9 +255,12 @@ pub(crate) fn replace() -> Plan {
     key.after_unknown = vec!["/publicKey".into()];
     key.sensitive_paths = vec!["/privateKey".into(), "/protected".into()];
     key.replace_paths = vec!["/keyBits".into()];
-    key.cascades_to = vec![addr(ResourceType::CONNECTED_CLUSTER, "mynewcluster")];
+    key.cascades_to = vec![addr(
+        arcplan_providers::kinds::CONNECTED_CLUSTER,
+        "mynewcluster",
+    )];
     let mut cc = change(
-        ResourceType::CONNECTED_CLUSTER,
+        arcplan_providers::kinds::CONNECTED_CLUSTER,
         "mynewcluster",
         Action::Replace,
     );
@@ -255,10 +278,14 @@ pub(crate) fn replace() -> Plan {
     cc.after_unknown = vec!["/agentPublicKeyCertificate".into()];
     cc.replace_paths = vec!["/distribution".into(), "/agentPublicKeyCertificate".into()];
     cc.cascades_to = vec![
-        addr(ResourceType::ARC_AGENTS, "mynewcluster"),
-        addr(ResourceType::CONNECTIVITY, "mynewcluster"),
+        addr(arcplan_providers::kinds::ARC_AGENTS, "mynewcluster"),
+        addr(arcplan_providers::kinds::CONNECTIVITY, "mynewcluster"),
     ];
-    let mut agents = change(ResourceType::ARC_AGENTS, "mynewcluster", Action::Update);
+    let mut agents = change(
+        arcplan_providers::kinds::ARC_AGENTS,
+        "mynewcluster",
+        Action::Update,
+    );
     let mut before = agents_after("1.21.10");
     before["connectedClusterId"] = "/subscriptions/00000000-0000-0000-0000-000000000001/resourceGroups/rg-arc/providers/Microsoft.Kubernetes/connectedClusters/mynewcluster".into();
     let after = before.clone();
@@ -279,13 +306,17 @@ pub(crate) fn replace() -> Plan {
 /// `destroy`, plus a resource pruned because the file no longer lists it.
 pub(crate) fn destroy() -> Plan {
     let reason = || Reason::new(ReasonCode::DeleteBecauseDestroy, "destroy was requested");
-    let mut agents = change(ResourceType::ARC_AGENTS, "mynewcluster", Action::Delete);
+    let mut agents = change(
+        arcplan_providers::kinds::ARC_AGENTS,
+        "mynewcluster",
+        Action::Delete,
+    );
     agents.reason = Some(reason());
     let mut before = agents_after("1.21.10");
     before["connectedClusterId"] = "/subscriptions/…/connectedClusters/mynewcluster".into();
     agents.before = Some(before);
     let mut cc = change(
-        ResourceType::CONNECTED_CLUSTER,
+        arcplan_providers::kinds::CONNECTED_CLUSTER,
         "mynewcluster",
         Action::Delete,
     );
@@ -293,8 +324,12 @@ pub(crate) fn destroy() -> Plan {
     let mut before = cluster_after();
     before["agentPublicKeyCertificate"] = public_key('C').into();
     cc.before = Some(before);
-    cc.cascades_to = vec![addr(ResourceType::ARC_AGENTS, "mynewcluster")];
-    let mut key = change(ResourceType::ONBOARDING_KEY, "mynewcluster", Action::Delete);
+    cc.cascades_to = vec![addr(arcplan_providers::kinds::ARC_AGENTS, "mynewcluster")];
+    let mut key = change(
+        arcplan_providers::kinds::ONBOARDING_KEY,
+        "mynewcluster",
+        Action::Delete,
+    );
     key.reason = Some(reason());
     key.before = Some(json!({
         "cluster": cluster_access(),
@@ -304,7 +339,11 @@ pub(crate) fn destroy() -> Plan {
         "privateKey": SECRET,
     }));
     key.sensitive_paths = vec!["/privateKey".into()];
-    let mut old = change(ResourceType::RESOURCE_GROUP, "rg-old", Action::Delete);
+    let mut old = change(
+        arcplan_providers::kinds::RESOURCE_GROUP,
+        "rg-old",
+        Action::Delete,
+    );
     old.reason = Some(Reason::new(
         ReasonCode::DeleteBecauseNoResourceConfig,
         "azure.resourceGroup.rg-old carries this stack's tag but is no longer in the configuration",
@@ -317,19 +356,23 @@ pub(crate) fn destroy() -> Plan {
 
 /// The caller lacks a role: the plan cannot be applied.
 pub(crate) fn failed_check() -> Plan {
-    let mut rg = change(ResourceType::RESOURCE_GROUP, "rg-arc", Action::Create);
+    let mut rg = change(
+        arcplan_providers::kinds::RESOURCE_GROUP,
+        "rg-arc",
+        Action::Create,
+    );
     rg.after = Some(
         json!({"name": "rg-arc", "location": "westeurope", "tags": {"arcplan-stack": "prod"}}),
     );
     let mut cc = change(
-        ResourceType::CONNECTED_CLUSTER,
+        arcplan_providers::kinds::CONNECTED_CLUSTER,
         "mynewcluster",
         Action::Create,
     );
     cc.after = Some(cluster_after());
     cc.after_unknown = vec!["/agentPublicKeyCertificate".into()];
     let mut fail = check(
-        ResourceType::ROLE_CHECK,
+        arcplan_providers::kinds::ROLE_CHECK,
         "rg-arc",
         CheckStatus::Fail,
         "the caller (app 11111111-2222-3333-4444-555555555555) may not write Microsoft.Resources/resourceGroups or Microsoft.Kubernetes/connectedClusters in /subscriptions/00000000-0000-0000-0000-000000000001",
@@ -348,24 +391,28 @@ pub(crate) fn failed_check() -> Plan {
 /// Nothing to do.
 pub(crate) fn no_changes() -> Plan {
     let mut sub = change(
-        ResourceType::SUBSCRIPTION,
+        arcplan_providers::kinds::SUBSCRIPTION,
         "00000000-0000-0000-0000-000000000001",
         Action::Read,
     );
     sub.after = Some(json!({"state": "Enabled"}));
-    let mut rg = change(ResourceType::RESOURCE_GROUP, "rg-arc", Action::NoOp);
+    let mut rg = change(
+        arcplan_providers::kinds::RESOURCE_GROUP,
+        "rg-arc",
+        Action::NoOp,
+    );
     rg.before = Some(
         json!({"name": "rg-arc", "location": "westeurope", "tags": {"arcplan-stack": "prod"}}),
     );
     rg.after = rg.before.clone();
     let mut conn = check(
-        ResourceType::CONNECTIVITY,
+        arcplan_providers::kinds::CONNECTIVITY,
         "mynewcluster",
         CheckStatus::Pass,
         "Connected: agent 1.21.10, Kubernetes v1.30.6, 3 nodes, 12 cores",
         None,
     );
-    conn.depends_on = vec![addr(ResourceType::ARC_AGENTS, "mynewcluster")];
+    conn.depends_on = vec![addr(arcplan_providers::kinds::ARC_AGENTS, "mynewcluster")];
     plan(PlanMode::Normal, vec![sub, rg], vec![role_pass(), conn])
 }
 

@@ -12,7 +12,7 @@
 use super::diff::{Line, resource_lines};
 use super::{cannot_apply, emoji, plural, summary_line, verb};
 use crate::cli::Invocation;
-use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::address::Address;
 use arcplan_engine::plan::{Action, Change, CheckResult, CheckStatus, Plan};
 use std::collections::BTreeMap;
 
@@ -48,10 +48,10 @@ impl Default for MarkdownOptions {
 /// named after it); `None` for what the clusters share (subscription, providers, groups, roles).
 pub(crate) fn cluster_of(a: &Address) -> Option<&str> {
     [
-        ResourceType::ONBOARDING_KEY,
-        ResourceType::CONNECTED_CLUSTER,
-        ResourceType::ARC_AGENTS,
-        ResourceType::CONNECTIVITY,
+        arcplan_providers::kinds::ONBOARDING_KEY,
+        arcplan_providers::kinds::CONNECTED_CLUSTER,
+        arcplan_providers::kinds::ARC_AGENTS,
+        arcplan_providers::kinds::CONNECTIVITY,
     ]
     .contains(&a.rtype)
     .then_some(a.name.as_str())

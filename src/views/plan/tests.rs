@@ -92,9 +92,9 @@ fn long_values_are_abbreviated_and_unknowns_marked() {
 
 #[test]
 fn edge_values() {
-    use arcplan_engine::address::{Address, ResourceType};
+    use arcplan_engine::address::Address;
     let mut c = Change::new(
-        Address::new(ResourceType::CONNECTED_CLUSTER, "c"),
+        Address::new(arcplan_providers::kinds::CONNECTED_CLUSTER, "c"),
         Action::Update,
     );
     let (a, mut b) = (fixtures::public_key('A'), fixtures::public_key('A'));
@@ -190,7 +190,7 @@ fn pointer_helpers() {
 
 #[test]
 fn markdown_stays_within_its_budget_without_cutting_a_block() {
-    use arcplan_engine::address::{Address, ResourceType};
+    use arcplan_engine::address::Address;
     use arcplan_engine::plan::Action;
     // Forty copies of the onboarding's cluster resources, one cluster each.
     let base = fixtures::onboarding();
@@ -208,7 +208,7 @@ fn markdown_stays_within_its_budget_without_cutting_a_block() {
         }
     }
     let mut gone = Change::new(
-        Address::new(ResourceType::RESOURCE_GROUP, "rg-old"),
+        Address::new(arcplan_providers::kinds::RESOURCE_GROUP, "rg-old"),
         Action::Delete,
     );
     gone.before = Some(json!({"name": "rg-old"}));

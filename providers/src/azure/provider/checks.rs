@@ -29,28 +29,28 @@ impl AzureProvider {
                 }
             };
             match (&c.address.rtype, c.action) {
-                (t, Action::Create) if *t == T::RESOURCE_PROVIDER => {
+                (t, Action::Create) if *t == crate::kinds::RESOURCE_PROVIDER => {
                     add(&format!("{}/register/action", c.address.name))
                 }
-                (t, Action::Create) if *t == T::RESOURCE_GROUP => {
+                (t, Action::Create) if *t == crate::kinds::RESOURCE_GROUP => {
                     group_created = true;
                     add("Microsoft.Resources/subscriptions/resourceGroups/write")
                 }
-                (t, Action::Update) if *t == T::RESOURCE_GROUP => {
+                (t, Action::Update) if *t == crate::kinds::RESOURCE_GROUP => {
                     add("Microsoft.Resources/subscriptions/resourceGroups/write")
                 }
-                (t, Action::Delete) if *t == T::RESOURCE_GROUP => {
+                (t, Action::Delete) if *t == crate::kinds::RESOURCE_GROUP => {
                     add("Microsoft.Resources/subscriptions/resourceGroups/delete")
                 }
-                (t, Action::Create | Action::Update) if *t == T::CONNECTED_CLUSTER => {
+                (t, Action::Create | Action::Update) if *t == crate::kinds::CONNECTED_CLUSTER => {
                     add("Microsoft.Kubernetes/connectedClusters/write");
                     add("Microsoft.Kubernetes/connectedClusters/read");
                 }
-                (t, Action::Replace) if *t == T::CONNECTED_CLUSTER => {
+                (t, Action::Replace) if *t == crate::kinds::CONNECTED_CLUSTER => {
                     add("Microsoft.Kubernetes/connectedClusters/delete");
                     add("Microsoft.Kubernetes/connectedClusters/write");
                 }
-                (t, Action::Delete) if *t == T::CONNECTED_CLUSTER => {
+                (t, Action::Delete) if *t == crate::kinds::CONNECTED_CLUSTER => {
                     add("Microsoft.Kubernetes/connectedClusters/delete")
                 }
                 _ => {}
