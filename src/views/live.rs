@@ -338,7 +338,7 @@ mod tests {
         }
     }
 
-    fn complete(t: ResourceType, i: usize) -> Event {
+    fn complete(t: arcplan_engine::address::ResourceType, i: usize) -> Event {
         Event::ApplyComplete {
             address: Address::new(t, format!("c{i}")),
             action: Action::Create,
