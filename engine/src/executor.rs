@@ -283,7 +283,19 @@ pub async fn apply(
                             cancel: cancel.clone(),
                         })
                         .await;
-                    (r.diagnostics, r.outputs)
+                    let mut d = r.diagnostics;
+                    if let (false, Some(planned), Some(state)) =
+                        (action == Action::Delete, &c.after, &r.state)
+                    {
+                        let skip =
+                            [c.after_unknown.as_slice(), c.sensitive_paths.as_slice()].concat();
+                        if let Err(e) =
+                            crate::consistency::check_apply(&address, planned, state, &skip)
+                        {
+                            d.push(e);
+                        }
+                    }
+                    (d, r.outputs)
                 }
                 Step::Check(_) => {
                     let r = provider

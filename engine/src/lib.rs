@@ -10,6 +10,7 @@
 //! savable) → [`executor::apply`] (walks the plan in dependency order through providers).
 
 pub mod address;
+pub mod consistency;
 pub mod diag;
 pub mod events;
 pub mod executor;

@@ -204,6 +204,12 @@ pub async fn plan(
             } else {
                 converge
             };
+            if let (Action::Create | Action::Update | Action::Replace, Some(after)) =
+                (action, &resp.after)
+            {
+                let skip = [unknown.as_slice(), resp.sensitive_paths.as_slice()].concat();
+                crate::consistency::check_plan(&address, &desired, after, &skip)?;
+            }
             let mut change = Change::new(address.clone(), action);
             change.drift = drift;
             change.reason = resp.reason;

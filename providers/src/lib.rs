@@ -7,6 +7,7 @@
 //! credentials and a CA bundle like any Azure cloud or Kubernetes cluster.
 
 pub mod azure;
+pub mod backoff;
 pub mod kind;
 pub mod kinds;
 pub mod kubernetes;

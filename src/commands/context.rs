@@ -158,15 +158,8 @@ pub fn sandbox_options(loaded: &Loaded) -> SandboxOptions {
 
 /// The context names in a kubeconfig file (empty when it cannot be read).
 fn kubeconfig_contexts(path: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap_or_default();
-    doc.get("contexts")
-        .and_then(|c| c.as_array())
-        .map(|a| {
-            a.iter()
-                .filter_map(|c| c.get("name")?.as_str().map(str::to_owned))
-                .collect()
-        })
+    kube::config::Kubeconfig::read_from(path)
+        .map(|k| k.contexts.into_iter().map(|c| c.name).collect())
         .unwrap_or_default()
 }
 

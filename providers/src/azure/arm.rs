@@ -12,7 +12,6 @@
 use super::budget::{Budget, Kind};
 use super::cloud::{ApiKind, CloudProfile};
 use azure_core::credentials::TokenCredential;
-use rand::Rng;
 use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -80,6 +79,9 @@ impl ArmResponse {
 
 mod error;
 pub use error::{ArmError, ArmErrorKind};
+
+use crate::backoff::Backoff;
+pub use crate::backoff::retry_after;
 
 /// Retry settings.
 #[derive(Debug, Clone, Copy)]
@@ -334,10 +336,7 @@ impl ArmClient {
                     if !(transient && req.retryable) || attempt >= self.retry.max_attempts {
                         return Err(self.http_error(req, &response));
                     }
-                    let backoff = self.backoff(attempt);
-                    retry_after.map_or(backoff, |r| {
-                        r.max(backoff.min(r + Duration::from_millis(250)))
-                    })
+                    self.backoff().wait(attempt - 1, retry_after)
                 }
                 Err(e) => {
                     // A certificate or name problem does not go away by asking again.
@@ -362,7 +361,7 @@ impl ArmClient {
                             correlation_id: self.correlation_id.clone(),
                         });
                     }
-                    self.backoff(attempt)
+                    self.backoff().step(attempt - 1)
                 }
             };
             self.stats.retries.fetch_add(1, Ordering::Relaxed);
@@ -384,15 +383,13 @@ impl ArmClient {
         }
     }
 
-    /// Exponential backoff with full jitter between half and all of the step.
-    fn backoff(&self, attempt: u32) -> Duration {
-        let step = self
-            .retry
-            .base_delay
-            .saturating_mul(1 << attempt.saturating_sub(1).min(16));
-        let step = step.min(self.retry.max_delay);
-        let jitter = rand::rng().random_range(0.5..=1.0);
-        step.mul_f64(jitter)
+    /// The retry schedule (a `Retry-After` is honoured however long it is).
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            base: self.retry.base_delay,
+            max: self.retry.max_delay,
+            max_server_wait: None,
+        }
     }
 
     fn http_error(&self, req: &ArmRequest, resp: &ArmResponse) -> ArmError {
@@ -528,21 +525,6 @@ impl ArmClient {
             }
         }
     }
-}
-
-/// `x-ms-retry-after-ms`, `retry-after-ms` or `Retry-After` (seconds).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = get("x-ms-retry-after-ms")
-        .or_else(|| get("retry-after-ms"))
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        return Some(Duration::from_millis(ms));
-    }
-    get("retry-after")
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
 }
 
 fn transport_message(e: &reqwest::Error) -> String {

@@ -12,6 +12,7 @@
 //! When it gives up on a failure that is not an answer, the error says how many tries were made
 //! and, for a timeout, how long each waited ([`GaveUp`]).
 
+use crate::backoff::Backoff;
 use http::{Method, Request, Response};
 use kube::client::Body;
 use std::time::Duration;
@@ -23,8 +24,7 @@ use tower::retry::Policy;
 pub struct TransientRetry {
     attempt: u32,
     max_attempts: u32,
-    base: Duration,
-    max_delay: Duration,
+    schedule: Backoff,
     response_timeout: Option<Duration>,
 }
 
@@ -63,8 +63,11 @@ impl Default for TransientRetry {
         Self {
             attempt: 0,
             max_attempts: 6,
-            base: Duration::from_millis(200),
-            max_delay: Duration::from_secs(5),
+            schedule: Backoff {
+                base: Duration::from_millis(200),
+                max: Duration::from_secs(5),
+                max_server_wait: Some(Duration::from_secs(60)),
+            },
             response_timeout: None,
         }
     }
@@ -98,14 +101,9 @@ impl TransientRetry {
         }
     }
 
+    #[cfg(test)]
     fn backoff(&self) -> Duration {
-        let step = self
-            .base
-            .saturating_mul(1 << self.attempt.min(10))
-            .min(self.max_delay);
-        // Jitter between half and all of the step, so a fleet's retries spread out.
-        let jitter = 0.5 + (rand::random::<u32>() as f64 / u32::MAX as f64) / 2.0;
-        step.mul_f64(jitter)
+        self.schedule.step(self.attempt)
     }
 
     /// Whether this answer or failure is worth repeating the request for. `query` marks a POST
@@ -148,18 +146,13 @@ impl<B> Policy<Request<Body>, Response<B>, BoxError> for TransientRetry {
             self.give_up(result);
             return None;
         }
-        let server = result.as_ref().ok().and_then(|r| {
-            r.headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs)
-        });
-        let wait = self.backoff();
+        let server = result
+            .as_ref()
+            .ok()
+            .and_then(|r| crate::backoff::retry_after(r.headers()));
+        let wait = self.schedule.wait(self.attempt, server);
         self.attempt += 1;
-        Some(tokio::time::sleep(
-            server.map_or(wait, |s| s.min(Duration::from_secs(60)).max(wait)),
-        ))
+        Some(tokio::time::sleep(wait))
     }
 
     fn clone_request(&mut self, req: &Request<Body>) -> Option<Request<Body>> {
@@ -259,11 +252,9 @@ mod tests {
                 )))
             }
         });
-        let policy = TransientRetry {
-            base: Duration::from_millis(1),
-            ..TransientRetry::default()
-        }
-        .with_response_timeout(Duration::from_secs(7));
+        let mut policy = TransientRetry::default();
+        policy.schedule.base = Duration::from_millis(1);
+        let policy = policy.with_response_timeout(Duration::from_secs(7));
         let mut svc = tower::retry::Retry::new(policy, svc);
         let get = Request::builder()
             .method(Method::GET)
