@@ -91,3 +91,159 @@ impl Provider for AzureProvider {
         self.kinds.discover(&self.cx, req).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::azure::arm::{RetryPolicy, shared_budget};
+    use crate::azure::cloud::CloudProfile;
+    use arcplan_config::{Cloud, CloudName};
+    use arcplan_engine::address::Address;
+    use arcplan_engine::events::NoEvents;
+    use arcplan_engine::plan::{Action, Change, CheckStatus, PlanMode};
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+    use serde_json::json;
+    use tokio_util::sync::CancellationToken;
+
+    /// A credential that never gives a token: every ARM request fails before any socket.
+    #[derive(Debug)]
+    struct NoCredential;
+    #[async_trait]
+    impl TokenCredential for NoCredential {
+        async fn get_token(
+            &self,
+            _: &[&str],
+            _: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            Err(azure_core::Error::with_message(
+                azure_core::error::ErrorKind::Credential,
+                "none",
+            ))
+        }
+    }
+
+    fn provider() -> AzureProvider {
+        let profile = CloudProfile::from_config(
+            &Cloud::Named(CloudName::AzureCloud),
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let arm = ArmClient::new(
+            profile,
+            crate::azure::http::client(None).unwrap(),
+            Arc::new(NoCredential),
+            shared_budget(),
+            RetryPolicy::default(),
+        );
+        AzureProvider::new(Arc::new(arm), AzureSettings::new("s", "sub"))
+    }
+
+    fn check(address: Address, desired: serde_json::Value, changes: Vec<Change>) -> CheckRequest {
+        CheckRequest {
+            address,
+            desired,
+            phase: CheckPhase::Plan,
+            changes: Arc::new(changes),
+            events: Arc::new(NoEvents),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    #[test]
+    fn serves_the_six_azure_kinds() {
+        let types = provider().resource_types();
+        for t in [
+            subscription::TYPE,
+            resource_provider::TYPE,
+            role_check::TYPE,
+            resource_group::TYPE,
+            connected_cluster::TYPE,
+            connectivity::TYPE,
+        ] {
+            assert!(types.contains(&t), "{t} is served");
+        }
+        assert_eq!(types.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_kind_that_is_not_a_check_does_not_fall_through_to_connectivity() {
+        let p = provider();
+        let r = p
+            .check(check(
+                resource_group::address("rg"),
+                json!({"name": "rg"}),
+                vec![],
+            ))
+            .await;
+        assert_eq!(r.result.status, CheckStatus::Fail);
+        assert!(r.diagnostics.has_errors());
+        assert!(
+            r.result.summary.contains("is not a check"),
+            "{}",
+            r.result.summary
+        );
+        // The connectivity check itself is pending at plan time, without any request.
+        let r = p
+            .check(check(
+                Address::new(connectivity::TYPE, "c"),
+                json!({"connectedClusterId": {"$ref": "arc.connectedCluster.c#id"}, "agentsReady": true, "timeout": "1s"}),
+                vec![],
+            ))
+            .await;
+        assert_eq!(r.result.status, CheckStatus::Pending);
+        assert_eq!(
+            p.arm()
+                .stats
+                .sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[tokio::test]
+    async fn a_role_check_looks_where_a_created_group_will_be_and_needs_what_the_kinds_declare() {
+        let p = provider();
+        let desired = json!({
+            "scope": "/subscriptions/sub/resourceGroups/rg",
+            "fallbackScope": "/subscriptions/sub",
+            "requireAnyRole": [],
+            "covers": ["azure.resourceGroup.rg"],
+        });
+        let r = p
+            .check(check(role_check::address("rg"), desired.clone(), vec![]))
+            .await;
+        assert_eq!(r.result.status, CheckStatus::Pass);
+        assert_eq!(
+            r.result.summary,
+            "no planned change needs permissions at /subscriptions/sub/resourceGroups/rg"
+        );
+        let create = Change::new(resource_group::address("rg"), Action::Create);
+        let r = p
+            .check(check(role_check::address("rg"), desired, vec![create]))
+            .await;
+        assert_eq!(r.result.status, CheckStatus::Fail);
+        assert_eq!(
+            r.result.summary,
+            "cannot read the credential's permissions at /subscriptions/sub"
+        );
+    }
+
+    #[tokio::test]
+    async fn declared_attributes_are_read_typed() {
+        let p = provider();
+        let r = p
+            .plan(PlanRequest {
+                address: connected_cluster::address("c"),
+                prior: None,
+                desired: json!({"name": "c", "distribution": 3}),
+                unknown: vec![],
+                replace_requested: false,
+                mode: PlanMode::Normal,
+            })
+            .await;
+        assert!(r.action.is_none());
+        let d = r.diagnostics.iter().next().expect("a diagnostic");
+        assert_eq!(d.code, "attributes");
+        assert_eq!(d.address.as_deref(), Some("arc.connectedCluster.c"));
+    }
+}

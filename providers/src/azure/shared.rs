@@ -20,6 +20,18 @@ pub(crate) fn diag_from(e: &ArmError, address: &Address) -> Diagnostic {
     d
 }
 
+/// The declared attributes a read was given, typed; `None` when it was given none (a saved
+/// plan's data source or a pruned resource is read again without them).
+pub(crate) fn declared<T: serde::de::DeserializeOwned>(
+    address: &Address,
+    desired: &Value,
+) -> Result<Option<T>, Diagnostic> {
+    if desired.is_null() {
+        return Ok(None);
+    }
+    crate::kind::attributes(address, desired).map(Some)
+}
+
 /// A string field of a live ARM body or state (empty when absent). Declared attributes are read
 /// typed, through [`crate::kind::attributes`].
 pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {

@@ -161,14 +161,17 @@ impl Kind<AzureCx> for ConnectedCluster {
     async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
         let address = &req.address;
         let mut r = ReadResponse::default();
-        let attrs: Attributes = match attributes(address, &req.desired) {
+        let attrs: Option<Attributes> = match declared(address, &req.desired) {
             Ok(a) => a,
             Err(d) => {
                 r.diagnostics.push(d);
                 return r;
             }
         };
-        let rg = attrs.resource_group.as_str();
+        let rg = attrs
+            .as_ref()
+            .map(|a| a.resource_group.as_str())
+            .unwrap_or_default();
         let found = match list(cx).await {
             Ok(list) => Ok(list
                 .iter()

@@ -2,8 +2,8 @@
 
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
-use crate::azure::shared::{diag_from, s};
-use crate::kind::{Kind, attributes};
+use crate::azure::shared::{declared, diag_from, s};
+use crate::kind::Kind;
 use arcplan_config::{Cloud, Config, CredentialKind};
 use arcplan_engine::address::{Address, ResourceType};
 use arcplan_engine::diag::Diagnostic;
@@ -77,7 +77,7 @@ impl Kind<AzureCx> for Subscription {
     async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
         let address = &req.address;
         let mut r = ReadResponse::default();
-        let attrs: Attributes = match attributes(address, &req.desired) {
+        let attrs: Option<Attributes> = match declared(address, &req.desired) {
             Ok(a) => a,
             Err(d) => {
                 r.diagnostics.push(d);
@@ -98,7 +98,7 @@ impl Kind<AzureCx> for Subscription {
             Ok(resp) => {
                 let b = resp.body;
                 let tenant = s(&b, "tenantId");
-                if let Some(want) = attrs.tenant_id.as_deref()
+                if let Some(want) = attrs.as_ref().and_then(|a| a.tenant_id.as_deref())
                     && !tenant.is_empty()
                     && !tenant.eq_ignore_ascii_case(want)
                 {
