@@ -3,11 +3,13 @@
 pub mod arm;
 pub mod budget;
 pub mod cloud;
+pub mod context;
 pub mod credential;
 pub mod http;
 pub mod kinds;
 pub mod permissions;
 pub mod provider;
+pub mod shared;
 
 use arcplan_config::Config;
 pub use arcplan_config::conventions::STACK_TAG;

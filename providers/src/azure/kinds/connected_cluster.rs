@@ -1,12 +1,27 @@
 //! `arc.connectedCluster`: the `Microsoft.Kubernetes/connectedClusters` resource.
 
+use super::role_check::Needs;
 use super::{resource_group, resource_provider};
+use crate::azure::STACK_TAG;
+use crate::azure::arm::{ArmError, ArmErrorKind};
+use crate::azure::cloud::ApiKind;
+use crate::azure::context::AzureCx;
+use crate::azure::shared::*;
+use crate::kind::{Kind, attributes};
 use crate::kubernetes::kinds::onboarding_key;
 use arcplan_config::Config;
 use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::diag::Diagnostic;
 use arcplan_engine::graph::{Deferred, GraphBuilder, Mode};
+use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
+use arcplan_engine::provider::*;
+use async_trait::async_trait;
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The type.
 pub const TYPE: ResourceType = ResourceType::of("arc.connectedCluster");
@@ -76,5 +91,546 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
         if let Some(p) = b.find(&resource_provider::TYPE, "Microsoft.Kubernetes") {
             b.edge(&a, &p);
         }
+    }
+}
+
+/// The ARM resource type.
+const ARM_TYPE: &str = "Microsoft.Kubernetes/connectedClusters";
+
+/// Attributes a connected cluster cannot change in place, as JSON pointers (a change to any of
+/// them replaces the resource and the agents are onboarded again).
+pub const REPLACED_BY: [&str; 4] = [
+    "/location",
+    "/identity",
+    "/agentPublicKeyCertificate",
+    "/infrastructure",
+];
+
+/// What a change of a connected cluster needs of the credential.
+pub fn needs(_address: &Address, action: Action) -> Needs {
+    match action {
+        Action::Create | Action::Update => Needs::actions([
+            "Microsoft.Kubernetes/connectedClusters/write",
+            "Microsoft.Kubernetes/connectedClusters/read",
+        ]),
+        Action::Replace => Needs::actions([
+            "Microsoft.Kubernetes/connectedClusters/delete",
+            "Microsoft.Kubernetes/connectedClusters/write",
+        ]),
+        Action::Delete => Needs::actions(["Microsoft.Kubernetes/connectedClusters/delete"]),
+        _ => Needs::default(),
+    }
+}
+
+/// The kind: read from the subscription-wide list, plan (replace for location, identity, key
+/// and infrastructure changes, with the reason), PUT and DELETE as long-running operations;
+/// discovered by tag.
+pub struct ConnectedCluster;
+
+/// The subscription's connected clusters, read once per plan.
+async fn list(cx: &AzureCx) -> Result<Arc<Vec<Value>>, ArmError> {
+    cx.cached_list(
+        "clusters",
+        &format!("{}/providers/{ARM_TYPE}", cx.sub_path()),
+        ApiKind::ConnectedClusters,
+    )
+    .await
+}
+
+/// The resource's ARM path: its id once it exists, else built from its group and name.
+fn path(cx: &AzureCx, resource_group: &str, before: Option<&Value>, name: &str) -> String {
+    if let Some(id) = before.map(|b| s(b, "id")).filter(|id| !id.is_empty()) {
+        return id.to_owned();
+    }
+    format!(
+        "{}/resourceGroups/{resource_group}/providers/{ARM_TYPE}/{name}",
+        cx.sub_path()
+    )
+}
+
+fn known(v: &Deferred<String>) -> &str {
+    v.known().map(String::as_str).unwrap_or_default()
+}
+
+#[async_trait]
+impl Kind<AzureCx> for ConnectedCluster {
+    fn rtype(&self) -> ResourceType {
+        TYPE
+    }
+
+    async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
+        let address = &req.address;
+        let mut r = ReadResponse::default();
+        let attrs: Option<Attributes> = match declared(address, &req.desired) {
+            Ok(a) => a,
+            Err(d) => {
+                r.diagnostics.push(d);
+                return r;
+            }
+        };
+        let rg = attrs
+            .as_ref()
+            .map(|a| a.resource_group.as_str())
+            .unwrap_or_default();
+        let found = match list(cx).await {
+            Ok(list) => Ok(list
+                .iter()
+                .find(|c| {
+                    s(c, "name").eq_ignore_ascii_case(&address.name)
+                        && rg_of(s(c, "id")).eq_ignore_ascii_case(rg)
+                })
+                .cloned()),
+            // Without the right to list at the subscription, read the one cluster.
+            Err(e) if e.status == Some(403) => {
+                let get = cx.req(
+                    Method::GET,
+                    &path(cx, rg, None, &address.name),
+                    ApiKind::ConnectedClusters,
+                    None,
+                );
+                cx.arm
+                    .send_allow_404(&get)
+                    .await
+                    .map(|resp| (resp.status != 404).then_some(resp.body))
+            }
+            Err(e) => Err(e),
+        };
+        match found {
+            Ok(None) => {}
+            Ok(Some(b)) => {
+                let state = cluster_state(&b);
+                r.version = Some(digest(&json!([
+                    state["location"],
+                    state["tags"],
+                    state["agentPublicKeyCertificate"],
+                    state["distribution"],
+                    state["infrastructure"],
+                    state["agentAutoUpgrade"]
+                ])));
+                r.state = Some(state);
+            }
+            Err(e) => r.diagnostics.push(diag_from(&e, address)),
+        }
+        r
+    }
+
+    async fn plan(&self, cx: &AzureCx, req: &PlanRequest) -> PlanResponse {
+        let mut resp = PlanResponse::default();
+        let d: Attributes = match attributes(&req.address, &req.desired) {
+            Ok(a) => a,
+            Err(diag) => {
+                resp.diagnostics.push(diag);
+                return resp;
+            }
+        };
+        let stack = cx.settings.stack.as_str();
+        let key_unknown = req
+            .unknown
+            .iter()
+            .any(|u| u == "/agentPublicKeyCertificate");
+        let Some(prior) = &req.prior else {
+            resp.action = Some(if req.mode == PlanMode::Destroy {
+                Action::NoOp
+            } else {
+                Action::Create
+            });
+            let mut after = req.desired.clone();
+            after["id"] = Value::Null;
+            resp.after = Some(after);
+            return resp;
+        };
+        let owner = owner_of(prior);
+        let ours = owner.as_deref() == Some(stack);
+        if req.mode == PlanMode::Destroy {
+            if ours {
+                resp.action = Some(Action::Delete);
+                resp.reason = Some(Reason::new(
+                    ReasonCode::DeleteBecauseDestroy,
+                    "destroy: disconnects the cluster from Azure Arc",
+                ));
+            } else {
+                resp.action = Some(Action::NoOp);
+                resp.outputs = Some(prior.clone());
+                resp.diagnostics.push(
+                    Diagnostic::warning(
+                        "not-owned",
+                        format!(
+                            "connected cluster {} is not tagged {STACK_TAG}={stack}; destroy leaves it",
+                            req.address.name
+                        ),
+                    )
+                    .with_address(req.address.to_string()),
+                );
+            }
+            return resp;
+        }
+        if let Some(o) = &owner
+            && !ours
+        {
+            resp.diagnostics.push(
+                Diagnostic::error(
+                    "owned-by-another-stack",
+                    format!(
+                        "connected cluster {} belongs to stack `{o}`",
+                        req.address.name
+                    ),
+                )
+                .with_address(req.address.to_string())
+                .with_hint(format!(
+                    "rename the cluster in this file, or manage it from stack `{o}`"
+                )),
+            );
+            return resp;
+        }
+        let (replace, why) = replacements(&d, prior, key_unknown);
+        let mut after = prior.clone();
+        after["location"] = json!(d.location);
+        after["distribution"] = json!(d.distribution);
+        after["infrastructure"] = json!(d.infrastructure);
+        after["agentPublicKeyCertificate"] = json!(d.agent_public_key_certificate);
+        after["agentAutoUpgrade"] = json!(d.agent_auto_upgrade);
+        after["identity"] = json!(d.identity);
+        after["tags"] = merged_tags(&d.tags, prior);
+        if req.replace_requested || !replace.is_empty() {
+            resp.action = Some(Action::Replace);
+            resp.reason = Some(if req.replace_requested && replace.is_empty() {
+                Reason::new(
+                    ReasonCode::Requested,
+                    "replacement was requested (--replace); the agents must be onboarded again",
+                )
+            } else {
+                Reason::new(
+                    ReasonCode::CannotUpdate,
+                    format!("{}; the agents must be onboarded again", why.join("; ")),
+                )
+            });
+            resp.requires_replace = replace;
+            after["tags"] = json!(d.tags);
+            resp.after = Some(after);
+            return resp;
+        }
+        let changed = !tag_diff(&d.tags, prior).is_empty()
+            || !d
+                .distribution
+                .eq_ignore_ascii_case(s(prior, "distribution"))
+            || prior.get("agentAutoUpgrade") != Some(&json!(d.agent_auto_upgrade));
+        resp.outputs = Some(cluster_outputs(prior));
+        if changed {
+            resp.action = Some(Action::Update);
+            resp.after = Some(after);
+            if owner.is_none() {
+                resp.reason = Some(Reason::new(
+                    ReasonCode::Other,
+                    format!("adopts the existing connected cluster into stack {stack}"),
+                ));
+            }
+        } else {
+            resp.action = Some(Action::NoOp);
+        }
+        resp
+    }
+
+    async fn apply(&self, cx: &AzureCx, req: &ApplyRequest) -> ApplyResponse {
+        let address = &req.change.address;
+        let started = Instant::now();
+        let declared = attributes::<Attributes>(address, &req.desired);
+        let result = match (req.change.action, declared) {
+            // A delete needs no declared attributes: a pruned cluster has none, its id is known.
+            (Action::Delete, d) => {
+                let rg = d
+                    .as_ref()
+                    .map(|a| a.resource_group.as_str())
+                    .unwrap_or_default();
+                let path = path(cx, rg, req.change.before.as_ref(), &address.name);
+                delete_cluster(cx, req, &path, started).await.map(|()| None)
+            }
+            (_, Ok(d)) => apply_cluster(cx, req, &d, started).await,
+            (_, Err(diag)) => {
+                return ApplyResponse {
+                    diagnostics: diag.into(),
+                    ..Default::default()
+                };
+            }
+        };
+        applied(result, address)
+    }
+
+    async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
+        let mut out = DiscoverResponse::default();
+        match list(cx).await {
+            Ok(items) => {
+                for c in items
+                    .iter()
+                    .filter(|c| owner_of(c).as_deref() == Some(req.stack.as_str()))
+                {
+                    out.resources.push(Discovered {
+                        address: address(s(c, "name")),
+                        state: cluster_state(c),
+                        version: None,
+                        depends_on: vec![resource_group::address(&rg_of(s(c, "id")))],
+                    });
+                }
+            }
+            Err(e) => out.diagnostics.push(discover_error(&e)),
+        }
+        out
+    }
+}
+
+/// The attributes of [`REPLACED_BY`] that differ from the live state, with why, in words.
+fn replacements(d: &Attributes, prior: &Value, key_unknown: bool) -> (Vec<String>, Vec<String>) {
+    let [location, identity, key, infrastructure] = REPLACED_BY;
+    let mut replace = Vec::new();
+    let mut why = Vec::new();
+    let want_location = d.location.as_deref().unwrap_or_default();
+    if norm_location(want_location) != norm_location(s(prior, "location")) {
+        replace.push(location.to_owned());
+        why.push(format!(
+            "location {} -> {want_location} cannot change in place",
+            s(prior, "location"),
+        ));
+    }
+    let live_identity = prior
+        .pointer("/identity/type")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_lowercase);
+    if Some(d.identity.kind.to_ascii_lowercase()) != live_identity {
+        replace.push(identity.to_owned());
+        why.push("the identity type cannot change in place".to_owned());
+    }
+    if key_unknown {
+        replace.push(key.to_owned());
+        why.push("the onboarding key Secret is missing from the cluster, and a new key means a new connected cluster".to_owned());
+    } else if known(&d.agent_public_key_certificate) != s(prior, "agentPublicKeyCertificate") {
+        replace.push(key.to_owned());
+        why.push("the key in Secret azure-arc/azure-arc-connect-privatekey does not match the resource's agentPublicKeyCertificate".to_owned());
+    }
+    if !d
+        .infrastructure
+        .eq_ignore_ascii_case(s(prior, "infrastructure"))
+    {
+        replace.push(infrastructure.to_owned());
+        why.push(format!(
+            "infrastructure {} -> {} cannot change in place",
+            s(prior, "infrastructure"),
+            d.infrastructure
+        ));
+    }
+    (replace, why)
+}
+
+/// The PUT body for these attributes, with these tags.
+fn cluster_body(d: &Attributes, tags: Value) -> Value {
+    let mut props = json!({
+        "agentPublicKeyCertificate": known(&d.agent_public_key_certificate),
+        "distribution": d.distribution,
+        "infrastructure": d.infrastructure,
+    });
+    if !d.agent_auto_upgrade {
+        props["arcAgentProfile"] = json!({"agentAutoUpgrade": "Disabled"});
+    }
+    json!({
+        "location": d.location.as_deref().unwrap_or_default(),
+        "tags": tags,
+        "identity": {"type": d.identity.kind},
+        "properties": props,
+    })
+}
+
+async fn put_cluster(
+    cx: &AzureCx,
+    req: &ApplyRequest,
+    path: &str,
+    body: Value,
+    started: Instant,
+) -> Result<Value, ArmError> {
+    let resp = cx
+        .arm
+        .send(&cx.req(Method::PUT, path, ApiKind::ConnectedClusters, Some(body)))
+        .await?;
+    cx.arm
+        .wait(
+            &resp,
+            &format!("creating connected cluster {}", req.change.address.name),
+            cx.settings.operation_timeout,
+            &req.cancel,
+            &progress(req, started),
+        )
+        .await?;
+    let done = cx
+        .arm
+        .send(&cx.req(Method::GET, path, ApiKind::ConnectedClusters, None))
+        .await?;
+    match done
+        .body
+        .pointer("/properties/provisioningState")
+        .and_then(Value::as_str)
+    {
+        Some("Failed") | Some("Canceled") => Err(ArmError {
+            kind: ArmErrorKind::OperationFailed,
+            status: None,
+            code: "ProvisioningFailed".into(),
+            message: format!(
+                "connected cluster {} ended in provisioningState {}",
+                req.change.address.name,
+                done.body
+                    .pointer("/properties/provisioningState")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+            ),
+            request: format!("GET {path}"),
+            request_id: done.request_id().map(str::to_owned),
+            correlation_id: String::new(),
+        }),
+        _ => Ok(cluster_outputs(&cluster_state(&done.body))),
+    }
+}
+
+async fn delete_cluster(
+    cx: &AzureCx,
+    req: &ApplyRequest,
+    path: &str,
+    started: Instant,
+) -> Result<(), ArmError> {
+    let resp = cx
+        .arm
+        .send_allow_404(&cx.req(Method::DELETE, path, ApiKind::ConnectedClusters, None))
+        .await?;
+    if resp.status == 404 || resp.status == 204 {
+        return Ok(());
+    }
+    cx.arm
+        .wait(
+            &resp,
+            &format!("deleting connected cluster {}", req.change.address.name),
+            cx.settings.operation_timeout,
+            &req.cancel,
+            &progress(req, started),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Creates, replaces or updates the cluster as planned.
+async fn apply_cluster(
+    cx: &AzureCx,
+    req: &ApplyRequest,
+    d: &Attributes,
+    started: Instant,
+) -> Result<Option<Value>, ArmError> {
+    let name = &req.change.address.name;
+    let path = path(cx, &d.resource_group, req.change.before.as_ref(), name);
+    match req.change.action {
+        Action::Create => Ok(Some(
+            put_cluster(cx, req, &path, cluster_body(d, json!(d.tags)), started).await?,
+        )),
+        Action::Replace => {
+            delete_cluster(cx, req, &path, started).await?;
+            Ok(Some(
+                put_cluster(cx, req, &path, cluster_body(d, json!(d.tags)), started).await?,
+            ))
+        }
+        Action::Update => {
+            let live = cx
+                .arm
+                .send(&cx.req(Method::GET, &path, ApiKind::ConnectedClusters, None))
+                .await?;
+            let live_state = cluster_state(&live.body);
+            let tags = merged_tags(&d.tags, &live_state);
+            if live_state.get("agentAutoUpgrade") != Some(&json!(d.agent_auto_upgrade)) {
+                // Auto-upgrade is not patchable: PUT the whole resource, key unchanged.
+                return Ok(Some(
+                    put_cluster(cx, req, &path, cluster_body(d, tags), started).await?,
+                ));
+            }
+            let body = json!({
+                "tags": tags,
+                "properties": {"distribution": d.distribution},
+            });
+            let resp = cx
+                .arm
+                .send(&cx.req(Method::PATCH, &path, ApiKind::ConnectedClusters, Some(body)))
+                .await?;
+            cx.arm
+                .wait(
+                    &resp,
+                    &format!("updating connected cluster {name}"),
+                    cx.settings.operation_timeout,
+                    &req.cancel,
+                    &progress(req, started),
+                )
+                .await?;
+            let done = cx
+                .arm
+                .send(&cx.req(Method::GET, &path, ApiKind::ConnectedClusters, None))
+                .await?;
+            Ok(Some(cluster_outputs(&cluster_state(&done.body))))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// The live state arcplan compares and shows, from an ARM connected cluster body.
+pub fn cluster_state(b: &Value) -> Value {
+    let p = b.get("properties").cloned().unwrap_or(Value::Null);
+    let auto = p
+        .pointer("/arcAgentProfile/agentAutoUpgrade")
+        .and_then(Value::as_str)
+        .map(|v| !v.eq_ignore_ascii_case("Disabled"))
+        .unwrap_or(true);
+    json!({
+        "id": s(b, "id"),
+        "name": s(b, "name"),
+        "resourceGroup": rg_of(s(b, "id")),
+        "location": s(b, "location"),
+        "tags": tags_of(b),
+        "identity": {"type": b.pointer("/identity/type").cloned().unwrap_or(Value::Null)},
+        "distribution": s(&p, "distribution"),
+        "infrastructure": s(&p, "infrastructure"),
+        "agentPublicKeyCertificate": s(&p, "agentPublicKeyCertificate"),
+        "agentAutoUpgrade": auto,
+        "provisioningState": p.get("provisioningState").cloned().unwrap_or(Value::Null),
+        "connectivityStatus": p.get("connectivityStatus").cloned().unwrap_or(Value::Null),
+        "agentVersion": p.get("agentVersion").cloned().unwrap_or(Value::Null),
+        "kubernetesVersion": p.get("kubernetesVersion").cloned().unwrap_or(Value::Null),
+        "totalNodeCount": p.get("totalNodeCount").cloned().unwrap_or(Value::Null),
+        "totalCoreCount": p.get("totalCoreCount").cloned().unwrap_or(Value::Null),
+        "lastConnectivityTime": p.get("lastConnectivityTime").cloned().unwrap_or(Value::Null),
+        "managedIdentityCertificateExpirationTime": p.get("managedIdentityCertificateExpirationTime").cloned().unwrap_or(Value::Null),
+    })
+}
+
+/// The outputs dependents may refer to, from a cluster's state.
+pub(crate) fn cluster_outputs(state: &Value) -> Value {
+    let mut o = Map::new();
+    for k in [
+        "id",
+        "name",
+        "connectivityStatus",
+        "agentVersion",
+        "kubernetesVersion",
+        "totalNodeCount",
+        "totalCoreCount",
+        "lastConnectivityTime",
+        "managedIdentityCertificateExpirationTime",
+    ] {
+        o.insert(k.to_owned(), state.get(k).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cluster_state_reads_outputs_and_auto_upgrade() {
+        let b = json!({"id": "/subscriptions/s/resourceGroups/g/providers/Microsoft.Kubernetes/connectedClusters/c", "name": "c", "location": "eastus",
+            "identity": {"type": "SystemAssigned"},
+            "properties": {"agentPublicKeyCertificate": "MIIC", "connectivityStatus": "Connected", "arcAgentProfile": {"agentAutoUpgrade": "Disabled"}}});
+        let st = cluster_state(&b);
+        assert_eq!(st["resourceGroup"], "g");
+        assert_eq!(st["agentAutoUpgrade"], false);
+        assert_eq!(cluster_outputs(&st)["connectivityStatus"], "Connected");
     }
 }

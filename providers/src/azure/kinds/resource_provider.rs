@@ -1,10 +1,25 @@
 //! `azure.resourceProvider`: a resource provider registration in the subscription.
 
+use super::role_check::Needs;
 use super::subscription;
+use crate::azure::arm::{ArmError, ArmErrorKind};
+use crate::azure::cloud::ApiKind;
+use crate::azure::context::AzureCx;
+use crate::azure::shared::{applied, diag_from, s};
+use crate::kind::Kind;
 use arcplan_config::Config;
 use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::diag::Diagnostic;
+use arcplan_engine::events::Event;
 use arcplan_engine::graph::{GraphBuilder, Mode};
+use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
+use arcplan_engine::provider::*;
+use async_trait::async_trait;
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// The type.
 pub const TYPE: ResourceType = ResourceType::of("azure.resourceProvider");
@@ -35,5 +50,164 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             format!("resourceProviders[{i}]"),
         );
         b.edge(&a, &sub);
+    }
+}
+
+/// What registering needs of the credential, at the subscription.
+pub fn needs(address: &Address, action: Action) -> Needs {
+    match action {
+        Action::Create => Needs::actions([format!("{}/register/action", address.name)]),
+        _ => Needs::default(),
+    }
+}
+
+/// The kind: read from the subscription's provider list, registered when it is not, never
+/// unregistered.
+pub struct ResourceProvider;
+
+/// The subscription's resource providers, read once per plan.
+async fn list(cx: &AzureCx) -> Result<Arc<Vec<Value>>, ArmError> {
+    cx.cached_list(
+        "providers",
+        &format!("{}/providers", cx.sub_path()),
+        ApiKind::Resources,
+    )
+    .await
+}
+
+#[async_trait]
+impl Kind<AzureCx> for ResourceProvider {
+    fn rtype(&self) -> ResourceType {
+        TYPE
+    }
+
+    async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
+        let address = &req.address;
+        let mut r = ReadResponse::default();
+        match list(cx).await {
+            Ok(list) => match list
+                .iter()
+                .find(|p| s(p, "namespace").eq_ignore_ascii_case(&address.name))
+            {
+                Some(p) => {
+                    r.state = Some(
+                        json!({"namespace": s(p, "namespace"), "registrationState": s(p, "registrationState")}),
+                    );
+                    r.version = Some(s(p, "registrationState").to_owned());
+                }
+                None => r.diagnostics.push(
+                    Diagnostic::error(
+                        "unknown-provider",
+                        format!(
+                            "the subscription has no resource provider `{}`",
+                            address.name
+                        ),
+                    )
+                    .with_address(address.to_string())
+                    .with_hint(
+                        "check the namespace's spelling (`az provider list --query [].namespace`)",
+                    ),
+                ),
+            },
+            Err(e) if e.status == Some(403) => {
+                // The Arc Onboarding role cannot read registrations; like `az connectedk8s
+                // connect`, go on and let a missing registration surface at create time.
+                r.state = Some(json!({"namespace": address.name, "registrationState": "Unknown"}));
+                r.diagnostics.push(
+                    Diagnostic::warning(
+                        "registration-unknown",
+                        format!("cannot read the registration of {} (403: the credential may not read resource providers); assuming it is registered", address.name),
+                    )
+                    .with_address(address.to_string())
+                    .with_hint("if it is not, creating the connected cluster fails with MissingSubscriptionRegistration; a role with `*/register/action` (Contributor) can register it"),
+                );
+            }
+            Err(e) => r.diagnostics.push(diag_from(&e, address)),
+        }
+        r
+    }
+
+    async fn plan(&self, _cx: &AzureCx, req: &PlanRequest) -> PlanResponse {
+        let mut resp = PlanResponse::default();
+        let state = req
+            .prior
+            .as_ref()
+            .map(|p| s(p, "registrationState").to_owned())
+            .unwrap_or_default();
+        let registered = matches!(state.as_str(), "Registered" | "Registering" | "Unknown");
+        if req.mode == PlanMode::Destroy || registered {
+            resp.action = Some(Action::NoOp);
+            resp.outputs = req.prior.clone();
+            return resp;
+        }
+        resp.action = Some(Action::Create);
+        resp.reason = Some(Reason::new(
+            ReasonCode::NotFound,
+            format!(
+                "{} is {state} in the subscription; it will be registered",
+                req.address.name
+            ),
+        ));
+        resp.after =
+            Some(json!({"namespace": req.address.name, "registrationState": "Registered"}));
+        resp
+    }
+
+    async fn apply(&self, cx: &AzureCx, req: &ApplyRequest) -> ApplyResponse {
+        // The only change planned for a registration is to register it.
+        applied(register(cx, req).await, &req.change.address)
+    }
+}
+
+/// Registers the namespace and waits until it is `Registered`.
+async fn register(cx: &AzureCx, req: &ApplyRequest) -> Result<Option<Value>, ArmError> {
+    let ns = &req.change.address.name;
+    let mut register = cx.req(
+        Method::POST,
+        &format!("{}/providers/{ns}/register", cx.sub_path()),
+        ApiKind::Resources,
+        None,
+    );
+    // Registering twice is harmless: ARM's register is idempotent.
+    register.retryable = true;
+    cx.arm.send(&register).await?;
+    let started = Instant::now();
+    let get = cx.req(
+        Method::GET,
+        &format!("{}/providers/{ns}", cx.sub_path()),
+        ApiKind::Resources,
+        None,
+    );
+    loop {
+        let resp = cx.arm.send(&get).await?;
+        let state = s(&resp.body, "registrationState").to_owned();
+        if state == "Registered" {
+            return Ok(Some(json!({"namespace": ns, "registrationState": state})));
+        }
+        if started.elapsed() > cx.settings.registration_timeout {
+            return Err(ArmError {
+                kind: ArmErrorKind::Timeout,
+                status: None,
+                code: "RegistrationTimeout".into(),
+                message: format!(
+                    "{ns} is still {state} after {}s",
+                    started.elapsed().as_secs()
+                ),
+                request: format!("GET {}", get.display_path()),
+                request_id: resp.request_id().map(str::to_owned),
+                correlation_id: String::new(),
+            });
+        }
+        req.events.emit(Event::ApplyProgress {
+            address: req.change.address.clone(),
+            message: format!("{state}…"),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+        });
+        tokio::select! {
+            _ = tokio::time::sleep(cx.settings.poll_interval) => {}
+            _ = req.cancel.cancelled() => {
+                return Err(ArmError { kind: ArmErrorKind::Cancelled, status: None, code: "Interrupted".into(), message: format!("stopped waiting for {ns} to register; registration goes on in Azure"), request: format!("GET {}", get.display_path()), request_id: None, correlation_id: String::new() });
+            }
+        }
     }
 }

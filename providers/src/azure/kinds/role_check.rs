@@ -3,11 +3,22 @@
 //! its clusters).
 
 use super::{connected_cluster, resource_group, resource_provider, subscription};
+use crate::azure::cloud::ApiKind;
+use crate::azure::context::AzureCx;
+use crate::azure::permissions::{Permission, missing, roles_granting};
+use crate::azure::shared::diag_from;
+use crate::kind::{Kind, attributes};
 use crate::kubernetes::kinds::onboarding_key;
 use arcplan_config::Config;
 use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::diag::Diagnostics;
 use arcplan_engine::graph::{GraphBuilder, Mode};
+use arcplan_engine::plan::{Action, CheckResult, CheckStatus};
+use arcplan_engine::provider::{CheckRequest, CheckResponse};
+use async_trait::async_trait;
+use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 /// The type.
 pub const TYPE: ResourceType = ResourceType::of("azure.roleCheck");
@@ -92,5 +103,158 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
         let check = address(&c.resource_group);
         b.edge(&onboarding_key::address(&c.name), &check);
         b.edge(&connected_cluster::address(&c.name), &check);
+    }
+}
+
+/// What one planned change needs of the credential at its check's scope. Each kind that needs
+/// permissions declares its `needs`; the provider gives the check the table of them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Needs {
+    /// ARM actions, such as `Microsoft.Resources/subscriptions/resourceGroups/write`.
+    pub actions: Vec<String>,
+    /// The change creates the check's scope (a new group): the check looks at its fallback
+    /// scope, where the permission must be held.
+    pub creates_scope: bool,
+}
+
+impl Needs {
+    /// These actions.
+    pub fn actions<S: Into<String>>(actions: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            actions: actions.into_iter().map(Into::into).collect(),
+            creates_scope: false,
+        }
+    }
+
+    /// The change also creates the check's scope.
+    pub fn creating_scope(mut self) -> Self {
+        self.creates_scope = true;
+        self
+    }
+}
+
+/// A kind's needs for a change of one of its resources.
+pub type NeedsOf = fn(&Address, Action) -> Needs;
+
+/// The kind: the credential's effective permissions at the scope, for the changes it covers,
+/// naming the missing actions and the roles that grant them.
+pub struct RoleCheck;
+
+#[async_trait]
+impl Kind<AzureCx> for RoleCheck {
+    fn rtype(&self) -> ResourceType {
+        TYPE
+    }
+
+    async fn check(&self, cx: &AzureCx, req: &CheckRequest) -> CheckResponse {
+        let mut result = CheckResult {
+            address: req.address.clone(),
+            status: CheckStatus::Pass,
+            summary: String::new(),
+            fix: None,
+            details: None,
+            depends_on: Vec::new(),
+            desired: None,
+        };
+        let mut diagnostics = Diagnostics::new();
+        let attrs: Attributes = match attributes(&req.address, &req.desired) {
+            Ok(a) => a,
+            Err(d) => {
+                result.status = CheckStatus::Fail;
+                result.summary = d.message.clone();
+                diagnostics.push(d);
+                return CheckResponse {
+                    result,
+                    diagnostics,
+                };
+            }
+        };
+        let mut needed: Vec<String> = Vec::new();
+        let mut scope_created = false;
+        for c in req
+            .changes
+            .iter()
+            .filter(|c| attrs.covers.contains(&c.address.to_string()))
+        {
+            let needs = cx.needs_of(c);
+            scope_created |= needs.creates_scope;
+            for a in needs.actions {
+                if !needed.iter().any(|n| n.eq_ignore_ascii_case(&a)) {
+                    needed.push(a);
+                }
+            }
+        }
+        let scope = match attrs.fallback_scope.as_deref() {
+            Some(f) if scope_created && !f.is_empty() => f.to_owned(),
+            _ => attrs.scope.clone(),
+        };
+        if needed.is_empty() {
+            result.summary = format!("no planned change needs permissions at {scope}");
+            return CheckResponse {
+                result,
+                diagnostics,
+            };
+        }
+        let list = cx.req(
+            Method::GET,
+            &format!("{scope}/providers/Microsoft.Authorization/permissions"),
+            ApiKind::Authorization,
+            None,
+        );
+        let perms: Vec<Permission> = match cx.arm.list_all(&list).await {
+            Ok(items) => items.iter().map(Permission::from_json).collect(),
+            Err(e) => {
+                diagnostics.push(diag_from(&e, &req.address));
+                result.status = CheckStatus::Fail;
+                result.summary = format!("cannot read the credential's permissions at {scope}");
+                return CheckResponse {
+                    result,
+                    diagnostics,
+                };
+            }
+        };
+        let absent = missing(&perms, &needed);
+        let principal = match (
+            cx.arm.token_claim("appid").await,
+            cx.arm.token_claim("oid").await,
+        ) {
+            (Some(app), Some(oid)) => format!("application {app} (object id {oid})"),
+            (None, Some(oid)) => format!("object id {oid}"),
+            (Some(app), None) => format!("application {app}"),
+            _ => "the signed-in principal".to_owned(),
+        };
+        if absent.is_empty() {
+            result.summary = format!("{principal} may {} at {scope}", needed.join(", "));
+        } else {
+            let roles = roles_granting(&needed, &attrs.require_any_role);
+            result.status = CheckStatus::Fail;
+            result.summary = format!("{principal} lacks {} at {scope}", absent.join(", "));
+            let assignee = cx
+                .arm
+                .token_claim("oid")
+                .await
+                .unwrap_or_else(|| "<principal>".into());
+            result.fix = Some(match roles.first() {
+                Some(r) => format!(
+                    "grant {} at {scope}, e.g. `az role assignment create --assignee {assignee} --role \"{r}\" --scope {scope}`",
+                    roles
+                        .iter()
+                        .map(|r| format!("\"{r}\""))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                ),
+                None => format!(
+                    "grant a role that includes {} at {scope}",
+                    absent.join(", ")
+                ),
+            });
+            result.details = Some(
+                json!({"principal": principal, "scope": scope, "missing": absent, "needed": needed, "rolesThatGrant": roles}),
+            );
+        }
+        CheckResponse {
+            result,
+            diagnostics,
+        }
     }
 }

@@ -1,0 +1,121 @@
+//! What every Azure kind works with: the ARM client, the provider's settings, the
+//! subscription-wide lists read once per plan, and what each kind's changes need of the
+//! credential (for `azure.roleCheck`).
+
+use super::arm::{ArmClient, ArmError, ArmRequest};
+use super::cloud::ApiKind;
+use super::kinds::role_check::{Needs, NeedsOf};
+use arcplan_engine::address::ResourceType;
+use arcplan_engine::plan::Change;
+use reqwest::Method;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Settings of the Azure provider.
+#[derive(Debug, Clone)]
+pub struct AzureSettings {
+    /// The stack (ownership tag value).
+    pub stack: String,
+    /// The subscription id.
+    pub subscription: String,
+    /// How long to wait for a provider registration.
+    pub registration_timeout: Duration,
+    /// How long to wait for a long-running operation.
+    pub operation_timeout: Duration,
+    /// How often to poll registration and connectivity.
+    pub poll_interval: Duration,
+}
+
+impl AzureSettings {
+    /// Defaults for a stack and subscription.
+    pub fn new(stack: &str, subscription: &str) -> Self {
+        Self {
+            stack: stack.to_owned(),
+            subscription: subscription.to_owned(),
+            registration_timeout: Duration::from_secs(20 * 60),
+            operation_timeout: Duration::from_secs(30 * 60),
+            poll_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A subscription-wide list, or why it could not be read.
+type ListResult = Result<Arc<Vec<Value>>, ArmError>;
+
+/// The shared context of the Azure kinds.
+pub struct AzureCx {
+    /// The ARM client.
+    pub arm: Arc<ArmClient>,
+    /// The provider's settings.
+    pub settings: AzureSettings,
+    /// Subscription-wide lists read once per plan (providers, resource groups, connected
+    /// clusters), cleared by any apply. Failures are kept too, so 500 readers do not retry a
+    /// forbidden list 500 times.
+    lists: tokio::sync::Mutex<HashMap<&'static str, ListResult>>,
+    /// What a change of each kind needs of the credential, by type.
+    needs: HashMap<ResourceType, NeedsOf>,
+}
+
+impl AzureCx {
+    /// A context over an ARM client, with each kind's permission needs.
+    pub fn new(
+        arm: Arc<ArmClient>,
+        settings: AzureSettings,
+        needs: &[(ResourceType, NeedsOf)],
+    ) -> Self {
+        Self {
+            arm,
+            settings,
+            lists: tokio::sync::Mutex::new(HashMap::new()),
+            needs: needs.iter().cloned().collect(),
+        }
+    }
+
+    /// `/subscriptions/<id>`.
+    pub fn sub_path(&self) -> String {
+        format!("/subscriptions/{}", self.settings.subscription)
+    }
+
+    /// A resource group's ARM path.
+    pub fn rg_path(&self, rg: &str) -> String {
+        format!("{}/resourcegroups/{rg}", self.sub_path())
+    }
+
+    /// An ARM request.
+    pub fn req(&self, method: Method, path: &str, api: ApiKind, body: Option<Value>) -> ArmRequest {
+        self.arm.request(method, path, api, body)
+    }
+
+    /// A subscription-wide list under `key`, read once per plan.
+    pub async fn cached_list(
+        &self,
+        key: &'static str,
+        path: &str,
+        api: ApiKind,
+    ) -> Result<Arc<Vec<Value>>, ArmError> {
+        let mut lists = self.lists.lock().await;
+        if let Some(r) = lists.get(key) {
+            return r.clone();
+        }
+        let req = self.req(Method::GET, path, api, None);
+        let result = self.arm.list_all(&req).await.map(Arc::new);
+        lists.insert(key, result.clone());
+        result
+    }
+
+    /// Forgets the lists (an apply changes what they hold).
+    pub async fn forget_cached_reads(&self) {
+        self.lists.lock().await.clear();
+    }
+
+    /// What a planned change needs of the credential (nothing for a kind that declares no
+    /// needs).
+    pub fn needs_of(&self, change: &Change) -> Needs {
+        self.needs
+            .get(&change.address.rtype)
+            .map(|n| n(&change.address, change.action))
+            .unwrap_or_default()
+    }
+}

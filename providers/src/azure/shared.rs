@@ -1,0 +1,192 @@
+//! Helpers the Azure kinds share: ARM errors as diagnostics, tags ("at least these"), the
+//! ownership tag, locations, ids, version digests, apply progress and results.
+
+use super::arm::ArmError;
+use crate::azure::STACK_TAG;
+use arcplan_engine::address::Address;
+use arcplan_engine::diag::{Diagnostic, Diagnostics};
+use arcplan_engine::events::Event;
+use arcplan_engine::provider::{ApplyRequest, ApplyResponse};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// An ARM error as a diagnostic naming the resource.
+pub(crate) fn diag_from(e: &ArmError, address: &Address) -> Diagnostic {
+    let mut d = Diagnostic::error("azure", e.to_string()).with_address(address.to_string());
+    if let Some(h) = e.hint() {
+        d = d.with_hint(h);
+    }
+    d
+}
+
+/// The declared attributes a read was given, typed; `None` when it was given none (a saved
+/// plan's data source or a pruned resource is read again without them).
+pub(crate) fn declared<T: serde::de::DeserializeOwned>(
+    address: &Address,
+    desired: &Value,
+) -> Result<Option<T>, Diagnostic> {
+    if desired.is_null() {
+        return Ok(None);
+    }
+    crate::kind::attributes(address, desired).map(Some)
+}
+
+/// A string field of a live ARM body or state (empty when absent). Declared attributes are read
+/// typed, through [`crate::kind::attributes`].
+pub(crate) fn s<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+/// A location as ARM compares them (`East US` is `eastus`).
+pub(crate) fn norm_location(l: &str) -> String {
+    l.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
+
+/// The tags of a live body or state.
+pub(crate) fn tags_of(v: &Value) -> Map<String, Value> {
+    v.get("tags")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Desired tags missing or different in `live` (tag names compare ignoring case).
+pub(crate) fn tag_diff(desired: &BTreeMap<String, String>, live: &Value) -> Vec<String> {
+    let live = tags_of(live);
+    desired
+        .iter()
+        .filter(|(k, v)| {
+            live.iter()
+                .find(|(lk, _)| lk.eq_ignore_ascii_case(k))
+                .and_then(|(_, lv)| lv.as_str())
+                != Some(v.as_str())
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// The live tags with the desired ones set (tags added by Azure Policy or people are kept).
+pub(crate) fn merged_tags(desired: &BTreeMap<String, String>, live: &Value) -> Value {
+    let mut t = tags_of(live);
+    for (k, v) in desired {
+        t.retain(|lk, _| !lk.eq_ignore_ascii_case(k));
+        t.insert(k.clone(), Value::String(v.clone()));
+    }
+    Value::Object(t)
+}
+
+/// The stack a live resource's ownership tag names.
+pub(crate) fn owner_of(live: &Value) -> Option<String> {
+    tags_of(live)
+        .into_iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(STACK_TAG))
+        .and_then(|(_, v)| v.as_str().map(str::to_owned))
+}
+
+/// A short digest of a value, for versions.
+pub(crate) fn digest(v: &Value) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(v.to_string().as_bytes());
+    h.iter().take(12).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The resource group named in an ARM id (empty when none).
+pub(crate) fn rg_of(id: &str) -> String {
+    let parts: Vec<&str> = id.split('/').collect();
+    parts
+        .iter()
+        .position(|p| p.eq_ignore_ascii_case("resourceGroups"))
+        .and_then(|i| parts.get(i + 1))
+        .map(|s| s.to_string())
+        .unwrap_or_default()
+}
+
+/// A failed prune listing: a warning when the credential may not list (prune is skipped), an
+/// error otherwise.
+pub(crate) fn discover_error(e: &ArmError) -> Diagnostic {
+    if e.status == Some(403) {
+        Diagnostic::warning(
+            "prune-skipped",
+            format!("cannot list this stack's resources, so resources removed from the file are not planned for deletion: {e}"),
+        )
+        .with_hint("a role that may list the subscription's resource groups and connected clusters (Reader or above) lets arcplan prune")
+    } else {
+        let mut d = Diagnostic::error("azure", e.to_string());
+        if let Some(h) = e.hint() {
+            d = d.with_hint(h);
+        }
+        d
+    }
+}
+
+/// Reports progress of a long apply as events.
+pub(crate) fn progress<'a>(
+    req: &'a ApplyRequest,
+    started: Instant,
+) -> impl Fn(String) + Send + Sync + 'a {
+    move |message| {
+        req.events.emit(Event::ApplyProgress {
+            address: req.change.address.clone(),
+            message,
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+}
+
+/// An apply's result as the response: the outputs are also the new state.
+pub(crate) fn applied(result: Result<Option<Value>, ArmError>, address: &Address) -> ApplyResponse {
+    match result {
+        Ok(outputs) => ApplyResponse {
+            state: outputs.clone(),
+            outputs,
+            diagnostics: Diagnostics::new(),
+        },
+        Err(e) => ApplyResponse {
+            diagnostics: diag_from(&e, address).into(),
+            ..Default::default()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tags(v: Value) -> BTreeMap<String, String> {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn tags_are_at_least_the_declared_ones() {
+        let desired = tags(json!({"env": "lab", "arcplan-stack": "s"}));
+        let live = json!({"tags": {"env": "lab", "arcplan-stack": "s", "costCenter": "42"}});
+        assert!(
+            tag_diff(&desired, &live).is_empty(),
+            "extra live tags are not a change"
+        );
+        let live = json!({"tags": {"Env": "prod", "costCenter": "42"}});
+        let mut diff = tag_diff(&desired, &live);
+        diff.sort();
+        assert_eq!(diff, vec!["arcplan-stack", "env"]);
+        assert_eq!(
+            merged_tags(&desired, &live),
+            json!({"env": "lab", "arcplan-stack": "s", "costCenter": "42"})
+        );
+    }
+
+    #[test]
+    fn resource_group_from_an_id() {
+        assert_eq!(
+            rg_of(
+                "/subscriptions/s/resourceGroups/rg-1/providers/Microsoft.Kubernetes/connectedClusters/c"
+            ),
+            "rg-1"
+        );
+        assert_eq!(rg_of("/subscriptions/s"), "");
+    }
+}
