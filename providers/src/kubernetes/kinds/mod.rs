@@ -1,11 +1,25 @@
-//! The cluster-side resource kinds, one module each (typed attributes, lowering, verbs), and the
-//! attributes they share: how to reach the cluster, and the ownership record.
+//! The cluster-side resource kinds, one module each (typed attributes, lowering, verbs as
+//! [`Kind`]), the registry of them that the provider dispatches through, and the attributes
+//! they share: how to reach the cluster, and the ownership record.
 
 pub mod arc_agents;
 pub mod onboarding_key;
 
+use super::context::KubeCx;
+use crate::kind::{Kind, Registry};
 use arcplan_config::{Cluster, Config};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Every Kubernetes kind, each served by its module.
+pub fn registry() -> Registry<KubeCx> {
+    let kinds: Vec<Arc<dyn Kind<KubeCx>>> = vec![
+        Arc::new(onboarding_key::OnboardingKey),
+        Arc::new(arc_agents::ArcAgents),
+    ];
+    Registry::new(kinds)
+}
 
 /// How a kind reaches its cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -58,6 +72,14 @@ impl Ownership {
             AZURE_REGION: cfg.cluster_location(c).map(str::to_owned),
             AZURE_ARC_AUTOUPDATE: c.agents.auto_upgrade.to_string(),
             AZURE_ENVIRONMENT: crate::azure::kinds::subscription::cloud_name(&cfg.azure.cloud),
+        }
+    }
+
+    /// The record as the ConfigMap's data map (absent keys are `null`).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
         }
     }
 }
