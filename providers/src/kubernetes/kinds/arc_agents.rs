@@ -540,3 +540,69 @@ async fn wait_gone(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubernetes::KubernetesProviderOptions;
+
+    fn cx() -> KubeCx {
+        KubeCx::new(
+            KubernetesProviderOptions::new(".")
+                .with_env(|_| None)
+                .with_helm_path("/nonexistent/helm"),
+        )
+    }
+
+    fn needs_helm(inst: &dyn Installer) -> bool {
+        inst.preflight(&cx())
+            .iter()
+            .any(|d| d.code == "helm-not-found")
+    }
+
+    #[test]
+    fn the_installer_follows_the_attribute_and_a_helm_release_is_removed_by_helm() {
+        assert!(needs_helm(installer::of(InstallerKind::Helm)));
+        assert!(!needs_helm(installer::of(InstallerKind::Manifests)));
+        let helm_state = json!({"installer": "helm", "installed": true});
+        let manifests_state = json!({"installer": "manifests", "installed": true});
+        assert!(needs_helm(installed_by(
+            Some(&helm_state),
+            InstallerKind::Manifests
+        )));
+        assert!(!needs_helm(installed_by(
+            Some(&manifests_state),
+            InstallerKind::Manifests
+        )));
+        assert!(needs_helm(installed_by(
+            Some(&manifests_state),
+            InstallerKind::Helm
+        )));
+        assert!(!needs_helm(installed_by(None, InstallerKind::Manifests)));
+        assert_eq!(installer_name(InstallerKind::Manifests), json!("manifests"));
+        assert_eq!(installer_name(InstallerKind::Helm), json!("helm"));
+    }
+
+    #[test]
+    fn attributes_take_a_resolved_or_pending_connected_cluster_id() {
+        let cfg = arcplan_config::load_str(
+            "apiVersion: arcplan/v1\nstack: s\nazure:\n  subscription: 00000000-0000-0000-0000-000000000001\nresourceGroups:\n  - name: rg\n    location: eastus\nclusters:\n  - name: c\n    resourceGroup: rg\n    agents:\n      installer: manifests\n",
+            "arcplan.yaml",
+        )
+        .expect("loads")
+        .config;
+        let g = crate::kinds::lower(&cfg).expect("lowers");
+        let mut desired = g.node(&address("c")).expect("node").desired.clone();
+        let a: Attributes = attributes(&address("c"), &desired).expect("pending");
+        assert!(a.connected_cluster_id.known().is_none());
+        assert_eq!(a.installer, InstallerKind::Manifests);
+        for id in [json!("/subscriptions/x"), Value::Null] {
+            desired["connectedClusterId"] = id;
+            let a: Attributes = attributes(&address("c"), &desired).expect("resolved");
+            assert!(a.connected_cluster_id.known().is_some());
+        }
+        desired["installer"] = json!("kustomize");
+        let d = attributes::<Attributes>(&address("c"), &desired).unwrap_err();
+        assert_eq!(d.address.as_deref(), Some("k8s.arcAgents.c"));
+    }
+}

@@ -83,3 +83,39 @@ impl Ownership {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubernetes::{KubernetesProvider, KubernetesProviderOptions};
+    use arcplan_engine::address::{Address, ResourceType};
+    use arcplan_engine::provider::{Provider, ReadRequest};
+
+    #[tokio::test]
+    async fn the_provider_serves_each_kind_through_the_registry() {
+        let p = KubernetesProvider::new(KubernetesProviderOptions::new(".").with_env(|_| None));
+        assert_eq!(
+            p.resource_types(),
+            vec![onboarding_key::TYPE, arc_agents::TYPE]
+        );
+        let r = p
+            .read(ReadRequest {
+                address: Address::new(ResourceType::of("k8s.other"), "c"),
+                desired: serde_json::json!({}),
+            })
+            .await;
+        assert!(r.state.is_none());
+        assert!(r.diagnostics.has_errors());
+        // A served kind reads its typed attributes first and names the resource when they do
+        // not fit.
+        let r = p
+            .read(ReadRequest {
+                address: Address::new(arc_agents::TYPE, "c"),
+                desired: serde_json::json!({"installer": "manifests"}),
+            })
+            .await;
+        let d = r.diagnostics.iter().next().expect("a diagnostic");
+        assert_eq!(d.code, "attributes");
+        assert_eq!(d.address.as_deref(), Some("k8s.arcAgents.c"));
+    }
+}

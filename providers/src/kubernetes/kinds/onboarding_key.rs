@@ -511,3 +511,26 @@ async fn apply_inner(
         Action::NoOp | Action::Read => Ok((None, None)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_naming_only_the_cluster_reads_the_standard_secret() {
+        let a: Attributes =
+            attributes(&address("c"), &json!({"cluster": {"kubeconfig": "kc"}})).expect("defaults");
+        assert_eq!(a.namespace, NAMESPACE);
+        assert_eq!(a.secret_name, KEY_SECRET);
+        assert_eq!(a.key_bits, 4096);
+        assert!(a.ownership.is_none());
+        let t = Target::of(&a);
+        assert_eq!(t.bits, 4096);
+        assert!(
+            t.pool_id.contains("kc")
+                && t.pool_id
+                    .ends_with("azure-arc/azure-arc-connect-privatekey")
+        );
+        assert!(attributes::<Attributes>(&address("c"), &json!({"keyBits": 2048})).is_err());
+    }
+}
