@@ -33,16 +33,16 @@ pub struct ClusterRef {
 impl ClusterRef {
     /// Reads `{"kubeconfig": ..., "context": ...}` (missing or null keys mean the defaults).
     pub fn from_attrs(cluster: &Value) -> ClusterRef {
-        let s = |k: &str| {
-            cluster
-                .get(k)
-                .and_then(Value::as_str)
-                .filter(|s| !s.trim().is_empty())
-                .map(str::to_owned)
-        };
+        let s = |k: &str| cluster.get(k).and_then(Value::as_str);
+        ClusterRef::of(s("kubeconfig"), s("context"))
+    }
+
+    /// The reference for a kubeconfig and a context as written (blank means the default).
+    pub fn of(kubeconfig: Option<&str>, context: Option<&str>) -> ClusterRef {
+        let s = |v: Option<&str>| v.filter(|s| !s.trim().is_empty()).map(str::to_owned);
         ClusterRef {
-            kubeconfig: s("kubeconfig"),
-            context: s("context"),
+            kubeconfig: s(kubeconfig),
+            context: s(context),
         }
     }
 }

@@ -10,7 +10,7 @@
 //! passwords, secrets, tokens or credentials are dropped; credentials in URLs are removed) before
 //! they appear in any state.
 //!
-//! This module does not decide *when* to run Helm; [`super::agents`] does.
+//! This module does not decide *when* to run Helm; the `helm` installer ([`super::installer::helm`]) does.
 
 use super::access::Cluster;
 use super::key::PrivateKeyPem;

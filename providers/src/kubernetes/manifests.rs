@@ -9,7 +9,7 @@
 //! value.
 //!
 //! This module is pure: building, parsing, ordering and diffing. Talking to the cluster is
-//! [`super::agents`]' job.
+//! [`super::installer::manifests`]' job.
 
 use super::{AGENTS, CONFIG_MAP, MANAGED_BY_LABEL, NAMESPACE};
 use base64::Engine as _;

@@ -6,8 +6,12 @@
 //!   re-derived from that Secret on every plan ([`onboarding_key`], [`key`]).
 //! - `k8s.arcAgents.<cluster>`: the ownership record (ConfigMap `azure-clusterconfig`) and the
 //!   Arc agents, installed by server-side apply of manifests or by Helm, then waited for until
-//!   every agent Deployment is available ([`agents`], [`manifests`], [`helm`], [`readiness`],
+//!   every agent Deployment is available ([`kinds::arc_agents`], [`installer`], [`readiness`],
 //!   [`ownership`]).
+//!
+//! Each kind is one module of [`kinds`] implementing [`crate::kind::Kind`] over the shared
+//! [`context::KubeCx`] (settings, cluster clients, key pool); the provider is that context plus
+//! the [`crate::kind::Registry`] of kinds, and its [`Provider`] verbs delegate to the registry.
 //!
 //! It also offers the per-cluster apply lock ([`KubernetesProvider::acquire_lock`], [`lock`]).
 //! Cluster access (kubeconfig, context, one cached client per pair, preflight checks and error
@@ -20,26 +24,29 @@
 //! or process argument holds it.
 
 pub mod access;
-pub mod agents;
-pub mod applied;
+pub mod context;
 pub mod helm;
+pub mod installer;
 pub mod key;
 pub mod key_pool;
 pub mod kinds;
 pub mod lock;
 pub mod manifests;
-pub mod onboarding_key;
 pub mod ownership;
 pub mod readiness;
 pub mod retry;
 
-use access::{ClusterCache, ClusterRef};
+/// The agents' kind module, under the name callers know.
+pub use kinds::arc_agents as agents;
+/// The onboarding key's kind module, under the name callers know.
+pub use kinds::onboarding_key;
+
+use crate::kind::Registry;
 use arcplan_engine::address::ResourceType;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
-use arcplan_engine::plan::CheckResult;
-use arcplan_engine::plan::CheckStatus;
 use arcplan_engine::provider::*;
 use async_trait::async_trait;
+use context::KubeCx;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -169,17 +176,17 @@ impl KubernetesProviderOptions {
     }
 }
 
-/// The Kubernetes provider (see the module documentation).
+/// The Kubernetes provider (see the module documentation): the shared context and the kinds.
 pub struct KubernetesProvider {
-    opts: KubernetesProviderOptions,
-    clusters: ClusterCache,
-    keys: key_pool::KeyPool,
+    cx: KubeCx,
+    kinds: Registry<KubeCx>,
 }
 
 impl std::fmt::Debug for KubernetesProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubernetesProvider")
-            .field("opts", &self.opts)
+            .field("opts", self.cx.options())
+            .field("kinds", &self.kinds.types())
             .finish_non_exhaustive()
     }
 }
@@ -189,28 +196,30 @@ impl KubernetesProvider {
     /// context), and kept for the provider's life.
     pub fn new(opts: KubernetesProviderOptions) -> Self {
         Self {
-            opts,
-            clusters: ClusterCache::default(),
-            keys: key_pool::KeyPool::default(),
+            cx: KubeCx::new(opts),
+            kinds: kinds::registry(),
         }
+    }
+
+    /// The context every kind shares.
+    pub fn context(&self) -> &KubeCx {
+        &self.cx
     }
 
     /// The onboarding key generator ([`key_pool`]): `keys().set_prefetch(true)` makes plans
     /// start generating the keys their creates need, for the apply that follows in this process.
     pub fn keys(&self) -> &key_pool::KeyPool {
-        &self.keys
+        self.cx.keys()
     }
 
     /// The options.
     pub fn options(&self) -> &KubernetesProviderOptions {
-        &self.opts
+        self.cx.options()
     }
 
     /// The connected cluster for a `cluster` attribute (`{kubeconfig, context}`).
     pub async fn cluster(&self, cluster_attrs: &Value) -> Result<Arc<access::Cluster>, Diagnostic> {
-        self.clusters
-            .get(&ClusterRef::from_attrs(cluster_attrs), &self.opts)
-            .await
+        self.cx.cluster_of(cluster_attrs).await
     }
 
     /// Takes the cluster's apply lock (Lease `kube-system/arcplan-lock`) for `holder`, waiting
@@ -243,8 +252,8 @@ impl KubernetesProvider {
             &cluster,
             holder,
             timeout,
-            self.opts.lease_duration,
-            self.opts.poll_interval.min(Duration::from_secs(1)),
+            self.options().lease_duration,
+            self.options().poll_interval.min(Duration::from_secs(1)),
             cancel,
             on_wait,
         )
@@ -269,80 +278,29 @@ pub(crate) fn diags_at(address: &arcplan_engine::address::Address, d: Diagnostic
 #[async_trait]
 impl Provider for KubernetesProvider {
     fn resource_types(&self) -> Vec<ResourceType> {
-        vec![crate::kinds::ONBOARDING_KEY, crate::kinds::ARC_AGENTS]
+        self.kinds.types()
     }
 
     async fn read(&self, req: ReadRequest) -> ReadResponse {
-        if req.address.rtype == crate::kinds::ONBOARDING_KEY {
-            onboarding_key::read(self, req).await
-        } else if req.address.rtype == crate::kinds::ARC_AGENTS {
-            agents::read(self, req).await
-        } else {
-            ReadResponse {
-                diagnostics: unsupported(&req.address),
-                ..Default::default()
-            }
-        }
+        self.kinds.read(&self.cx, req).await
     }
 
     async fn plan(&self, req: PlanRequest) -> PlanResponse {
-        if req.address.rtype == crate::kinds::ONBOARDING_KEY {
-            onboarding_key::plan(self, req).await
-        } else if req.address.rtype == crate::kinds::ARC_AGENTS {
-            agents::plan(self, req).await
-        } else {
-            PlanResponse {
-                diagnostics: unsupported(&req.address),
-                ..Default::default()
-            }
-        }
+        self.kinds.plan(&self.cx, req).await
     }
 
     async fn apply(&self, req: ApplyRequest) -> ApplyResponse {
-        let address = req.change.address.clone();
-        if address.rtype == crate::kinds::ONBOARDING_KEY {
-            onboarding_key::apply(self, req).await
-        } else if address.rtype == crate::kinds::ARC_AGENTS {
-            agents::apply(self, req).await
-        } else {
-            ApplyResponse {
-                diagnostics: unsupported(&address),
-                ..Default::default()
-            }
-        }
+        self.kinds.apply(&self.cx, req).await
     }
 
     async fn check(&self, req: CheckRequest) -> CheckResponse {
-        CheckResponse {
-            result: CheckResult {
-                address: req.address.clone(),
-                status: CheckStatus::Fail,
-                summary: format!("the Kubernetes provider has no check {}", req.address),
-                fix: None,
-                details: None,
-                depends_on: Vec::new(),
-                desired: None,
-            },
-            diagnostics: unsupported(&req.address),
-        }
+        self.kinds.check(&self.cx, req).await
     }
 }
 
-fn unsupported(address: &arcplan_engine::address::Address) -> Diagnostics {
-    Diagnostic::error(
-        "unsupported-type",
-        format!(
-            "the Kubernetes provider does not serve {} (it serves k8s.onboardingKey and k8s.arcAgents)",
-            address.rtype
-        ),
-    )
-    .with_address(address.to_string())
-    .into()
-}
-
 /// Parses a duration attribute like `20m` or `90s` (default when absent).
-pub(crate) fn duration_attr(v: Option<&Value>, default: Duration) -> Result<Duration, Diagnostic> {
-    match v.and_then(Value::as_str) {
+pub(crate) fn duration_attr(v: Option<&str>, default: Duration) -> Result<Duration, Diagnostic> {
+    match v {
         None => Ok(default),
         Some(s) => humantime::parse_duration(s).map_err(|e| {
             Diagnostic::error("invalid-duration", format!("`{s}` is not a duration: {e}"))

@@ -1,13 +1,30 @@
-//! The in-cluster ownership record: ConfigMap `azure-clusterconfig` in `azure-arc`, whose
-//! `AZURE_SUBSCRIPTION_ID`, `AZURE_RESOURCE_GROUP` and `AZURE_RESOURCE_NAME` say which Azure Arc
-//! resource the cluster's agents belong to (the record `az connectedk8s` reads).
+//! The in-cluster ownership record, and every read and write of it: ConfigMap
+//! `azure-clusterconfig` in `azure-arc`, whose `AZURE_SUBSCRIPTION_ID`, `AZURE_RESOURCE_GROUP` and
+//! `AZURE_RESOURCE_NAME` say which Azure Arc resource the cluster's agents belong to (the record
+//! `az connectedk8s` reads), and whose annotation `arcplan.io/applied-digest` records what
+//! arcplan last applied (arcplan has no state file).
 //!
-//! This module classifies a live record against the desired one (not onboarded, ours, someone
-//! else's) and words the conflict. It does no I/O and never overwrites a foreign record: a
-//! conflict is an error the plan reports before anything changes.
+//! The pure part classifies a live record against the desired one (not onboarded, ours, someone
+//! else's) and words the conflict; it never overwrites a foreign record: a conflict is an error
+//! the plan reports before anything changes. The I/O part ([`read_record`], [`read`], [`check`],
+//! [`record_applied`]) is the only code that reads or annotates the ConfigMap (the manifests
+//! installer writes its data as one object of its set).
+//!
+//! The applied digest is the [`arcplan_engine::plan::desired_digest`] of the `k8s.arcAgents`
+//! attributes of the last successful apply. `read` reports it with the ConfigMap's data (one
+//! request, the one the ownership check makes anyway), and the planner calls a difference drift
+//! when the configuration still has that digest.
 
+use super::access::{Cluster, is_not_found};
+use super::{CONFIG_MAP, FIELD_MANAGER, NAMESPACE};
+use arcplan_engine::address::Address;
 use arcplan_engine::diag::Diagnostic;
-use serde_json::{Map, Value};
+use k8s_openapi::api::core::v1::ConfigMap;
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::{Map, Value, json};
+
+/// The annotation holding the applied digest.
+pub const APPLIED_ANNOTATION: &str = "arcplan.io/applied-digest";
 
 /// The keys arcplan writes into the ownership ConfigMap, in order.
 pub const OWNERSHIP_KEYS: [&str; 7] = [
@@ -167,6 +184,88 @@ pub fn desired_data(ownership: &Map<String, Value>) -> Map<String, Value> {
         }
     }
     out
+}
+
+/// The ownership ConfigMap's data and the recorded applied digest (`None`: no ConfigMap).
+pub(crate) async fn read_record(
+    cluster: &Cluster,
+) -> Result<Option<(Map<String, Value>, Option<String>)>, Diagnostic> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let cm = api
+        .get_opt(CONFIG_MAP)
+        .await
+        .map_err(|e| cluster.api_error(&format!("read ConfigMap {NAMESPACE}/{CONFIG_MAP}"), &e))?;
+    Ok(cm.map(|c| {
+        let digest = c
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(APPLIED_ANNOTATION))
+            .cloned();
+        let data = c
+            .data
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        (data, digest)
+    }))
+}
+
+/// The ownership ConfigMap's data (`None`: absent).
+pub(crate) async fn read(cluster: &Cluster) -> Result<Option<Map<String, Value>>, Diagnostic> {
+    Ok(read_record(cluster).await?.map(|(data, _digest)| data))
+}
+
+/// Fails when the live record `live` names another ARM resource than the desired ownership
+/// (`desired`: the `ownership` attribute; `None` compares the resource name only).
+pub(crate) fn check(
+    cluster: &Cluster,
+    live: Option<&Map<String, Value>>,
+    desired: Option<&Map<String, Value>>,
+    address: &Address,
+) -> Result<(), Diagnostic> {
+    let owner = classify(live, desired, &address.name);
+    match conflict(
+        &owner,
+        desired,
+        &address.name,
+        &cluster.describe(),
+        &address.to_string(),
+    ) {
+        Some(d) => Err(d),
+        None => Ok(()),
+    }
+}
+
+/// Reads the record and fails when it names another ARM resource (what every verb of both
+/// kinds does first).
+pub(crate) async fn read_and_check(
+    cluster: &Cluster,
+    desired: Option<&Map<String, Value>>,
+    address: &Address,
+) -> Result<(), Diagnostic> {
+    let live = read(cluster).await?;
+    check(cluster, live.as_ref(), desired, address)
+}
+
+/// Records `digest` after a successful apply. A cluster without the ConfigMap (an installer
+/// that did not write it) keeps no record: its differences are then never called drift.
+pub(crate) async fn record_applied(cluster: &Cluster, digest: &str) -> Result<(), Diagnostic> {
+    let api: Api<ConfigMap> = Api::namespaced(cluster.client.clone(), NAMESPACE);
+    let patch = json!({"metadata": {"annotations": {APPLIED_ANNOTATION: digest}}});
+    let pp = PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    };
+    match api.patch(CONFIG_MAP, &pp, &Patch::Merge(&patch)).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(e) => Err(cluster.api_error(
+            &format!("record the applied digest on ConfigMap {NAMESPACE}/{CONFIG_MAP}"),
+            &e,
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -1,11 +1,25 @@
-//! The cluster-side resource kinds, one module each (typed attributes, lowering, verbs), and the
-//! attributes they share: how to reach the cluster, and the ownership record.
+//! The cluster-side resource kinds, one module each (typed attributes, lowering, verbs as
+//! [`Kind`]), the registry of them that the provider dispatches through, and the attributes
+//! they share: how to reach the cluster, and the ownership record.
 
 pub mod arc_agents;
 pub mod onboarding_key;
 
+use super::context::KubeCx;
+use crate::kind::{Kind, Registry};
 use arcplan_config::{Cluster, Config};
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Every Kubernetes kind, each served by its module.
+pub fn registry() -> Registry<KubeCx> {
+    let kinds: Vec<Arc<dyn Kind<KubeCx>>> = vec![
+        Arc::new(onboarding_key::OnboardingKey),
+        Arc::new(arc_agents::ArcAgents),
+    ];
+    Registry::new(kinds)
+}
 
 /// How a kind reaches its cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,5 +73,49 @@ impl Ownership {
             AZURE_ARC_AUTOUPDATE: c.agents.auto_upgrade.to_string(),
             AZURE_ENVIRONMENT: crate::azure::kinds::subscription::cloud_name(&cfg.azure.cloud),
         }
+    }
+
+    /// The record as the ConfigMap's data map (absent keys are `null`).
+    pub fn to_map(&self) -> Map<String, Value> {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kubernetes::{KubernetesProvider, KubernetesProviderOptions};
+    use arcplan_engine::address::{Address, ResourceType};
+    use arcplan_engine::provider::{Provider, ReadRequest};
+
+    #[tokio::test]
+    async fn the_provider_serves_each_kind_through_the_registry() {
+        let p = KubernetesProvider::new(KubernetesProviderOptions::new(".").with_env(|_| None));
+        assert_eq!(
+            p.resource_types(),
+            vec![onboarding_key::TYPE, arc_agents::TYPE]
+        );
+        let r = p
+            .read(ReadRequest {
+                address: Address::new(ResourceType::of("k8s.other"), "c"),
+                desired: serde_json::json!({}),
+            })
+            .await;
+        assert!(r.state.is_none());
+        assert!(r.diagnostics.has_errors());
+        // A served kind reads its typed attributes first and names the resource when they do
+        // not fit.
+        let r = p
+            .read(ReadRequest {
+                address: Address::new(arc_agents::TYPE, "c"),
+                desired: serde_json::json!({"installer": "manifests"}),
+            })
+            .await;
+        let d = r.diagnostics.iter().next().expect("a diagnostic");
+        assert_eq!(d.code, "attributes");
+        assert_eq!(d.address.as_deref(), Some("k8s.arcAgents.c"));
     }
 }
