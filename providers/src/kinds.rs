@@ -7,7 +7,7 @@
 use crate::azure::kinds as az;
 use crate::kubernetes::kinds as k8s;
 use arcplan_config::Config;
-use arcplan_engine::address::ResourceType;
+use arcplan_engine::address::{Address, ResourceType};
 use arcplan_engine::diag::Diagnostics;
 use arcplan_engine::graph::{GraphBuilder, ResourceGraph};
 
@@ -48,4 +48,28 @@ pub fn lower(config: &Config) -> Result<ResourceGraph, Diagnostics> {
 /// Every kind's type.
 pub fn all() -> Vec<ResourceType> {
     LOWERINGS.iter().map(|(t, _)| t.clone()).collect()
+}
+
+/// The kinds a cluster expands into (each node named after its cluster), in the order a
+/// cluster's resources are applied, with the word progress counts each by.
+const PER_CLUSTER: &[(ResourceType, &str)] = &[
+    (ONBOARDING_KEY, "keys"),
+    (CONNECTED_CLUSTER, "clusters"),
+    (ARC_AGENTS, "agents"),
+    (CONNECTIVITY, "connected"),
+];
+
+/// The cluster a resource or check belongs to; `None` for what the clusters share
+/// (subscription, providers, resource groups, role checks). Views group by it.
+pub fn cluster_of(a: &Address) -> Option<&str> {
+    cluster_stage(&a.rtype).map(|_| a.name.as_str())
+}
+
+/// For a kind a cluster expands into: its rank among them (the order a cluster's resources
+/// are applied) and the word progress counts it by; `None` for a shared kind.
+pub fn cluster_stage(t: &ResourceType) -> Option<(usize, &'static str)> {
+    PER_CLUSTER
+        .iter()
+        .position(|(k, _)| k == t)
+        .map(|i| (i, PER_CLUSTER[i].1))
 }

@@ -2,10 +2,10 @@
 
 use super::context::{self, Run};
 use super::plan::{Selection, header, make_plan, options};
-use super::{Error, Outcome, events, lock};
+use super::{Error, Outcome, lock};
 use crate::cli::{ApplyArgs, DestroyArgs};
 use crate::planfile::PlanFile;
-use crate::views::{self, Output};
+use crate::views::{self, Output, PlanContext, Stage, View};
 use arcplan_engine::address::ResourceType;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::executor::{ApplyOptions, apply, stale_resources};
@@ -16,7 +16,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-pub fn run_apply(args: &ApplyArgs, out: &Output) -> Result<Outcome, Error> {
+pub fn run_apply(args: &ApplyArgs, out: &View) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
         let cancel = super::cancel_on_ctrl_c();
         if let Some(path) = &args.plan_file {
@@ -31,14 +31,13 @@ pub fn run_apply(args: &ApplyArgs, out: &Output) -> Result<Outcome, Error> {
         };
         // The plan starts generating the onboarding keys that this apply will need.
         run.kube.keys().set_prefetch(true);
-        header(out, &run, args.run.json);
+        header(out, &run);
         let mut opts = options(&run, PlanMode::Normal, args.run.parallelism, cancel.clone());
         selection.apply_to(&mut opts);
         let outcome = plan_and_apply(
             &run,
             &opts,
             args.auto_approve,
-            args.run.json,
             args.run.lock_timeout,
             args.run.parallelism,
             out,
@@ -51,13 +50,13 @@ pub fn run_apply(args: &ApplyArgs, out: &Output) -> Result<Outcome, Error> {
     })
 }
 
-pub fn run_destroy(args: &DestroyArgs, out: &Output) -> Result<Outcome, Error> {
+pub fn run_destroy(args: &DestroyArgs, out: &View) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
         let cancel = super::cancel_on_ctrl_c();
         let Ok(mut run) = context::prepare(out, &args.file, &args.target_args).await else {
             return Ok(Outcome::Failed);
         };
-        header(out, &run, args.run.json);
+        header(out, &run);
         if args.cluster_unreachable {
             run.providers.register(Arc::new(Unreachable {
                 kube: run.kube.clone(),
@@ -73,7 +72,6 @@ pub fn run_destroy(args: &DestroyArgs, out: &Output) -> Result<Outcome, Error> {
             &run,
             &opts,
             args.auto_approve,
-            args.run.json,
             args.run.lock_timeout,
             args.run.parallelism,
             out,
@@ -92,10 +90,9 @@ async fn plan_and_apply(
     run: &Run,
     opts: &arcplan_engine::planner::PlanOptions,
     auto_approve: bool,
-    json: bool,
     lock_timeout: std::time::Duration,
     parallelism: u16,
-    out: &Output,
+    out: &View,
     cancel: CancellationToken,
     lock: bool,
 ) -> Outcome {
@@ -112,16 +109,10 @@ async fn plan_and_apply(
         return Outcome::Failed;
     };
     let outcome = 'run: {
-        let Ok(plan) = make_plan(out, run, opts, json).await else {
+        let Ok(plan) = make_plan(out, run, opts).await else {
             break 'run Outcome::Failed;
         };
-        if !json {
-            out.stdout(&views::plan::human(
-                &plan,
-                out.color_stdout(),
-                &run.invocation,
-            ));
-        }
+        out.plan(&plan, &PlanContext::run(&run.invocation));
         if plan.has_failed_checks() {
             break 'run Outcome::Failed;
         }
@@ -133,7 +124,7 @@ async fn plan_and_apply(
         if plan.has_changes() && !approve(out, auto_approve, destroy, &cancel).await {
             break 'run Outcome::Failed;
         }
-        execute(run, &plan, &locks, json, parallelism, out, cancel).await
+        execute(run, &plan, &locks, parallelism, out, cancel).await
     };
     locks.release(out).await;
     outcome
@@ -187,7 +178,7 @@ async fn approve(
 async fn apply_saved(
     args: &ApplyArgs,
     path: &std::path::Path,
-    out: &Output,
+    out: &View,
     cancel: CancellationToken,
 ) -> Result<Outcome, Error> {
     let file = match PlanFile::read(path) {
@@ -201,7 +192,7 @@ async fn apply_saved(
     let Ok(run) = context::prepare(out, &file.config_file, &target).await else {
         return Ok(Outcome::Failed);
     };
-    header(out, &run, args.run.json);
+    header(out, &run);
     // The command that makes this plan again, with the file and target it was made with.
     let replan = file.replan_line(path);
     let outcome = 'run: {
@@ -260,16 +251,7 @@ async fn apply_saved(
             }
         };
         let outcome = if fresh {
-            execute(
-                &run,
-                &file.plan,
-                &locks,
-                args.run.json,
-                args.run.parallelism,
-                out,
-                cancel,
-            )
-            .await
+            execute(&run, &file.plan, &locks, args.run.parallelism, out, cancel).await
         } else {
             Outcome::Failed
         };
@@ -286,21 +268,15 @@ async fn execute(
     run: &Run,
     plan: &Plan,
     locks: &lock::Locks,
-    json: bool,
     parallelism: u16,
-    out: &Output,
+    out: &View,
     cancel: CancellationToken,
 ) -> Outcome {
     // A child token: a lost lock stops this apply without pretending a signal came.
     let cancel = cancel.child_token();
     let (providers, lost) = lock::fenced(&run.providers, locks.fences(), &cancel);
-    if json {
-        out.stdout(&views::progress::version_message(
-            time::OffsetDateTime::now_utc(),
-        ));
-    }
     let totals = views::live::Totals::apply(plan);
-    let (sink, printer) = events::printer_with(out, json, json, false, Some(totals));
+    let (sink, printer) = out.events(Stage::Apply, totals);
     let result = apply(
         plan,
         &providers,
@@ -320,20 +296,7 @@ async fn execute(
             Outcome::Failed
         }
         Ok(report) => {
-            if json {
-                out.stdout(&views::progress::change_summary(
-                    report.counts(),
-                    &views::report::operation_title(plan).to_ascii_lowercase(),
-                    time::OffsetDateTime::now_utc(),
-                ));
-            } else {
-                out.stdout(&views::report::human(
-                    &report,
-                    plan,
-                    out.color_stdout(),
-                    &checks,
-                ));
-            }
+            out.report(&report, plan, &checks);
             let lost = lost
                 .get()
                 .or_else(|| locks.fences().iter().find_map(|f| f.lost()));

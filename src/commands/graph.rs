@@ -1,32 +1,29 @@
 //! `arcplan graph`.
 
 use super::{Error, Outcome};
-use crate::cli::{GraphArgs, GraphFormat};
-use crate::views::{Output, diagnostics, graph};
+use crate::cli::GraphArgs;
+use crate::views::View;
 use arcplan_config::load_file;
 
-pub fn run(args: &GraphArgs, out: &Output) -> Result<Outcome, Error> {
+pub fn run(args: &GraphArgs, view: &View) -> Result<Outcome, Error> {
     let path = args.file.path();
     let source = arcplan_config::read_source(&path);
     let loaded = match load_file(&path) {
         Ok(l) => l,
         Err(d) => {
-            diagnostics::print(out, &d, source.as_deref());
+            view.diagnostics(&d, source.as_deref());
             return Ok(Outcome::Failed);
         }
     };
-    diagnostics::print(out, &loaded.warnings, source.as_deref());
-    let g = match arcplan_providers::kinds::lower(&loaded.config) {
-        Ok(g) => g,
+    view.diagnostics(&loaded.warnings, source.as_deref());
+    match arcplan_providers::kinds::lower(&loaded.config) {
+        Ok(g) => {
+            view.graph(&g);
+            Ok(Outcome::Ok)
+        }
         Err(d) => {
-            diagnostics::print(out, &d, source.as_deref());
-            return Ok(Outcome::Failed);
+            view.diagnostics(&d, source.as_deref());
+            Ok(Outcome::Failed)
         }
-    };
-    let text = match args.format {
-        GraphFormat::Dot => graph::dot(&g),
-        GraphFormat::Mermaid => graph::mermaid(&g),
-    };
-    out.stdout(&text);
-    Ok(Outcome::Ok)
+    }
 }

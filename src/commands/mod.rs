@@ -2,7 +2,6 @@
 
 mod apply;
 mod context;
-mod events;
 mod graph;
 mod lock;
 mod plan;
@@ -12,7 +11,7 @@ mod status;
 mod validate;
 
 use crate::cli::{Cli, Command};
-use crate::views::Output;
+use crate::views::{Output, View};
 use std::sync::atomic::{AtomicU8, Ordering};
 use tokio_util::sync::CancellationToken;
 
@@ -34,14 +33,16 @@ pub type Error = String;
 
 /// Runs the parsed command.
 pub fn run(cli: Cli, out: &Output) -> Result<Outcome, Error> {
-    let outcome = run_command(cli, out)?;
+    // The one place a format is chosen: every command renders through this view.
+    let view = View::choose(&cli, out);
+    let outcome = run_command(cli, &view)?;
     Ok(match interrupted() {
         Some(code) => Outcome::Interrupted(code),
         None => outcome,
     })
 }
 
-fn run_command(cli: Cli, out: &Output) -> Result<Outcome, Error> {
+fn run_command(cli: Cli, out: &View) -> Result<Outcome, Error> {
     match cli.command {
         Command::Validate(args) => validate::run(&args, out),
         Command::Graph(args) => graph::run(&args, out),

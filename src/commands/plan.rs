@@ -1,10 +1,10 @@
 //! `arcplan plan`.
 
 use super::context::{self, Reported, Run};
-use super::{Error, Outcome, events};
-use crate::cli::{PlanArgs, PlanFormat, SelectArgs};
+use super::{Error, Outcome};
+use crate::cli::{PlanArgs, SelectArgs};
 use crate::planfile::PlanFile;
-use crate::views::{self, Output};
+use crate::views::{self, Output, PlanContext, Stage, View};
 use arcplan_engine::address::Address;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::plan::{Plan, PlanMode};
@@ -77,13 +77,9 @@ pub fn options(
     }
 }
 
-/// Plans and prints warnings; returns the plan or reports the errors.
-pub async fn make_plan(
-    out: &Output,
-    run: &Run,
-    opts: &PlanOptions,
-    machine: bool,
-) -> Result<Plan, Reported> {
+/// Plans (the view shows the progress, if it does) and prints warnings; returns the plan or
+/// reports the errors.
+pub async fn make_plan(view: &View, run: &Run, opts: &PlanOptions) -> Result<Plan, Reported> {
     let reads = run
         .graph
         .nodes()
@@ -95,41 +91,30 @@ pub async fn make_plan(
         })
         .count();
     let totals = views::live::Totals::refresh(reads);
-    let (sink, printer) = events::printer_with(out, machine, false, true, Some(totals));
+    let (sink, printer) = view.events(Stage::Plan, totals);
     let result = plan(&run.graph, &run.providers, opts, sink).await;
     printer.finish().await;
     match result {
         Ok((p, warnings)) => {
-            views::diagnostics::print(out, &warnings, None);
+            view.diagnostics(&warnings, None);
             Ok(p)
         }
-        Err(d) => Err(context::report(out, d)),
+        Err(d) => Err(context::report(view, d)),
     }
 }
 
 /// Writes the header every run starts with.
-pub fn header(out: &Output, run: &Run, to_stderr: bool) {
-    let text = format!(
+pub fn header(view: &View, run: &Run) {
+    view.header(&format!(
         "arcplan {} · {} → {} · credential: {}",
         env!("CARGO_PKG_VERSION"),
         run.file.display(),
         run.target,
         run.credential
-    );
-    if to_stderr {
-        out.stderr(&text)
-    } else {
-        out.stdout(&text)
-    }
+    ));
 }
 
-pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
-    let format = match (args.format, args.run.json) {
-        (Some(f), _) => f,
-        (None, true) => PlanFormat::Json,
-        (None, false) => PlanFormat::Human,
-    };
-    let machine = format != PlanFormat::Human;
+pub fn run(args: &PlanArgs, out: &View) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
         let Ok(selection) = Selection::parse(out, &args.select) else {
             return Ok(Outcome::Failed);
@@ -137,19 +122,21 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
         let Ok(run) = context::prepare(out, &args.file, &args.target_args).await else {
             return Ok(Outcome::Failed);
         };
-        header(out, &run, machine);
+        header(out, &run);
         let cancel = super::cancel_on_ctrl_c();
         let mode = if args.refresh_only { PlanMode::RefreshOnly } else { PlanMode::Normal };
         let mut opts = options(&run, mode, args.run.parallelism, cancel);
         selection.apply_to(&mut opts);
-        let outcome = match make_plan(out, &run, &opts, machine).await {
+        let outcome = match make_plan(out, &run, &opts).await {
             Err(Reported) => Outcome::Failed,
             Ok(p) => {
-                match format {
-                    PlanFormat::Human => out.stdout(&views::plan::human(&p, out.color_stdout(), &run.invocation)),
-                    PlanFormat::Markdown => out.stdout(&views::plan::markdown(&p, &views::plan::MarkdownOptions { max_bytes: args.max_bytes, plan_file: args.out.as_ref().map(|o| o.display().to_string()), run: run.invocation.clone() })),
-                    PlanFormat::Json => out.stdout(&serde_json::to_string_pretty(&views::plan::json(&p)).unwrap_or_default()),
-                }
+                out.plan(
+                    &p,
+                    &PlanContext {
+                        plan_file: args.out.as_deref(),
+                        ..PlanContext::run(&run.invocation)
+                    },
+                );
                 let mut saved_ok = true;
                 if let Some(path) = &args.out {
                     let file = PlanFile::new(
@@ -171,8 +158,8 @@ pub fn run(args: &PlanArgs, out: &Output) -> Result<Outcome, Error> {
                     } else if let Err(e) = file.write(path) {
                         out.error(&e);
                         saved_ok = false;
-                    } else if !machine {
-                        out.stdout(&format!("\nSaved the plan to {}. Apply exactly this plan with:\n    {}", path.display(), crate::cli::command_line("apply", None, &crate::cli::TargetArgs::default(), &[&path.display().to_string()])));
+                    } else {
+                        out.plan_saved(path, &crate::cli::command_line("apply", None, &crate::cli::TargetArgs::default(), &[&path.display().to_string()]));
                     }
                 }
                 if !saved_ok || p.has_failed_checks() {

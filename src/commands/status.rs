@@ -6,21 +6,21 @@ use super::context;
 use super::plan::{make_plan, options};
 use super::{Error, Outcome};
 use crate::cli::StatusArgs;
-use crate::views::Output;
-use crate::views::status::{self, ClusterStatus};
+use crate::views::View;
+use crate::views::status::ClusterStatus;
 use arcplan_engine::address::Address;
 use arcplan_engine::plan::PlanMode;
 use arcplan_providers::kubernetes::readiness;
 use serde_json::Value;
 
-pub fn run(args: &StatusArgs, out: &Output) -> Result<Outcome, Error> {
+pub fn run(args: &StatusArgs, out: &View) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
         let Ok(run) = context::prepare(out, &args.file, &args.target_args).await else {
             return Ok(Outcome::Failed);
         };
         let cancel = super::cancel_on_ctrl_c();
         let opts = options(&run, PlanMode::RefreshOnly, 10, cancel);
-        let Ok(plan) = make_plan(out, &run, &opts, true).await else {
+        let Ok(plan) = make_plan(out, &run, &opts).await else {
             run.finish().await;
             return Ok(Outcome::Failed);
         };
@@ -49,11 +49,7 @@ pub fn run(args: &StatusArgs, out: &Output) -> Result<Outcome, Error> {
                 &run.invocation,
             ));
         }
-        if args.json {
-            out.stdout(&serde_json::to_string_pretty(&status::json(&clusters)).unwrap_or_default());
-        } else {
-            out.stdout(&status::human(&clusters, out.color_stdout()));
-        }
+        out.status(&clusters);
         run.finish().await;
         Ok(if clusters.iter().all(ClusterStatus::ready) {
             Outcome::Ok

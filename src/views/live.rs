@@ -8,10 +8,10 @@
 //! bars carry no colour, so `NO_COLOR` needs nothing more: progress without colour, as
 //! Terraform does.
 
-use super::plan::cluster_of;
 use arcplan_engine::address::Address;
 use arcplan_engine::events::Event;
 use arcplan_engine::plan::{CheckStatus, Plan};
+use arcplan_providers::kinds::{cluster_of, cluster_stage};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
@@ -23,36 +23,22 @@ pub enum Phase {
     Refresh,
     /// Subscription-level resources: providers, resource groups.
     Azure,
-    /// Onboarding keys.
-    Keys,
-    /// Connected-cluster resources.
-    Clusters,
-    /// Agent installs.
-    Agents,
-    /// Clusters Azure shows Connected.
-    Connected,
+    /// One of the kinds a cluster expands into (onboarding keys, connected clusters, agent
+    /// installs, clusters Azure shows Connected): its rank and its word, from the providers.
+    Cluster(usize, &'static str),
 }
 
 impl Phase {
     /// The phase an apply step belongs to.
     pub fn of(a: &Address) -> Phase {
-        match &a.rtype {
-            t if *t == arcplan_providers::kinds::ONBOARDING_KEY => Phase::Keys,
-            t if *t == arcplan_providers::kinds::CONNECTED_CLUSTER => Phase::Clusters,
-            t if *t == arcplan_providers::kinds::ARC_AGENTS => Phase::Agents,
-            t if *t == arcplan_providers::kinds::CONNECTIVITY => Phase::Connected,
-            _ => Phase::Azure,
-        }
+        cluster_stage(&a.rtype).map_or(Phase::Azure, |(rank, word)| Phase::Cluster(rank, word))
     }
 
     fn label(self) -> &'static str {
         match self {
             Phase::Refresh => "refresh",
             Phase::Azure => "azure",
-            Phase::Keys => "keys",
-            Phase::Clusters => "clusters",
-            Phase::Agents => "agents",
-            Phase::Connected => "connected",
+            Phase::Cluster(_, word) => word,
         }
     }
 }

@@ -4,19 +4,25 @@
 //! `NO_COLOR` or `--no-color` (anstream strips the styles otherwise).
 
 pub mod diagnostics;
+pub mod events;
 #[cfg(test)]
-pub(crate) mod golden;
+#[path = "../../tests/fixtures/mod.rs"]
+pub(crate) mod fixtures;
 pub mod graph;
 pub mod live;
 pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod status;
+pub mod view;
+
+pub use view::{PlanContext, Stage, View};
 
 use anstyle::{AnsiColor, Style};
 use std::io::Write;
 
 /// Where output goes, and whether it may be coloured.
+#[derive(Debug, Clone)]
 pub struct Output {
     /// The caller asked for no colour.
     pub no_color: bool,

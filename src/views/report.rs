@@ -177,8 +177,7 @@ pub fn human(report: &ApplyReport, plan: &Plan, color: bool, checks: &[CheckResu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::views::golden;
-    use crate::views::plan::fixtures;
+    use crate::views::fixtures;
     use arcplan_engine::address::{Address, ResourceType};
     use arcplan_engine::diag::Diagnostic;
 
@@ -299,11 +298,11 @@ mod tests {
         let plan = fixtures::onboarding();
         let ok = human(&success(), &plan, false, &[connected()]);
         assert!(ok.ends_with("Apply complete! Resources: 5 added, 0 changed, 0 destroyed.\n"));
-        golden::check("report_success.txt", &ok);
+        fixtures::snapshot("report_success.txt", &ok);
         let failed = human(&failure(), &plan, false, &[]);
         assert!(failed.starts_with("Apply failed.\n"));
         assert!(failed.ends_with("Changed so far: 3 added, 0 changed, 0 destroyed.\n"));
-        golden::check("report_failed.txt", &failed);
+        fixtures::snapshot("report_failed.txt", &failed);
         assert!(!ok.contains('\x1b') && !failed.contains('\x1b'));
         assert!(human(&failure(), &plan, true, &[]).contains('\x1b'));
     }

@@ -1,8 +1,7 @@
 //! The resource diff, as lines that render either for a terminal or as a ```diff block.
 
-use super::{
-    BOLD, CREATE, DELETE, READ, UPDATE, at_or_under, escape, paint, plural, unescape, verb,
-};
+use super::pointer::{at_or_under, escape, unescape};
+use super::{BOLD, CREATE, DELETE, READ, UPDATE, paint, plural, verb};
 use arcplan_engine::plan::{Action, Change};
 use serde_json::{Map, Value};
 use similar::{ChangeTag, TextDiff};

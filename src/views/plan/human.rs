@@ -1,9 +1,9 @@
 //! The plan for a terminal, like Terraform's.
 
 use super::diff::resource_lines;
-use super::{BOLD, UPDATE, cannot_apply, check_lines, indent_rest, paint, summary_line};
+use super::{BOLD, CREATE, DELETE, UPDATE, cannot_apply, indent_rest, paint, summary_line};
 use crate::cli::Invocation;
-use arcplan_engine::plan::{Change, Plan, PlanMode};
+use arcplan_engine::plan::{Change, CheckResult, CheckStatus, Plan, PlanMode};
 
 /// The plan for a terminal, like Terraform's: every change with its attributes, the checks,
 /// and the summary line. No ANSI escapes at all unless `color`. A command it suggests carries
@@ -87,4 +87,25 @@ pub(crate) fn drift_section(plan: &Plan, color: bool) -> String {
         "\nThe configuration still says what arcplan last applied; the plan below undoes these changes.\n\n"
     });
     out
+}
+
+/// One check as `  ✓ ADDRESS: summary` plus, for a failure, an indented `fix:` line.
+pub(crate) fn check_lines(check: &CheckResult, color: bool) -> String {
+    let (mark, style) = match check.status {
+        CheckStatus::Pass => ("✓", CREATE),
+        CheckStatus::Fail => ("✗", DELETE),
+        CheckStatus::Pending => ("…", UPDATE),
+    };
+    let mut s = format!(
+        "  {} {}: {}\n",
+        paint(style, mark, color),
+        paint(BOLD, &check.address.to_string(), color),
+        check.summary
+    );
+    if check.status == CheckStatus::Fail
+        && let Some(fix) = &check.fix
+    {
+        s.push_str(&format!("      fix: {}\n", indent_rest(fix, 11)));
+    }
+    s
 }

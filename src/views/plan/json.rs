@@ -1,6 +1,6 @@
 //! The plan as a versioned JSON document modelled on `terraform show -json`.
 
-use super::unescape;
+use super::pointer::unescape;
 use arcplan_engine::plan::{Action, Change, CheckResult, Plan, ReasonCode};
 use serde_json::{Map, Value, json};
 

@@ -10,10 +10,10 @@
 //! is what matters least.
 
 use super::diff::{Line, resource_lines};
-use super::{cannot_apply, emoji, plural, summary_line, verb};
+use super::{cannot_apply, plural, summary_line, verb};
 use crate::cli::Invocation;
-use arcplan_engine::address::Address;
 use arcplan_engine::plan::{Action, Change, CheckResult, CheckStatus, Plan};
+use arcplan_providers::kinds::cluster_of;
 use std::collections::BTreeMap;
 
 /// The default budget: GitHub's 65,536 less headroom for a comment wrapper (a sticky-comment
@@ -42,19 +42,6 @@ impl Default for MarkdownOptions {
             run: Invocation::default(),
         }
     }
-}
-
-/// The cluster a resource or check belongs to (the node types a cluster expands into are
-/// named after it); `None` for what the clusters share (subscription, providers, groups, roles).
-pub(crate) fn cluster_of(a: &Address) -> Option<&str> {
-    [
-        arcplan_providers::kinds::ONBOARDING_KEY,
-        arcplan_providers::kinds::CONNECTED_CLUSTER,
-        arcplan_providers::kinds::ARC_AGENTS,
-        arcplan_providers::kinds::CONNECTIVITY,
-    ]
-    .contains(&a.rtype)
-    .then_some(a.name.as_str())
 }
 
 /// Counts for one table row.
@@ -456,4 +443,16 @@ fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// The emoji a pull-request comment shows for an action.
+fn emoji(action: Action) -> &'static str {
+    match action {
+        Action::Create => "🟢",
+        Action::Update => "🟡",
+        Action::Replace => "🟠",
+        Action::Delete => "🔴",
+        Action::Read => "🔵",
+        Action::NoOp => "⚪",
+    }
 }

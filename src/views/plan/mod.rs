@@ -6,21 +6,22 @@
 //! redacts those values, and the views do not rely on it.
 
 mod diff;
-#[cfg(test)]
-pub(crate) mod fixtures;
 mod human;
 mod json;
 mod markdown;
+mod pointer;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use human::check_lines;
 pub use human::human;
 pub use json::json;
-pub(crate) use markdown::cluster_of;
 pub use markdown::{DEFAULT_MAX_BYTES, MarkdownOptions, markdown};
 
 use anstyle::{AnsiColor, Style};
-use arcplan_engine::plan::{Action, CheckResult, CheckStatus, Plan, Summary};
+use arcplan_engine::plan::{Action, CheckStatus, Plan, Summary};
+#[cfg(test)]
+use pointer::at_or_under;
 
 /// Green, for creations.
 pub const CREATE: Style = AnsiColor::Green.on_default();
@@ -55,29 +56,6 @@ pub fn summary_line(s: Summary) -> String {
     )
 }
 
-/// The plan for a terminal, like Terraform's: every change with its attributes, the checks,
-/// and the summary line. No ANSI escapes at all unless `color`.
-/// One check as `  ✓ ADDRESS: summary` plus, for a failure, an indented `fix:` line.
-pub(crate) fn check_lines(check: &CheckResult, color: bool) -> String {
-    let (mark, style) = match check.status {
-        CheckStatus::Pass => ("✓", CREATE),
-        CheckStatus::Fail => ("✗", DELETE),
-        CheckStatus::Pending => ("…", UPDATE),
-    };
-    let mut s = format!(
-        "  {} {}: {}\n",
-        paint(style, mark, color),
-        paint(BOLD, &check.address.to_string(), color),
-        check.summary
-    );
-    if check.status == CheckStatus::Fail
-        && let Some(fix) = &check.fix
-    {
-        s.push_str(&format!("      fix: {}\n", indent_rest(fix, 11)));
-    }
-    s
-}
-
 /// Continuation lines of a multi-line text, indented to `n` columns.
 pub(crate) fn indent_rest(text: &str, n: usize) -> String {
     text.trim_end()
@@ -102,18 +80,6 @@ fn cannot_apply(plan: &Plan) -> Option<String> {
     ))
 }
 
-/// The emoji a pull-request comment shows for an action.
-fn emoji(action: Action) -> &'static str {
-    match action {
-        Action::Create => "🟢",
-        Action::Update => "🟡",
-        Action::Replace => "🟠",
-        Action::Delete => "🔴",
-        Action::Read => "🔵",
-        Action::NoOp => "⚪",
-    }
-}
-
 /// The words after the address in `# ADDRESS will be created`.
 fn verb(action: Action) -> &'static str {
     match action {
@@ -124,18 +90,4 @@ fn verb(action: Action) -> &'static str {
         Action::Read => "will be read",
         Action::NoOp => "is unchanged",
     }
-}
-
-/// A JSON pointer segment for a key.
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
-fn unescape(seg: &str) -> String {
-    seg.replace("~1", "/").replace("~0", "~")
-}
-
-/// True when `ptr` is `base` or inside it.
-fn at_or_under(ptr: &str, base: &str) -> bool {
-    ptr == base || (ptr.starts_with(base) && ptr[base.len()..].starts_with('/'))
 }

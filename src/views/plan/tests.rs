@@ -1,24 +1,26 @@
 use super::diff::{abbreviate, key_text};
-use super::fixtures::{self, SECRET};
 use super::json::{flags, strip};
-use super::markdown::cluster_of;
 use super::*;
-use crate::views::golden;
+use crate::views::fixtures::{self, SECRET};
 use arcplan_engine::plan::Change;
+use arcplan_providers::kinds::cluster_of;
 use serde_json::json;
 
 #[test]
 fn golden_human_markdown_json() {
     for (name, plan) in fixtures::all() {
-        golden::check(
+        fixtures::snapshot(
             &format!("plan_{name}.txt"),
             &human(&plan, false, &Default::default()),
         );
-        golden::check(
+        fixtures::snapshot(
             &format!("plan_{name}.md"),
             &markdown(&plan, &MarkdownOptions::default()),
         );
-        golden::check_json(&format!("plan_{name}.json"), &json(&plan));
+        fixtures::snapshot(
+            &format!("plan_{name}.json"),
+            &(serde_json::to_string_pretty(&json(&plan)).unwrap() + "\n"),
+        );
     }
 }
 

@@ -2,8 +2,8 @@
 //! every step still in progress at least every 10 seconds, and live bars on a terminal), NDJSON
 //! for machines, and collects check results for the final report.
 
-use crate::views::live::{self, Live, Totals};
-use crate::views::{Output, progress};
+use super::live::{Live, Totals};
+use super::{Output, progress};
 use arcplan_engine::events::{Event, EventSink};
 use arcplan_engine::plan::CheckResult;
 use std::sync::Arc;
@@ -41,41 +41,20 @@ pub enum Style {
     Live,
 }
 
-impl Style {
-    /// The style for a run: `machine` output prints a document (NDJSON when `ndjson`); people
-    /// get live bars on a terminal, plain lines elsewhere.
-    pub fn pick(machine: bool, ndjson: bool) -> Style {
-        match (machine, ndjson) {
-            (_, true) => Style::Ndjson,
-            (true, false) => Style::Silent,
-            _ if live::enabled() => Style::Live,
-            _ => Style::Plain,
-        }
-    }
-}
-
-/// A sink and its printer. `machine`: NDJSON when `ndjson`, otherwise nothing (the caller
-/// prints a document); people get timestamped progress lines, and live bars counting `totals`
-/// when given and standard output is a terminal. While planning, check results are not printed
-/// as they come: the plan lists them.
-pub fn printer_with(
+/// A sink and its printer in `style`, writing standard output through `out` (live bars, when
+/// the style has them, count `totals` on standard error). While `planning`, check results are
+/// not printed as they come: the plan lists them.
+pub(crate) fn printer(
     out: &Output,
-    machine: bool,
-    ndjson: bool,
+    style: Style,
     planning: bool,
-    totals: Option<Totals>,
+    totals: Totals,
 ) -> (Arc<dyn EventSink>, Printer) {
-    let mut style = Style::pick(machine, ndjson);
-    if style == Style::Live && totals.is_none() {
-        style = Style::Plain;
-    }
     let write: Writer = {
-        let out = Output {
-            no_color: out.no_color,
-        };
+        let out = out.clone();
         Arc::new(move |s: &str| out.stdout(s))
     };
-    spawn(style, planning, totals.unwrap_or_default(), write)
+    spawn(style, planning, totals, write)
 }
 
 type Writer = Arc<dyn Fn(&str) + Send + Sync>;
