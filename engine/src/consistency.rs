@@ -105,14 +105,18 @@ pub fn check_plan(
     }
 }
 
-/// The state an apply returns must not contradict any value the plan knew (not secret).
+/// The state an apply returns must not contradict what the plan promised about the declared
+/// attributes (known, not secret): the planned value of every attribute of `desired`. Computed
+/// attributes the plan carried over from the prior state (timestamps, server-side status) may
+/// change with any write and are not compared.
 pub fn check_apply(
     address: &Address,
+    desired: &Value,
     planned: &Value,
     state: &Value,
     skip: &[String],
 ) -> Result<(), Diagnostic> {
-    let found = mismatches(planned, state, skip);
+    let found = mismatches(&declared_part(planned, desired), state, skip);
     if found.is_empty() {
         Ok(())
     } else {
@@ -122,6 +126,20 @@ pub fn check_apply(
             "the provider produced a result that differs from its plan",
             &found,
         ))
+    }
+}
+
+/// The part of `planned` at the attributes `desired` declares (objects key by key; anything
+/// else whole). An attribute not declared is null: nothing to compare.
+fn declared_part(planned: &Value, desired: &Value) -> Value {
+    match (planned, desired) {
+        (Value::Object(p), Value::Object(d)) => Value::Object(
+            p.iter()
+                .filter_map(|(k, v)| Some((k.clone(), declared_part(v, d.get(k)?))))
+                .collect(),
+        ),
+        (_, Value::Null) => Value::Null,
+        (p, _) => p.clone(),
     }
 }
 
@@ -193,7 +211,27 @@ mod tests {
         let desired = json!({"list": [1, 2]});
         assert!(mismatches(&desired, &json!({"list": [1, 2]}), &[]).is_empty());
         assert_eq!(mismatches(&desired, &json!({"list": [2, 1]}), &[]).len(), 1);
-        let d = check_apply(&addr(), &json!({"v": "1.2"}), &json!({"v": "1.3"}), &[]).unwrap_err();
+        let d = check_apply(
+            &addr(),
+            &json!({"v": "1.2"}),
+            &json!({"v": "1.2"}),
+            &json!({"v": "1.3"}),
+            &[],
+        )
+        .unwrap_err();
         assert_eq!(d.code, "inconsistent-result");
+    }
+
+    #[test]
+    fn an_apply_may_change_computed_attributes_but_not_declared_ones() {
+        let desired = json!({"tags": {"env": "dev"}, "agentVersion": "1.2"});
+        let planned =
+            json!({"tags": {"env": "dev", "stack": "s"}, "agentVersion": "1.2", "lastSeen": "t1"});
+        let state =
+            json!({"tags": {"env": "dev", "stack": "s"}, "agentVersion": "1.2", "lastSeen": "t2"});
+        assert!(check_apply(&addr(), &desired, &planned, &state, &[]).is_ok());
+        let state = json!({"tags": {"env": "prod"}, "agentVersion": "1.2", "lastSeen": "t2"});
+        let d = check_apply(&addr(), &desired, &planned, &state, &[]).unwrap_err();
+        assert!(d.message.contains("/tags/env"), "{}", d.message);
     }
 }

@@ -284,14 +284,14 @@ pub async fn apply(
                         })
                         .await;
                     let mut d = r.diagnostics;
-                    if let (false, Some(planned), Some(state)) =
-                        (action == Action::Delete, &c.after, &r.state)
+                    if let (false, Some(desired), Some(planned), Some(state)) =
+                        (action == Action::Delete, &c.desired, &c.after, &r.state)
                     {
                         let skip =
                             [c.after_unknown.as_slice(), c.sensitive_paths.as_slice()].concat();
-                        if let Err(e) =
-                            crate::consistency::check_apply(&address, planned, state, &skip)
-                        {
+                        if let Err(e) = crate::consistency::check_apply(
+                            &address, desired, planned, state, &skip,
+                        ) {
                             d.push(e);
                         }
                     }

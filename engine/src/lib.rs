@@ -18,6 +18,7 @@ pub mod graph;
 pub mod plan;
 pub mod planner;
 pub mod provider;
+pub mod session;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod walk;

@@ -8,17 +8,20 @@
 //! | `apply`    | carry out exactly the planned change  | do anything the change didn't say|
 //! | `check`    | evaluate a condition                  | change anything                  |
 //! | `discover` | list resources owned by the stack     | change anything                  |
+//! | `lock`     | take the locks of the scopes a run    | read or change any resource      |
+//! |            | touches (default: none needed)        |                                  |
 //!
 //! Errors travel inside the responses as [`Diagnostics`], so one failing resource does not stop
 //! the others and every message names its resource. A provider never prints: it emits events.
 
 use crate::address::{Address, ResourceType};
-use crate::diag::Diagnostics;
+use crate::diag::{Diagnostic, Diagnostics};
 use crate::events::EventSink;
 use crate::plan::{Action, Change, CheckResult, PlanMode, Reason};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Ask for a resource's live state.
@@ -178,6 +181,60 @@ pub struct DiscoverResponse {
     pub diagnostics: Diagnostics,
 }
 
+/// Ask a provider to lock every scope (a cluster, an account) that a run reads or changes,
+/// before anything is read for planning, so no other run changes them until this one ends.
+#[derive(Clone)]
+pub struct LockRequest {
+    /// The resources of the run this provider serves, with their desired attributes.
+    pub resources: Vec<(Address, Value)>,
+    /// Who holds the locks (written into them, shown to runs that have to wait).
+    pub holder: String,
+    /// How long to wait for a lock someone else holds.
+    pub timeout: Duration,
+    /// Told who holds a lock while this run waits for it (when waiting starts, then now and
+    /// then).
+    pub on_wait: Arc<dyn Fn(&LockWaiting) + Send + Sync>,
+    /// Fires on Ctrl-C: stop waiting.
+    pub cancel: CancellationToken,
+}
+
+/// A lock this run waits for.
+#[derive(Debug, Clone)]
+pub struct LockWaiting {
+    /// The scope, as diagnostics name it.
+    pub scope: String,
+    /// Who holds it, since when and until when, in words.
+    pub holder: String,
+    /// How long this run has waited so far.
+    pub waited: Duration,
+    /// How long it waits at most.
+    pub timeout: Duration,
+}
+
+/// The locks a provider took.
+#[derive(Default)]
+pub struct LockResponse {
+    /// The locks taken, also when taking another failed (the caller releases them).
+    pub locks: Vec<Arc<dyn ScopeLock>>,
+    /// Errors (the run must not go on: nothing was read or changed), warnings.
+    pub diagnostics: Diagnostics,
+}
+
+/// One held lock. Its holder proves it before every change and releases it at the end.
+#[async_trait]
+pub trait ScopeLock: Send + Sync {
+    /// Ok while this run still holds the lock (confirming it if need be), else an error naming
+    /// the lost (or unconfirmable) lock.
+    async fn ensure_held(&self) -> Result<(), Diagnostic>;
+    /// The error naming the lock, once it was found lost.
+    fn lost(&self) -> Option<Diagnostic>;
+    /// Fires when the lock is found lost (the run must stop starting changes).
+    fn lost_signal(&self) -> CancellationToken;
+    /// Gives the lock back (a failure says how the lock ends by itself). Called once, after
+    /// which the lock is not used.
+    async fn release(&self) -> Result<(), Diagnostic>;
+}
+
 /// A provider: serves some resource types through the lifecycle verbs.
 #[async_trait]
 pub trait Provider: Send + Sync {
@@ -194,6 +251,16 @@ pub trait Provider: Send + Sync {
     /// Lists resources owned by the stack. The default finds none.
     async fn discover(&self, _req: DiscoverRequest) -> DiscoverResponse {
         DiscoverResponse::default()
+    }
+    /// Locks the scopes of these resources for the run. The default needs no lock.
+    async fn lock(&self, _req: LockRequest) -> LockResponse {
+        LockResponse::default()
+    }
+    /// What a resource leaves behind when a run cannot contact its provider and plans it
+    /// absent (`destroy` of a scope that is gone), as warnings naming what stays and how to
+    /// remove it later. Must not do any I/O to the unreachable scope. The default says nothing.
+    async fn left_behind(&self, _req: &ReadRequest) -> Diagnostics {
+        Diagnostics::new()
     }
 }
 

@@ -9,7 +9,7 @@
 //! when asked to check).
 
 use arcplan_engine::address::ResourceType;
-use arcplan_engine::diag::Diagnostic;
+use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::plan::{Action, CheckResult, CheckStatus};
 use arcplan_engine::provider::*;
 use async_trait::async_trait;
@@ -52,6 +52,11 @@ pub trait Kind<C: Send + Sync>: Send + Sync {
     /// Lists this kind's resources owned by the stack (default: none).
     async fn discover(&self, _cx: &C, _req: &DiscoverRequest) -> DiscoverResponse {
         DiscoverResponse::default()
+    }
+    /// What a resource leaves behind when its scope cannot be contacted and it is planned
+    /// absent, as warnings (default: nothing). No I/O to the scope.
+    async fn left_behind(&self, _cx: &C, _req: &ReadRequest) -> Diagnostics {
+        Diagnostics::new()
     }
 }
 
@@ -122,6 +127,14 @@ impl<C: Send + Sync> Registry<C> {
                 result: failed(&req.address, &unserved(&req.address.rtype).message),
                 diagnostics: unserved(&req.address.rtype).into(),
             },
+        }
+    }
+
+    /// What a resource of an unreachable scope leaves behind, through its kind.
+    pub async fn left_behind(&self, cx: &C, req: &ReadRequest) -> Diagnostics {
+        match self.get(&req.address.rtype) {
+            Some(k) => k.left_behind(cx, req).await,
+            None => Diagnostics::new(),
         }
     }
 

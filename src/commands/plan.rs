@@ -80,6 +80,20 @@ pub fn options(
 /// Plans (the view shows the progress, if it does) and prints warnings; returns the plan or
 /// reports the errors.
 pub async fn make_plan(view: &View, run: &Run, opts: &PlanOptions) -> Result<Plan, Reported> {
+    let (sink, printer) = view.events(Stage::Plan, plan_totals(run));
+    let result = plan(&run.graph, &run.providers, opts, sink).await;
+    printer.finish().await;
+    match result {
+        Ok((p, warnings)) => {
+            view.diagnostics(&warnings, None);
+            Ok(p)
+        }
+        Err(d) => Err(context::report(view, d)),
+    }
+}
+
+/// What planning's progress counts to: the resources it reads (checks are not read).
+pub fn plan_totals(run: &Run) -> views::live::Totals {
     let reads = run
         .graph
         .nodes()
@@ -90,17 +104,7 @@ pub async fn make_plan(view: &View, run: &Run, opts: &PlanOptions) -> Result<Pla
             )
         })
         .count();
-    let totals = views::live::Totals::refresh(reads);
-    let (sink, printer) = view.events(Stage::Plan, totals);
-    let result = plan(&run.graph, &run.providers, opts, sink).await;
-    printer.finish().await;
-    match result {
-        Ok((p, warnings)) => {
-            view.diagnostics(&warnings, None);
-            Ok(p)
-        }
-        Err(d) => Err(context::report(view, d)),
-    }
+    views::live::Totals::refresh(reads)
 }
 
 /// Writes the header every run starts with.

@@ -13,7 +13,8 @@
 //! [`context::KubeCx`] (settings, cluster clients, key pool); the provider is that context plus
 //! the [`crate::kind::Registry`] of kinds, and its [`Provider`] verbs delegate to the registry.
 //!
-//! It also offers the per-cluster apply lock ([`KubernetesProvider::acquire_lock`], [`lock`]).
+//! It also takes the per-cluster apply lock: the `lock` verb (module `run_lock`) over
+//! [`KubernetesProvider::acquire_lock`] ([`lock`]).
 //! Cluster access (kubeconfig, context, one cached client per pair, preflight checks and error
 //! wording) is in [`access`].
 //!
@@ -35,6 +36,7 @@ pub mod manifests;
 pub mod ownership;
 pub mod readiness;
 pub mod retry;
+mod run_lock;
 
 /// The agents' kind module, under the name callers know.
 pub use kinds::arc_agents as agents;
@@ -295,6 +297,14 @@ impl Provider for KubernetesProvider {
 
     async fn check(&self, req: CheckRequest) -> CheckResponse {
         self.kinds.check(&self.cx, req).await
+    }
+
+    async fn lock(&self, req: LockRequest) -> LockResponse {
+        run_lock::lock(self, req).await
+    }
+
+    async fn left_behind(&self, req: &ReadRequest) -> Diagnostics {
+        self.kinds.left_behind(&self.cx, req).await
     }
 }
 

@@ -8,6 +8,7 @@ use crate::kubernetes::access::{Cluster, resolve_path};
 use crate::kubernetes::context::KubeCx;
 use crate::kubernetes::helm::{self, HelmRelease};
 use crate::kubernetes::key::PrivateKeyPem;
+use crate::kubernetes::kinds::arc_agents::Attributes;
 use crate::kubernetes::kinds::onboarding_key::pem_of;
 use crate::kubernetes::readiness;
 use crate::kubernetes::{AGENTS, KEY_SECRET, NAMESPACE, RELEASE_NAME, RELEASE_NAMESPACE};
@@ -141,6 +142,12 @@ async fn proxy_ca(cx: &KubeCx, file: Option<&str>) -> Result<Option<String>, Dia
 
 #[async_trait]
 impl Installer for Helm {
+    async fn left_behind(&self, _cx: &KubeCx, _attrs: &Attributes) -> Vec<String> {
+        let mut v = vec![format!("Helm release {RELEASE_NAMESPACE}/{RELEASE_NAME}")];
+        v.extend(AGENTS.iter().map(|a| format!("Deployment {NAMESPACE}/{a}")));
+        v
+    }
+
     fn preflight(&self, cx: &KubeCx) -> Diagnostics {
         let program = cx.options().helm_program();
         let mut diags = Diagnostics::new();

@@ -301,6 +301,16 @@ fn summary(obj: &Value) -> String {
 
 #[async_trait]
 impl Installer for Manifests {
+    async fn left_behind(&self, cx: &KubeCx, attrs: &Attributes) -> Vec<String> {
+        match desired_set(cx, attrs).await {
+            Ok(objs) => objs.iter().map(short_id).collect(),
+            Err(_) => vec![format!(
+                "the Arc agents in namespace {}",
+                crate::kubernetes::NAMESPACE
+            )],
+        }
+    }
+
     async fn read(&self, t: &Target<'_>, recorded: bool) -> Result<Live, Diagnostic> {
         let (objs, kinds) = resolved_set(t).await?;
         let (live, extra) = read_live(t.cluster, &objs, &kinds).await?;

@@ -84,6 +84,10 @@ pub trait Installer: Send + Sync {
         Diagnostics::new()
     }
 
+    /// What this installer leaves in a cluster that is never contacted again, as
+    /// `Kind namespace/name`, worked out from the attributes alone (no request to the cluster).
+    async fn left_behind(&self, cx: &KubeCx, attrs: &Attributes) -> Vec<String>;
+
     /// Reads what is installed; `recorded` says the ownership record exists.
     async fn read(&self, t: &Target<'_>, recorded: bool) -> Result<Live, Diagnostic>;
 

@@ -24,10 +24,9 @@ use crate::kind::{Kind, attributes};
 use crate::kubernetes::access::{Cluster, is_not_found};
 use crate::kubernetes::context::KubeCx;
 use crate::kubernetes::installer::{self, Installer, Step, Target};
-use crate::kubernetes::manifests::DesiredObject;
 use crate::kubernetes::{
-    KubernetesProvider, MANAGED_BY_LABEL, NAMESPACE, RELEASE_NAMESPACE, at, diags_at,
-    duration_attr, ownership, readiness,
+    MANAGED_BY_LABEL, NAMESPACE, RELEASE_NAMESPACE, at, diags_at, duration_attr, ownership,
+    readiness,
 };
 use arcplan_config::{Config, Installer as InstallerKind, Proxy};
 use arcplan_engine::address::{Address, ResourceType};
@@ -150,21 +149,22 @@ impl Kind<KubeCx> for ArcAgents {
             },
         }
     }
-}
 
-/// The `manifests` installer's object set for the attributes `desired` (what the CLI lists when
-/// a cluster cannot be reached).
-pub async fn desired_set(
-    p: &KubernetesProvider,
-    desired: &Value,
-) -> Result<Vec<DesiredObject>, Diagnostic> {
-    let a: Attributes = serde_json::from_value(desired.clone()).map_err(|e| {
-        Diagnostic::error(
-            "attributes",
-            format!("the attributes are not those of {TYPE}: {e}"),
+    async fn left_behind(&self, cx: &KubeCx, req: &ReadRequest) -> Diagnostics {
+        let objects = match attributes::<Attributes>(&req.address, &req.desired) {
+            Ok(a) => installer::of(a.installer).left_behind(cx, &a).await,
+            Err(_) => vec![format!("the Arc agents in namespace {NAMESPACE}")],
+        };
+        super::orphaned(
+            "orphaned-agents",
+            &req.address,
+            &format!(
+                "its Arc agents stay in the cluster, orphaned ({} objects: {})",
+                objects.len(),
+                objects.join(", ")
+            ),
         )
-    })?;
-    installer::manifests::desired_set(p.context(), &a).await
+    }
 }
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20 * 60);

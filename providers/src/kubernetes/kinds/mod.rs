@@ -21,6 +21,29 @@ pub fn registry() -> Registry<KubeCx> {
     Registry::new(kinds)
 }
 
+/// A warning that a resource stays in a cluster that is not contacted (`destroy
+/// --cluster-unreachable`): `what` it leaves, and how to remove it once the cluster is back.
+pub(crate) fn orphaned(
+    code: &'static str,
+    address: &arcplan_engine::address::Address,
+    what: &str,
+) -> arcplan_engine::diag::Diagnostics {
+    arcplan_engine::diag::Diagnostic::warning(
+        code,
+        format!(
+            "cluster {} is not contacted (--cluster-unreachable): {what}",
+            address.name
+        ),
+    )
+    .with_address(address.to_string())
+    .with_hint(format!(
+        "when the cluster is reachable again, remove them with `kubectl delete namespace {} {}`",
+        super::NAMESPACE,
+        super::RELEASE_NAMESPACE
+    ))
+    .into()
+}
+
 /// How a kind reaches its cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClusterAccess {

@@ -27,7 +27,7 @@ use crate::kubernetes::{
 };
 use arcplan_config::Config;
 use arcplan_engine::address::{Address, ResourceType};
-use arcplan_engine::diag::Diagnostic;
+use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::events::Event;
 use arcplan_engine::graph::{GraphBuilder, Mode};
 use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
@@ -119,6 +119,20 @@ impl Kind<KubeCx> for OnboardingKey {
 
     async fn apply(&self, cx: &KubeCx, req: &ApplyRequest) -> ApplyResponse {
         apply(cx, req).await
+    }
+
+    async fn left_behind(&self, _cx: &KubeCx, req: &ReadRequest) -> Diagnostics {
+        let (namespace, secret) = match attributes::<Attributes>(&req.address, &req.desired) {
+            Ok(a) => (a.namespace, a.secret_name),
+            Err(_) => (NAMESPACE.to_owned(), KEY_SECRET.to_owned()),
+        };
+        super::orphaned(
+            "orphaned-key",
+            &req.address,
+            &format!(
+                "the onboarding private key stays in the cluster, orphaned (Secret {namespace}/{secret})"
+            ),
+        )
     }
 }
 
