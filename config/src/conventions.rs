@@ -11,3 +11,14 @@ pub const ONBOARDING_ROLES: &[&str] = &[
     "Contributor",
     "Kubernetes Cluster - Azure Arc Onboarding",
 ];
+
+/// The prefix of the configuration settings arcplan writes on the cluster extensions it manages
+/// (extensions carry no tags); users may not set keys under it.
+pub const EXTENSION_SETTINGS_PREFIX: &str = "arcplan.";
+
+/// The configuration setting naming the stack that owns an extension.
+pub const EXTENSION_OWNER_SETTING: &str = "arcplan.stack";
+
+/// The configuration setting holding the digest of an extension's protected settings (ARM
+/// never returns their values, so a change is seen by its digest).
+pub const EXTENSION_DIGEST_SETTING: &str = "arcplan.protectedSettingsDigest";

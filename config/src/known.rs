@@ -117,6 +117,25 @@ pub fn unknown_value_hint(value: &str, known: &[&str]) -> Option<String> {
     })
 }
 
+/// Extension types Azure offers for Arc-enabled Kubernetes (`az k8s-extension create
+/// --extension-type`).
+pub const EXTENSION_TYPES: &[&str] = &[
+    "microsoft.azuremonitor.containers",
+    "microsoft.azuremonitor.containers.metrics",
+    "microsoft.policyinsights",
+    "microsoft.flux",
+    "microsoft.azuredefender.kubernetes",
+    "microsoft.azurekeyvaultsecretsprovider",
+    "microsoft.openservicemesh",
+    "microsoft.dapr",
+    "microsoft.azureml.kubernetes",
+    "microsoft.arcdataservices",
+    "microsoft.web.appservice",
+    "microsoft.workloadidentity",
+    "microsoft.extensiondiagnostics",
+    "microsoft.iotoperations",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;

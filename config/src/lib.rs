@@ -17,6 +17,7 @@
 //! Every diagnostic carries `file:line:column` and the key path.
 
 pub mod conventions;
+pub mod extensions;
 pub mod known;
 mod load;
 mod loaded;

@@ -241,6 +241,59 @@ pub struct Cluster {
     /// The Arc agents.
     #[serde(default)]
     pub agents: Agents,
+    /// Cluster extensions (`Microsoft.KubernetesConfiguration/extensions`): Azure Monitor,
+    /// Azure Policy, Flux and others, installed once the cluster is connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<Extension>,
+}
+
+/// A cluster extension, as `az k8s-extension create` installs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Extension {
+    /// The extension's resource name (unique per cluster), like `azuremonitor-containers`.
+    pub name: String,
+    /// The extension type, like `microsoft.azuremonitor.containers`, `microsoft.policyinsights`
+    /// or `microsoft.flux`. Changing it replaces the extension.
+    pub extension_type: String,
+    /// The release train for automatic upgrades (`Stable`, `Preview`); only with
+    /// `autoUpgradeMinorVersion: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_train: Option<String>,
+    /// A pinned version; requires `autoUpgradeMinorVersion: false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Let Azure upgrade the extension's minor versions.
+    #[serde(default = "yes")]
+    pub auto_upgrade_minor_version: bool,
+    /// `cluster` (one release for the cluster, in `releaseNamespace`) or `namespace` (in
+    /// `targetNamespace`). Changing the scope or its namespace replaces the extension.
+    #[serde(default)]
+    pub scope: ExtensionScope,
+    /// For `scope: cluster`: the namespace of the release (default: the extension's choice).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_namespace: Option<String>,
+    /// For `scope: namespace`: the namespace it is installed in (default: the extension's name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_namespace: Option<String>,
+    /// Configuration settings, as name-value pairs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configuration_settings: BTreeMap<String, String>,
+    /// Sensitive settings, each from an environment variable or a file (never written in this
+    /// file, never shown: the plan shows a digest of them).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configuration_protected_settings: BTreeMap<String, SecretRef>,
+}
+
+/// Where an extension is installed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ExtensionScope {
+    /// One release for the whole cluster.
+    #[default]
+    Cluster,
+    /// A release in one namespace.
+    Namespace,
 }
 
 fn generic() -> String {

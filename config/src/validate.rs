@@ -515,6 +515,7 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
                 .with_hint("set `installer: manifests`, or remove `manifests:`"),
             );
         }
+        super::extensions::check(loaded, c, &base, &mut out);
         if let Some(proxy) = &c.agents.proxy {
             for (key, url) in [
                 ("httpProxy", &proxy.http_proxy),

@@ -491,3 +491,87 @@ fn non_regular_files_are_refused_before_reading() {
     assert!(src);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn the_day2_example_loads_without_warnings() {
+    let loaded = load_str(include_str!("../../examples/day2.yaml"), "d.yaml").unwrap();
+    assert!(loaded.warnings.is_empty(), "{}", loaded.warnings);
+    let ext = &loaded.config.clusters[0].extensions;
+    assert_eq!(ext.len(), 2);
+    assert!(ext[0].auto_upgrade_minor_version, "the default");
+    assert!(!ext[1].auto_upgrade_minor_version);
+}
+
+#[test]
+fn extension_rules_point_at_the_key() {
+    let base = GOOD.split("clusters:").next().unwrap();
+    let text = format!(
+        "{base}clusters:
+  - name: c1
+    resourceGroup: myAzureResourceGroup
+    extensions:
+      - name: mon
+        extensionType: microsoft.azuremonitor.containerz
+        version: 1.0.0
+      - name: mon
+        extensionType: microsoft.flux
+        autoUpgradeMinorVersion: false
+        releaseTrain: Stable
+        targetNamespace: flux-system
+        configurationSettings:
+          arcplan.stack: other
+          k: v
+        configurationProtectedSettings:
+          k: {{ env: K }}
+      - name: Bad_Name
+        extensionType: microsoft.flux
+"
+    );
+    let d = errors(&text);
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i as u64 + 1)
+            .unwrap()
+    };
+    let conflicts: Vec<&Diagnostic> = d
+        .iter()
+        .filter(|x| x.code == "conflicting-settings")
+        .collect();
+    let keys: Vec<&str> = conflicts.iter().filter_map(|x| x.key.as_deref()).collect();
+    for k in [
+        "clusters[0].extensions[0].version",
+        "clusters[0].extensions[1].releaseTrain",
+        "clusters[0].extensions[1].targetNamespace",
+        "clusters[0].extensions[1].configurationProtectedSettings.k",
+    ] {
+        assert!(keys.contains(&k), "{k} in {keys:?}\n{d}");
+    }
+    let version = conflicts
+        .iter()
+        .find(|x| x.key.as_deref() == Some("clusters[0].extensions[0].version"))
+        .unwrap();
+    assert_eq!(at(version).0, line_of("version: 1.0.0"));
+    assert!(
+        version
+            .hint
+            .as_deref()
+            .unwrap()
+            .contains("autoUpgradeMinorVersion: false")
+    );
+    let dup = find(&d, "duplicate-name");
+    assert_eq!(at(dup).0, line_of("- name: mon") + 3);
+    assert_eq!(
+        find(&d, "reserved-key").key.as_deref(),
+        Some("clusters[0].extensions[1].configurationSettings.arcplan.stack")
+    );
+    assert!(find(&d, "invalid-name").message.contains("Bad_Name"));
+    let typo = find(&d, "unknown-value");
+    assert!(
+        typo.hint
+            .as_deref()
+            .unwrap()
+            .contains("microsoft.azuremonitor.containers"),
+        "{typo:?}"
+    );
+}

@@ -13,6 +13,7 @@ use arcplan_engine::graph::{GraphBuilder, ResourceGraph};
 
 pub use az::connected_cluster::TYPE as CONNECTED_CLUSTER;
 pub use az::connectivity::TYPE as CONNECTIVITY;
+pub use az::extension::TYPE as EXTENSION;
 pub use az::resource_group::TYPE as RESOURCE_GROUP;
 pub use az::resource_provider::TYPE as RESOURCE_PROVIDER;
 pub use az::role_check::TYPE as ROLE_CHECK;
@@ -33,6 +34,7 @@ pub const LOWERINGS: &[(ResourceType, Lowering)] = &[
     (CONNECTED_CLUSTER, az::connected_cluster::lower),
     (ARC_AGENTS, k8s::arc_agents::lower),
     (CONNECTIVITY, az::connectivity::lower),
+    (EXTENSION, az::extension::lower),
 ];
 
 /// Lowers a configuration into its graph: every kind adds its nodes and edges, then references
@@ -57,12 +59,14 @@ const PER_CLUSTER: &[(ResourceType, &str)] = &[
     (CONNECTED_CLUSTER, "clusters"),
     (ARC_AGENTS, "agents"),
     (CONNECTIVITY, "connected"),
+    (EXTENSION, "extensions"),
 ];
 
 /// The cluster a resource or check belongs to; `None` for what the clusters share
-/// (subscription, providers, resource groups, role checks). Views group by it.
+/// (subscription, providers, resource groups, role checks). Views group by it. A kind with
+/// several resources per cluster names them `<cluster>/<name>`.
 pub fn cluster_of(a: &Address) -> Option<&str> {
-    cluster_stage(&a.rtype).map(|_| a.name.as_str())
+    cluster_stage(&a.rtype).map(|_| a.name.split('/').next().unwrap_or_default())
 }
 
 /// For a kind a cluster expands into: its rank among them (the order a cluster's resources

@@ -349,7 +349,8 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         }
         arcplan_providers::azure::credential::process_env(k)
     };
-    let settings = AzureSettings::new(&loaded.config.stack, &loaded.config.azure.subscription);
+    let settings = AzureSettings::new(&loaded.config.stack, &loaded.config.azure.subscription)
+        .with_secrets(&base_dir, Arc::new(env.clone()));
     let (azure, credential) = azure::from_config(&loaded.config, &base_dir, &env, settings)
         .map_err(|d| report(out, d))?;
     let azure = Arc::new(azure);

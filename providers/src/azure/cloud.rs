@@ -20,6 +20,8 @@ pub enum ApiKind {
     Authorization,
     /// `Microsoft.Kubernetes/connectedClusters`.
     ConnectedClusters,
+    /// `Microsoft.KubernetesConfiguration/extensions`.
+    Extensions,
 }
 
 impl ApiKind {
@@ -30,6 +32,7 @@ impl ApiKind {
             ApiKind::Resources => "Microsoft.Resources/resourceGroups",
             ApiKind::Authorization => "Microsoft.Authorization/permissions",
             ApiKind::ConnectedClusters => "Microsoft.Kubernetes/connectedClusters",
+            ApiKind::Extensions => "Microsoft.KubernetesConfiguration/extensions",
         }
     }
 
@@ -40,15 +43,17 @@ impl ApiKind {
             ApiKind::Resources => "2025-04-01",
             ApiKind::Authorization => "2022-04-01",
             ApiKind::ConnectedClusters => "2026-05-01",
+            ApiKind::Extensions => "2025-03-01",
         }
     }
 
     /// Every kind, for validation of overrides.
-    pub const ALL: [ApiKind; 4] = [
+    pub const ALL: [ApiKind; 5] = [
         ApiKind::Subscriptions,
         ApiKind::Resources,
         ApiKind::Authorization,
         ApiKind::ConnectedClusters,
+        ApiKind::Extensions,
     ];
 }
 

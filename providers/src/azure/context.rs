@@ -26,6 +26,48 @@ pub struct AzureSettings {
     pub operation_timeout: Duration,
     /// How often to poll registration and connectivity.
     pub poll_interval: Duration,
+    /// Where secret references of resources (extension protected settings) are read from.
+    pub secrets: SecretSource,
+}
+
+/// An environment: a variable's value, if it is set.
+pub type EnvFn = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where secret references are read: environment variables through `env`, files relative to
+/// `base_dir` (the configuration file's directory).
+#[derive(Clone)]
+pub struct SecretSource {
+    /// The directory relative file references are resolved against.
+    pub base_dir: std::path::PathBuf,
+    /// The environment.
+    pub env: EnvFn,
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretSource")
+            .field("base_dir", &self.base_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SecretSource {
+    fn default() -> Self {
+        Self {
+            base_dir: ".".into(),
+            env: Arc::new(super::credential::process_env),
+        }
+    }
+}
+
+impl SecretSource {
+    /// The secret a reference names. Errors name the variable or file, never a value.
+    pub fn read(
+        &self,
+        r: &arcplan_config::SecretRef,
+    ) -> Result<String, super::credential::CredentialError> {
+        super::credential::read_secret(r, &self.base_dir, &*self.env).map(|s| s.secret().to_owned())
+    }
 }
 
 impl AzureSettings {
@@ -37,7 +79,17 @@ impl AzureSettings {
             registration_timeout: Duration::from_secs(20 * 60),
             operation_timeout: Duration::from_secs(30 * 60),
             poll_interval: Duration::from_secs(5),
+            secrets: SecretSource::default(),
         }
+    }
+
+    /// Secret references read from this environment and directory.
+    pub fn with_secrets(mut self, base_dir: &std::path::Path, env: EnvFn) -> Self {
+        self.secrets = SecretSource {
+            base_dir: base_dir.to_path_buf(),
+            env,
+        };
+        self
     }
 }
 

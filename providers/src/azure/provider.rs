@@ -14,7 +14,8 @@ pub use super::kinds::connected_cluster::cluster_state;
 use super::arm::ArmClient;
 use super::kinds::role_check::NeedsOf;
 use super::kinds::{
-    connected_cluster, connectivity, resource_group, resource_provider, role_check, subscription,
+    connected_cluster, connectivity, extension, resource_group, resource_provider, role_check,
+    subscription,
 };
 use crate::kind::{Kind, Registry};
 use arcplan_engine::address::ResourceType;
@@ -32,6 +33,7 @@ fn kinds() -> Vec<Arc<dyn Kind<AzureCx>>> {
         Arc::new(connected_cluster::ConnectedCluster),
         Arc::new(resource_group::ResourceGroup),
         Arc::new(connectivity::Connectivity),
+        Arc::new(extension::Extension),
     ]
 }
 
@@ -40,6 +42,7 @@ const NEEDS: &[(ResourceType, NeedsOf)] = &[
     (resource_provider::TYPE, resource_provider::needs),
     (resource_group::TYPE, resource_group::needs),
     (connected_cluster::TYPE, connected_cluster::needs),
+    (extension::TYPE, extension::needs),
 ];
 
 /// The Azure provider.

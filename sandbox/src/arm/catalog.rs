@@ -64,6 +64,9 @@ pub(crate) const RESOURCES_VERSIONS: &[&str] = &[
     "2015-11-01",
     "2015-01-01",
 ];
+/// Api-versions of `Microsoft.KubernetesConfiguration/extensions`.
+pub(crate) const EXTENSION_VERSIONS: &[&str] =
+    &["2025-03-01", "2024-11-01", "2023-05-01", "2022-11-01"];
 /// Api-versions of `Microsoft.Kubernetes/connectedClusters` (stable and preview).
 pub(crate) const KUBERNETES_VERSIONS: &[&str] = &[
     "2026-05-01",
@@ -199,11 +202,7 @@ pub(crate) static PROVIDERS: &[ProviderInfo] = &[
         namespace: "Microsoft.KubernetesConfiguration",
         always_registered: false,
         types: &[
-            (
-                "extensions",
-                true,
-                &["2025-03-01", "2024-11-01", "2023-05-01", "2022-11-01"],
-            ),
+            ("extensions", true, EXTENSION_VERSIONS),
             (
                 "fluxConfigurations",
                 true,

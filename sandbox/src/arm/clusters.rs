@@ -574,6 +574,7 @@ impl ArmState {
                         busy: Some(op.clone()),
                         created: now,
                         changed: now,
+                        extensions: Default::default(),
                     },
                 );
             }

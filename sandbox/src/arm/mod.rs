@@ -65,6 +65,7 @@ pub mod authz;
 mod catalog;
 mod clusters;
 pub mod error;
+mod extensions;
 mod filter;
 mod operations;
 mod paging;
@@ -82,7 +83,7 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub use authz::PrincipalRole;
 pub use catalog::RegistrationState;
@@ -351,6 +352,47 @@ impl ArmApi {
     /// Removes a connected cluster at once (as if deleted in the portal).
     pub fn remove_connected_cluster(&self, subscription: &str, rg: &str, name: &str) -> bool {
         self.lock().remove_cluster_direct(subscription, rg, name)
+    }
+
+    /// A connected cluster's extensions as ARM returns them (protected settings never among
+    /// them), by name.
+    pub fn extensions(&self, subscription: &str, rg: &str, cluster: &str) -> Vec<Value> {
+        let mut st = self.lock();
+        st.settle();
+        st.cluster(subscription, rg, cluster)
+            .map(|c| c.extensions.values().map(|e| e.resource.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The protected settings an extension was given (what the service received), if it
+    /// exists.
+    pub fn extension_protected_settings(
+        &self,
+        subscription: &str,
+        rg: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Option<Map<String, Value>> {
+        let st = self.lock();
+        st.cluster(subscription, rg, cluster)?
+            .extensions
+            .get(&name.to_ascii_lowercase())
+            .map(|e| e.protected.clone())
+    }
+
+    /// Removes an extension at once (as if uninstalled with the portal). Returns false if
+    /// absent.
+    pub fn remove_extension(
+        &self,
+        subscription: &str,
+        rg: &str,
+        cluster: &str,
+        name: &str,
+    ) -> bool {
+        let mut st = self.lock();
+        st.cluster_mut(subscription, rg, cluster)
+            .and_then(|c| c.extensions.remove(&name.to_ascii_lowercase()))
+            .is_some()
     }
 
     /// Every connected cluster: (subscription, resource group, resource JSON).

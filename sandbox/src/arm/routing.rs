@@ -14,7 +14,9 @@ use super::catalog::{
     ROLE_DEFINITION_VERSIONS, normalize_location,
 };
 use super::state::ArmState;
-use super::{ArmError, Ctx, authorization, clusters, eq, operations, resources, tenancy};
+use super::{
+    ArmError, Ctx, authorization, clusters, eq, extensions, operations, resources, tenancy,
+};
 use crate::entra::TokenClaims;
 
 /// The api-versions a route accepts, and the resource provider type named when a version is
@@ -89,6 +91,7 @@ pub(crate) static KINDS: &[Kind] = &[
     resources::KIND,
     operations::KIND,
     clusters::KIND,
+    extensions::KIND,
 ];
 
 /// `Some(Ok(route))`.
@@ -313,6 +316,20 @@ mod tests {
             (cc.clone(), "clusters"),
             (format!("{cc}/c1"), "clusters"),
             (format!("{cc}/c1/listClusterUserCredential"), "clusters"),
+            (
+                format!("{cc}/c1/providers/Microsoft.KubernetesConfiguration/extensions"),
+                "extensions",
+            ),
+            (
+                format!("{cc}/c1/providers/Microsoft.KubernetesConfiguration/extensions/e"),
+                "extensions",
+            ),
+            (
+                format!(
+                    "{cc}/c1/providers/Microsoft.KubernetesConfiguration/extensions/e/operations/o"
+                ),
+                "extensions",
+            ),
         ];
         for (path, kind) in cases {
             assert_eq!(claimants(&path), vec![kind], "{path}");

@@ -37,6 +37,16 @@ pub(crate) struct Cluster {
     pub busy: Option<String>,
     pub created: time::OffsetDateTime,
     pub changed: time::OffsetDateTime,
+    /// Its extensions, by lowercase name.
+    pub extensions: BTreeMap<String, Extension>,
+}
+
+/// A cluster extension: the resource as ARM returns it, its protected settings (stored, never
+/// returned) and the operation in progress on it.
+pub(crate) struct Extension {
+    pub resource: Value,
+    pub protected: Map<String, Value>,
+    pub busy: Option<String>,
 }
 
 pub(crate) struct Subscription {

@@ -83,6 +83,11 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 .iter()
                 .map(|c| connected_cluster::address(&c.name).to_string()),
         );
+        covers.extend(clusters.iter().flat_map(|c| {
+            c.extensions
+                .iter()
+                .map(|e| super::extension::address(&c.name, &e.name).to_string())
+        }));
         let attrs = Attributes {
             scope: format!("/subscriptions/{sub}/resourceGroups/{}", rg.name),
             fallback_scope: Some(format!("/subscriptions/{sub}")),

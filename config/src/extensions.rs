@@ -1,0 +1,155 @@
+//! Semantic checks of a cluster's `extensions`: names, the version and release-train rules of
+//! `Microsoft.KubernetesConfiguration/extensions`, scope namespaces, settings.
+
+use super::conventions::EXTENSION_SETTINGS_PREFIX as RESERVED_PREFIX;
+use super::known::EXTENSION_TYPES;
+use super::loaded::Loaded;
+use super::yaml::Path;
+use super::{Cluster, ExtensionScope};
+use arcplan_engine::diag::{Diagnostic, Diagnostics};
+use std::collections::HashMap;
+
+/// Why an extension name is not one ARM accepts (it is also the Helm release's name).
+pub fn extension_name_problem(name: &str) -> Option<String> {
+    let len = name.chars().count();
+    if len == 0 || len > 253 {
+        return Some(format!("must be 1 to 253 characters long (it has {len})"));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.')))
+    {
+        return Some(format!(
+            "may hold only lowercase letters, digits, `-` and `.`, not `{c}`"
+        ));
+    }
+    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !ends(name.chars().next()) || !ends(name.chars().last()) {
+        return Some("must start and end with a letter or digit".into());
+    }
+    None
+}
+
+/// Every problem of cluster `c`'s extensions (`base`: the cluster's path).
+pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnostics) {
+    let err = |code: &'static str, msg: String, path: &Path| {
+        Diagnostic::error(code, msg)
+            .with_location(loaded.location(path))
+            .with_key(path.to_string())
+    };
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    for (j, e) in c.extensions.iter().enumerate() {
+        let at = base.key("extensions").index(j);
+        if let Some(p) = extension_name_problem(&e.name) {
+            out.push(err(
+                "invalid-name",
+                format!("extension name `{}` {p}", e.name),
+                &at.key("name"),
+            ));
+        }
+        if let Some(first) = names.insert(e.name.as_str(), j) {
+            out.push(
+                err(
+                    "duplicate-name",
+                    format!(
+                        "extension `{}` is declared twice on cluster `{}` (first at extensions[{first}])",
+                        e.name, c.name
+                    ),
+                    &at.key("name"),
+                )
+                .with_hint("an extension's name is unique per cluster"),
+            );
+        }
+        if let Some(hint) = super::known::unknown_value_hint(&e.extension_type, EXTENSION_TYPES) {
+            out.push(
+                Diagnostic::warning(
+                    "unknown-value",
+                    format!(
+                        "extension type `{}` is not one Azure is known to offer",
+                        e.extension_type
+                    ),
+                )
+                .with_location(loaded.location(&at.key("extensionType")))
+                .with_key(at.key("extensionType").to_string())
+                .with_hint(hint),
+            );
+        }
+        if e.version.is_some() && e.auto_upgrade_minor_version {
+            out.push(
+                err(
+                    "conflicting-settings",
+                    format!(
+                        "extension `{}` pins `version` but upgrades itself (`autoUpgradeMinorVersion` is true by default)",
+                        e.name
+                    ),
+                    &at.key("version"),
+                )
+                .with_hint("add `autoUpgradeMinorVersion: false` to pin the version, or remove `version`"),
+            );
+        }
+        if e.release_train.is_some() && !e.auto_upgrade_minor_version {
+            out.push(
+                err(
+                    "conflicting-settings",
+                    format!(
+                        "extension `{}` names a `releaseTrain`, which is used only with `autoUpgradeMinorVersion: true`",
+                        e.name
+                    ),
+                    &at.key("releaseTrain"),
+                )
+                .with_hint("remove `releaseTrain`, or let the extension upgrade itself"),
+            );
+        }
+        let wrong_namespace = match e.scope {
+            ExtensionScope::Cluster => e.target_namespace.as_ref().map(|_| "targetNamespace"),
+            ExtensionScope::Namespace => e.release_namespace.as_ref().map(|_| "releaseNamespace"),
+        };
+        if let Some(key) = wrong_namespace {
+            let (scope, right) = match e.scope {
+                ExtensionScope::Cluster => ("cluster", "releaseNamespace"),
+                ExtensionScope::Namespace => ("namespace", "targetNamespace"),
+            };
+            out.push(
+                err(
+                    "conflicting-settings",
+                    format!(
+                        "extension `{}` has `scope: {scope}`, which takes `{right}`, not `{key}`",
+                        e.name
+                    ),
+                    &at.key(key),
+                )
+                .with_hint(format!("rename `{key}` to `{right}`, or change `scope`")),
+            );
+        }
+        for k in e.configuration_protected_settings.keys() {
+            if e.configuration_settings.contains_key(k) {
+                out.push(
+                    err(
+                        "conflicting-settings",
+                        format!(
+                            "extension `{}` sets `{k}` both as a configuration setting and as a protected one",
+                            e.name
+                        ),
+                        &at.key("configurationProtectedSettings").key(k),
+                    )
+                    .with_hint("keep it only under `configurationProtectedSettings` if it is a secret"),
+                );
+            }
+        }
+        for k in e.configuration_settings.keys() {
+            if k.starts_with(RESERVED_PREFIX) {
+                out.push(
+                    err(
+                        "reserved-key",
+                        format!(
+                            "extension `{}` sets `{k}`: settings under `{RESERVED_PREFIX}` are arcplan's own (the stack that owns the extension)",
+                            e.name
+                        ),
+                        &at.key("configurationSettings").key(k),
+                    )
+                    .with_hint("rename the setting"),
+                );
+            }
+        }
+    }
+}

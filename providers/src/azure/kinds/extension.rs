@@ -1,0 +1,823 @@
+//! `arc.extension`: a cluster extension (`Microsoft.KubernetesConfiguration/extensions`, api
+//! 2025-03-01) on a connected cluster, as `az k8s-extension create/update/delete` manage it.
+//!
+//! Addressed `arc.extension.<cluster>/<name>`. Extensions carry no tags, so the stack that owns
+//! one is recorded in its configuration setting `arcplan.stack`, and the digest of its protected
+//! settings (which ARM never returns) in `arcplan.protectedSettingsDigest`: a changed secret is
+//! planned as an update shown by its digest, never its value. The extension type and the scope
+//! (and its namespace) cannot change in place (replace); versions, release train, auto-upgrade
+//! and settings are patched. Removing an extension from the file deletes it only when it carries
+//! this stack's ownership; one installed by someone else is reported, never deleted.
+
+use super::role_check::Needs;
+use super::{connected_cluster, connectivity, resource_provider};
+use crate::azure::arm::{ArmError, ArmErrorKind};
+use crate::azure::cloud::ApiKind;
+use crate::azure::context::AzureCx;
+use crate::azure::shared::*;
+use crate::kind::{Kind, attributes};
+use crate::kubernetes::kinds::arc_agents;
+use arcplan_config::conventions::{
+    EXTENSION_DIGEST_SETTING, EXTENSION_OWNER_SETTING, EXTENSION_SETTINGS_PREFIX,
+};
+use arcplan_config::{Config, ExtensionScope, SecretRef};
+use arcplan_engine::address::{Address, ResourceType};
+use arcplan_engine::diag::Diagnostic;
+use arcplan_engine::graph::{GraphBuilder, Mode};
+use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
+use arcplan_engine::provider::*;
+use async_trait::async_trait;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// The type.
+pub const TYPE: ResourceType = ResourceType::of("arc.extension");
+
+/// The ARM resource type under a connected cluster.
+const ARM_TYPE: &str = "Microsoft.KubernetesConfiguration/extensions";
+
+/// Where the extension is installed, in ARM's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Scope {
+    /// One release for the cluster.
+    #[serde(rename_all = "camelCase")]
+    Cluster {
+        /// The release's namespace (`None`: the extension's default).
+        release_namespace: Option<String>,
+    },
+    /// A release in one namespace.
+    #[serde(rename_all = "camelCase")]
+    Namespace {
+        /// The namespace (`None`: the extension's name).
+        target_namespace: Option<String>,
+    },
+}
+
+/// The declared attributes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attributes {
+    /// The subscription.
+    pub subscription_id: String,
+    /// The connected cluster's resource group.
+    pub resource_group: String,
+    /// The connected cluster's name.
+    pub cluster: String,
+    /// The extension's name.
+    pub name: String,
+    /// The extension type.
+    pub extension_type: String,
+    /// The release train (with auto-upgrade).
+    pub release_train: Option<String>,
+    /// A pinned version (without auto-upgrade).
+    pub version: Option<String>,
+    /// Whether Azure upgrades minor versions.
+    pub auto_upgrade_minor_version: bool,
+    /// Where it is installed.
+    pub scope: Scope,
+    /// Configuration settings.
+    pub configuration_settings: BTreeMap<String, String>,
+    /// Protected settings, as references (their values are read at plan and apply time).
+    pub configuration_protected_settings: BTreeMap<String, SecretRef>,
+}
+
+/// An extension's address: `arc.extension.<cluster>/<name>`.
+pub fn address(cluster: &str, name: &str) -> Address {
+    Address::new(TYPE, format!("{cluster}/{name}"))
+}
+
+/// One node per declared extension, after its cluster is connected (the agents ready, the
+/// cluster `Connected`) and `Microsoft.KubernetesConfiguration` is registered.
+pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
+    for (i, c) in cfg.clusters.iter().enumerate() {
+        for (j, e) in c.extensions.iter().enumerate() {
+            let a = address(&c.name, &e.name);
+            let attrs = Attributes {
+                subscription_id: cfg.azure.subscription.clone(),
+                resource_group: c.resource_group.clone(),
+                cluster: c.name.clone(),
+                name: e.name.clone(),
+                extension_type: e.extension_type.clone(),
+                release_train: e.release_train.clone(),
+                version: e.version.clone(),
+                auto_upgrade_minor_version: e.auto_upgrade_minor_version,
+                scope: match e.scope {
+                    ExtensionScope::Cluster => Scope::Cluster {
+                        release_namespace: e.release_namespace.clone(),
+                    },
+                    ExtensionScope::Namespace => Scope::Namespace {
+                        target_namespace: e.target_namespace.clone(),
+                    },
+                },
+                configuration_settings: e.configuration_settings.clone(),
+                configuration_protected_settings: e.configuration_protected_settings.clone(),
+            };
+            b.node(
+                a.clone(),
+                Mode::Managed,
+                &attrs,
+                format!("clusters[{i}].extensions[{j}]"),
+            );
+            b.edge(&a, &connected_cluster::address(&c.name));
+            for after in [
+                arc_agents::address(&c.name),
+                Address::new(connectivity::TYPE, &c.name),
+                Address::new(resource_provider::TYPE, "Microsoft.KubernetesConfiguration"),
+            ] {
+                if b.has(&after) {
+                    b.edge(&a, &after);
+                }
+            }
+        }
+    }
+}
+
+/// What a change of an extension needs of the credential.
+pub fn needs(_address: &Address, action: Action) -> Needs {
+    match action {
+        Action::Create | Action::Update => Needs::actions([format!("{ARM_TYPE}/write")]),
+        Action::Replace => {
+            Needs::actions([format!("{ARM_TYPE}/delete"), format!("{ARM_TYPE}/write")])
+        }
+        Action::Delete => Needs::actions([format!("{ARM_TYPE}/delete")]),
+        _ => Needs::default(),
+    }
+}
+
+/// The kind.
+pub struct Extension;
+
+/// The ARM path of the cluster's extensions.
+fn list_path(cx: &AzureCx, resource_group: &str, cluster: &str) -> String {
+    format!(
+        "{}/resourceGroups/{resource_group}/providers/Microsoft.Kubernetes/connectedClusters/{cluster}/providers/{ARM_TYPE}",
+        cx.sub_path()
+    )
+}
+
+/// The extension's ARM path: its id once it exists, else built from its cluster and name.
+fn path(cx: &AzureCx, address: &Address, before: Option<&Value>, rg: &str) -> String {
+    if let Some(id) = before.map(|b| s(b, "id")).filter(|id| !id.is_empty()) {
+        return id.to_owned();
+    }
+    let (cluster, name) = address.name.split_once('/').unwrap_or((&address.name, ""));
+    format!("{}/{name}", list_path(cx, rg, cluster))
+}
+
+/// The state arcplan compares and shows, from an ARM extension body: arcplan's own settings
+/// are taken out of `configurationSettings` (they are the owner and the digest).
+pub fn extension_state(b: &Value) -> Value {
+    let p = b.get("properties").cloned().unwrap_or(Value::Null);
+    let mut settings: Map<String, Value> = p
+        .get("configurationSettings")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let owner = settings.remove(EXTENSION_OWNER_SETTING);
+    let protected = settings.remove(EXTENSION_DIGEST_SETTING);
+    settings.retain(|k, _| !k.starts_with(EXTENSION_SETTINGS_PREFIX));
+    let field = |k: &str| p.get(k).cloned().unwrap_or(Value::Null);
+    json!({
+        "id": s(b, "id"),
+        "name": s(b, "name"),
+        "extensionType": field("extensionType"),
+        "releaseTrain": field("releaseTrain"),
+        "version": field("version"),
+        "autoUpgradeMinorVersion": p.get("autoUpgradeMinorVersion").cloned().unwrap_or(json!(true)),
+        "scope": field("scope"),
+        "configurationSettings": settings,
+        "protectedSettingsDigest": protected.unwrap_or(Value::Null),
+        "owner": owner.unwrap_or(Value::Null),
+        "provisioningState": field("provisioningState"),
+        "currentVersion": field("currentVersion"),
+        "statuses": field("statuses"),
+    })
+}
+
+/// The digest of the protected settings' names and values (empty: none). Never the values.
+fn protected_digest(cx: &AzureCx, a: &Attributes, address: &Address) -> Result<String, Diagnostic> {
+    Ok(protected_values(cx, a, address)?
+        .map(|v| digest(&json!(v)))
+        .unwrap_or_default())
+}
+
+/// The protected settings' values (`None`: none declared). Errors name the reference.
+fn protected_values(
+    cx: &AzureCx,
+    a: &Attributes,
+    address: &Address,
+) -> Result<Option<BTreeMap<String, String>>, Diagnostic> {
+    if a.configuration_protected_settings.is_empty() {
+        return Ok(None);
+    }
+    let mut out = BTreeMap::new();
+    for (k, r) in &a.configuration_protected_settings {
+        let v = cx.settings.secrets.read(r).map_err(|e| {
+            Diagnostic::error(
+                "secret-missing",
+                format!(
+                    "protected setting `{k}` of extension {}: {}",
+                    a.name, e.message
+                ),
+            )
+            .with_address(address.to_string())
+            .with_hint(e.hint)
+        })?;
+        out.insert(k.clone(), v);
+    }
+    Ok(Some(out))
+}
+
+/// The scope kind (`cluster`/`namespace`) and its namespace, from a state or an ARM scope.
+fn scope_parts(scope: &Value) -> (&'static str, Option<&str>) {
+    if let Some(c) = scope.get("cluster").filter(|c| !c.is_null()) {
+        ("cluster", c.get("releaseNamespace").and_then(Value::as_str))
+    } else if let Some(n) = scope.get("namespace").filter(|n| !n.is_null()) {
+        (
+            "namespace",
+            n.get("targetNamespace").and_then(Value::as_str),
+        )
+    } else {
+        ("cluster", None)
+    }
+}
+
+fn eq_ci(a: Option<&str>, b: &Value) -> bool {
+    match (a, b.as_str()) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, _) => true,
+        (Some(_), None) => false,
+    }
+}
+
+/// Why the live extension must be replaced (empty: it can be updated in place).
+fn replacements(d: &Attributes, prior: &Value) -> (Vec<String>, Vec<String>) {
+    let mut paths = Vec::new();
+    let mut why = Vec::new();
+    if !eq_ci(Some(&d.extension_type), &prior["extensionType"]) {
+        paths.push("/extensionType".to_owned());
+        why.push(format!(
+            "extensionType {} -> {} cannot change in place",
+            prior["extensionType"], d.extension_type
+        ));
+    }
+    let declared = json!(d.scope);
+    let want = scope_parts(&declared);
+    let live = scope_parts(&prior["scope"]);
+    if want.0 != live.0 || (want.1.is_some() && want.1 != live.1) {
+        paths.push("/scope".to_owned());
+        why.push(format!(
+            "scope {} {} -> {} {} cannot change in place",
+            live.0,
+            live.1.unwrap_or("(default)"),
+            want.0,
+            want.1.unwrap_or("(default)")
+        ));
+    }
+    (paths, why)
+}
+
+/// The planned state for these attributes over the prior state (`None`: a create).
+fn planned(d: &Attributes, prior: Option<&Value>, protected: &str, stack: &str) -> Value {
+    let mut after = prior.cloned().unwrap_or_else(|| json!({"id": Value::Null}));
+    after["name"] = json!(d.name);
+    after["extensionType"] = json!(d.extension_type);
+    if d.release_train.is_some() || prior.is_none() {
+        after["releaseTrain"] = json!(d.release_train);
+    }
+    if d.version.is_some() || prior.is_none() {
+        after["version"] = json!(d.version);
+    }
+    after["autoUpgradeMinorVersion"] = json!(d.auto_upgrade_minor_version);
+    let declared = json!(d.scope);
+    let want = scope_parts(&declared);
+    let keep_default_namespace = prior
+        .map(|p| scope_parts(&p["scope"]))
+        .is_some_and(|live| live.0 == want.0 && want.1.is_none());
+    if !keep_default_namespace {
+        after["scope"] = json!(d.scope);
+    }
+    after["configurationSettings"] = json!(d.configuration_settings);
+    after["protectedSettingsDigest"] = if protected.is_empty() {
+        Value::Null
+    } else {
+        json!(protected)
+    };
+    after["owner"] = json!(stack);
+    after
+}
+
+#[async_trait]
+impl Kind<AzureCx> for Extension {
+    fn rtype(&self) -> ResourceType {
+        TYPE
+    }
+
+    async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
+        let mut r = ReadResponse::default();
+        let rg = match declared::<Attributes>(&req.address, &req.desired) {
+            Ok(a) => a.map(|a| a.resource_group).unwrap_or_default(),
+            Err(d) => {
+                r.diagnostics.push(d);
+                return r;
+            }
+        };
+        let get = cx.req(
+            Method::GET,
+            &path(cx, &req.address, None, &rg),
+            ApiKind::Extensions,
+            None,
+        );
+        match cx.arm.send_allow_404(&get).await {
+            Ok(resp) if resp.status == 404 => {}
+            Ok(resp) => {
+                let state = extension_state(&resp.body);
+                r.version = Some(digest(&json!([
+                    state["extensionType"],
+                    state["releaseTrain"],
+                    state["version"],
+                    state["autoUpgradeMinorVersion"],
+                    state["scope"],
+                    state["configurationSettings"],
+                    state["protectedSettingsDigest"],
+                    state["owner"],
+                ])));
+                r.state = Some(state);
+            }
+            Err(e) => r.diagnostics.push(diag_from(&e, &req.address)),
+        }
+        r
+    }
+
+    async fn plan(&self, cx: &AzureCx, req: &PlanRequest) -> PlanResponse {
+        let mut resp = PlanResponse::default();
+        let stack = cx.settings.stack.as_str();
+        let owner = req
+            .prior
+            .as_ref()
+            .and_then(|p| p["owner"].as_str())
+            .map(str::to_owned);
+        let ours = owner.as_deref() == Some(stack);
+        if req.mode == PlanMode::Destroy {
+            resp.action = Some(match (&req.prior, ours) {
+                (None, _) => Action::NoOp,
+                (Some(_), true) => {
+                    resp.reason = Some(Reason::new(
+                        ReasonCode::DeleteBecauseDestroy,
+                        "destroy: uninstalls the extension from the cluster",
+                    ));
+                    Action::Delete
+                }
+                (Some(_), false) => {
+                    resp.diagnostics
+                        .push(not_owned(&req.address, stack, "destroy"));
+                    Action::NoOp
+                }
+            });
+            return resp;
+        }
+        let d: Attributes = match attributes(&req.address, &req.desired) {
+            Ok(a) => a,
+            Err(diag) => {
+                resp.diagnostics.push(diag);
+                return resp;
+            }
+        };
+        let protected = match protected_digest(cx, &d, &req.address) {
+            Ok(p) => p,
+            Err(diag) => {
+                resp.diagnostics.push(diag);
+                return resp;
+            }
+        };
+        let Some(prior) = &req.prior else {
+            resp.action = Some(Action::Create);
+            resp.after = Some(planned(&d, None, &protected, stack));
+            return resp;
+        };
+        if let Some(o) = owner.as_deref().filter(|o| *o != stack) {
+            resp.diagnostics.push(
+                Diagnostic::error(
+                    "owned-by-another-stack",
+                    format!("extension {} belongs to stack `{o}`", req.address.name),
+                )
+                .with_address(req.address.to_string())
+                .with_hint(format!(
+                    "rename the extension in this file, or manage it from stack `{o}`"
+                )),
+            );
+            return resp;
+        }
+        resp.outputs = Some(prior.clone());
+        let (replace, why) = replacements(&d, prior);
+        let after = planned(&d, Some(prior), &protected, stack);
+        if req.replace_requested || !replace.is_empty() {
+            resp.action = Some(Action::Replace);
+            resp.reason = Some(if replace.is_empty() {
+                Reason::new(
+                    ReasonCode::Requested,
+                    "replacement was requested (--replace)",
+                )
+            } else {
+                Reason::new(ReasonCode::CannotUpdate, why.join("; "))
+            });
+            resp.requires_replace = replace;
+            resp.after = Some(after);
+            return resp;
+        }
+        if &after == prior {
+            resp.action = Some(Action::NoOp);
+            return resp;
+        }
+        resp.action = Some(Action::Update);
+        if owner.is_none() {
+            resp.reason = Some(Reason::new(
+                ReasonCode::Other,
+                format!("adopts the existing extension into stack {stack}"),
+            ));
+        } else if prior["protectedSettingsDigest"] != after["protectedSettingsDigest"] {
+            resp.reason = Some(Reason::new(
+                ReasonCode::Other,
+                "the protected settings changed (shown by their digest)",
+            ));
+        }
+        resp.after = Some(after);
+        resp
+    }
+
+    async fn apply(&self, cx: &AzureCx, req: &ApplyRequest) -> ApplyResponse {
+        let address = &req.change.address;
+        let started = Instant::now();
+        let declared = declared::<Attributes>(address, &req.desired);
+        let rg = declared
+            .as_ref()
+            .ok()
+            .and_then(|d| d.as_ref())
+            .map(|d| d.resource_group.clone())
+            .unwrap_or_else(|| rg_of(s(req.change.before.as_ref().unwrap_or(&Value::Null), "id")));
+        let path = path(cx, address, req.change.before.as_ref(), &rg);
+        let result = match (req.change.action, declared) {
+            (Action::Delete, _) => delete(cx, req, &path, started).await.map(|()| None),
+            (_, Ok(Some(d))) => match protected_values(cx, &d, address) {
+                Ok(values) => write(cx, req, &d, values, &path, started).await,
+                Err(diag) => {
+                    return ApplyResponse {
+                        diagnostics: diag.into(),
+                        ..Default::default()
+                    };
+                }
+            },
+            (_, Ok(None)) => return ApplyResponse::default(),
+            (_, Err(diag)) => {
+                return ApplyResponse {
+                    diagnostics: diag.into(),
+                    ..Default::default()
+                };
+            }
+        };
+        applied(result, address)
+    }
+
+    async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
+        let mut out = DiscoverResponse::default();
+        let clusters = match cx
+            .cached_list(
+                "clusters",
+                &format!(
+                    "{}/providers/Microsoft.Kubernetes/connectedClusters",
+                    cx.sub_path()
+                ),
+                ApiKind::ConnectedClusters,
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                out.diagnostics.push(discover_error(&e));
+                return out;
+            }
+        };
+        let ours = clusters
+            .iter()
+            .filter(|c| owner_of(c).as_deref() == Some(req.stack.as_str()));
+        for c in ours {
+            let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
+            let list = cx.req(
+                Method::GET,
+                &list_path(cx, &rg, cluster),
+                ApiKind::Extensions,
+                None,
+            );
+            match cx.arm.list_all(&list).await {
+                Ok(items) => {
+                    for e in items {
+                        let state = extension_state(&e);
+                        if state["owner"].as_str() == Some(req.stack.as_str()) {
+                            out.resources.push(Discovered {
+                                address: address(cluster, s(&e, "name")),
+                                state,
+                                version: None,
+                                depends_on: vec![connected_cluster::address(cluster)],
+                            });
+                        }
+                    }
+                }
+                // A cluster being deleted, or KubernetesConfiguration not registered: no
+                // extensions to prune.
+                Err(e) if matches!(e.status, Some(404) | Some(409)) => {}
+                Err(e) => out.diagnostics.push(discover_error(&e)),
+            }
+        }
+        out
+    }
+}
+
+fn not_owned(address: &Address, stack: &str, what: &str) -> Diagnostic {
+    Diagnostic::warning(
+        "not-owned",
+        format!(
+            "extension {} does not carry this stack's ownership (configuration setting {EXTENSION_OWNER_SETTING}={stack}); {what} leaves it",
+            address.name
+        ),
+    )
+    .with_address(address.to_string())
+}
+
+/// The writable properties for these attributes (settings with arcplan's own; protected values
+/// only when given).
+fn properties(
+    d: &Attributes,
+    stack: &str,
+    protected: Option<&BTreeMap<String, String>>,
+    with_create_only: bool,
+) -> Value {
+    let mut settings: Map<String, Value> = d
+        .configuration_settings
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(v)))
+        .collect();
+    settings.insert(EXTENSION_OWNER_SETTING.into(), json!(stack));
+    if let Some(p) = protected {
+        settings.insert(EXTENSION_DIGEST_SETTING.into(), json!(digest(&json!(p))));
+    }
+    let mut props = json!({
+        "autoUpgradeMinorVersion": d.auto_upgrade_minor_version,
+        "configurationSettings": settings,
+    });
+    if let Some(t) = &d.release_train {
+        props["releaseTrain"] = json!(t);
+    }
+    if let Some(v) = &d.version {
+        props["version"] = json!(v);
+    }
+    if let Some(p) = protected {
+        props["configurationProtectedSettings"] = json!(p);
+    }
+    if with_create_only {
+        props["extensionType"] = json!(d.extension_type);
+        props["scope"] = json!(d.scope);
+    }
+    json!({ "properties": props })
+}
+
+/// Creates, replaces or updates the extension as planned; returns its state once the
+/// operation ended, an error when it ended `Failed` (with the extension's statuses).
+async fn write(
+    cx: &AzureCx,
+    req: &ApplyRequest,
+    d: &Attributes,
+    protected: Option<BTreeMap<String, String>>,
+    path: &str,
+    started: Instant,
+) -> Result<Option<Value>, ArmError> {
+    let stack = cx.settings.stack.as_str();
+    let name = &req.change.address.name;
+    let (method, body, what) = match req.change.action {
+        Action::Create | Action::Replace => {
+            if req.change.action == Action::Replace {
+                delete(cx, req, path, started).await?;
+            }
+            (
+                Method::PUT,
+                properties(d, stack, protected.as_ref(), true),
+                "installing",
+            )
+        }
+        Action::Update => {
+            // Protected values are sent only when they changed (ARM keeps them otherwise).
+            let changed = req
+                .change
+                .before
+                .as_ref()
+                .map(|b| &b["protectedSettingsDigest"])
+                != req
+                    .change
+                    .after
+                    .as_ref()
+                    .map(|a| &a["protectedSettingsDigest"]);
+            let protected = protected.as_ref().filter(|_| changed);
+            let mut body = properties(d, stack, protected, false);
+            if !changed {
+                // Keep the recorded digest of the unchanged protected settings.
+                if let Some(digest) = req
+                    .change
+                    .before
+                    .as_ref()
+                    .and_then(|b| b["protectedSettingsDigest"].as_str())
+                {
+                    body["properties"]["configurationSettings"][EXTENSION_DIGEST_SETTING] =
+                        json!(digest);
+                }
+            }
+            (Method::PATCH, body, "updating")
+        }
+        _ => return Ok(None),
+    };
+    let resp = cx
+        .arm
+        .send(&cx.req(method, path, ApiKind::Extensions, Some(body)))
+        .await?;
+    cx.arm
+        .wait(
+            &resp,
+            &format!("{what} extension {name}"),
+            cx.settings.operation_timeout,
+            &req.cancel,
+            &progress(req, started),
+        )
+        .await?;
+    let done = cx
+        .arm
+        .send(&cx.req(Method::GET, path, ApiKind::Extensions, None))
+        .await?;
+    let state = extension_state(&done.body);
+    let say = progress(req, started);
+    if let Some(statuses) = state["statuses"].as_array() {
+        for st in statuses {
+            say(format!(
+                "status {}: {}",
+                s(st, "code"),
+                s(st, "message").trim()
+            ));
+        }
+    }
+    match state["provisioningState"].as_str() {
+        Some(p @ ("Failed" | "Canceled")) => Err(ArmError {
+            kind: ArmErrorKind::OperationFailed,
+            status: None,
+            code: "ProvisioningFailed".into(),
+            message: format!(
+                "extension {name} ended in provisioningState {p}{}",
+                done.body
+                    .pointer("/properties/errorInfo/message")
+                    .and_then(Value::as_str)
+                    .map(|m| format!(": {m}"))
+                    .unwrap_or_default()
+            ),
+            request: format!("GET {path}"),
+            request_id: done.request_id().map(str::to_owned),
+            correlation_id: String::new(),
+        }),
+        _ => Ok(Some(state)),
+    }
+}
+
+async fn delete(
+    cx: &AzureCx,
+    req: &ApplyRequest,
+    path: &str,
+    started: Instant,
+) -> Result<(), ArmError> {
+    let resp = cx
+        .arm
+        .send_allow_404(&cx.req(Method::DELETE, path, ApiKind::Extensions, None))
+        .await?;
+    if resp.status == 404 || resp.status == 204 {
+        return Ok(());
+    }
+    cx.arm
+        .wait(
+            &resp,
+            &format!("uninstalling extension {}", req.change.address.name),
+            cx.settings.operation_timeout,
+            &req.cancel,
+            &progress(req, started),
+        )
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attrs() -> Attributes {
+        Attributes {
+            subscription_id: "s".into(),
+            resource_group: "rg".into(),
+            cluster: "c1".into(),
+            name: "monitor".into(),
+            extension_type: "microsoft.azuremonitor.containers".into(),
+            release_train: Some("Stable".into()),
+            version: None,
+            auto_upgrade_minor_version: true,
+            scope: Scope::Cluster {
+                release_namespace: None,
+            },
+            configuration_settings: BTreeMap::from([("a".to_owned(), "1".to_owned())]),
+            configuration_protected_settings: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn arcplans_settings_are_the_owner_and_digest_not_configuration() {
+        let body = json!({
+            "id": "/x/extensions/monitor", "name": "monitor",
+            "properties": {
+                "extensionType": "microsoft.azuremonitor.containers",
+                "scope": {"cluster": {"releaseNamespace": "azuremonitor"}},
+                "configurationSettings": {"a": "1", "arcplan.stack": "s1", "arcplan.protectedSettingsDigest": "abc"},
+                "provisioningState": "Succeeded"
+            }
+        });
+        let st = extension_state(&body);
+        assert_eq!(st["owner"], "s1");
+        assert_eq!(st["protectedSettingsDigest"], "abc");
+        assert_eq!(st["configurationSettings"], json!({"a": "1"}));
+        assert_eq!(st["autoUpgradeMinorVersion"], true, "the spec's default");
+    }
+
+    #[test]
+    fn type_and_scope_replace_everything_else_updates() {
+        let d = attrs();
+        let prior = planned(&d, None, "", "s1");
+        let mut prior = prior;
+        prior["scope"] = json!({"cluster": {"releaseNamespace": "azuremonitor"}});
+        assert!(
+            replacements(&d, &prior).0.is_empty(),
+            "a defaulted namespace is kept"
+        );
+        let again = planned(&d, Some(&prior), "", "s1");
+        assert_eq!(
+            again, prior,
+            "re-planning the applied state changes nothing"
+        );
+        let mut other = d.clone();
+        other.extension_type = "microsoft.policyinsights".into();
+        assert_eq!(replacements(&other, &prior).0, vec!["/extensionType"]);
+        let mut ns = d.clone();
+        ns.scope = Scope::Namespace {
+            target_namespace: Some("x".into()),
+        };
+        assert_eq!(replacements(&ns, &prior).0, vec!["/scope"]);
+        let mut pinned = d.clone();
+        pinned.auto_upgrade_minor_version = false;
+        pinned.version = Some("3.1.0".into());
+        pinned.release_train = None;
+        assert!(replacements(&pinned, &prior).0.is_empty());
+        assert_ne!(planned(&pinned, Some(&prior), "", "s1"), prior);
+    }
+
+    #[test]
+    fn the_body_carries_the_owner_and_only_given_protected_values() {
+        let d = attrs();
+        let secret = BTreeMap::from([("key".to_owned(), "s3cret".to_owned())]);
+        let b = properties(&d, "s1", Some(&secret), true);
+        assert_eq!(
+            b["properties"]["configurationSettings"]["arcplan.stack"],
+            "s1"
+        );
+        assert_eq!(
+            b["properties"]["configurationProtectedSettings"]["key"],
+            "s3cret"
+        );
+        let digest_value =
+            b["properties"]["configurationSettings"]["arcplan.protectedSettingsDigest"]
+                .as_str()
+                .unwrap();
+        assert!(!digest_value.contains("s3cret"));
+        assert_eq!(b["properties"]["extensionType"], d.extension_type);
+        let patch = properties(&d, "s1", None, false);
+        assert!(
+            patch["properties"]
+                .get("configurationProtectedSettings")
+                .is_none()
+        );
+        assert!(
+            patch["properties"].get("extensionType").is_none(),
+            "not patchable"
+        );
+    }
+
+    #[test]
+    fn the_address_names_cluster_and_extension() {
+        let a = address("c1", "monitor");
+        assert_eq!(a.to_string(), "arc.extension.c1/monitor");
+        let parsed: Address = a.to_string().parse().unwrap();
+        assert_eq!(parsed, a);
+    }
+}

@@ -1,0 +1,177 @@
+//! Day 2 end to end, on the sandbox with the real binary: `examples/day2.yaml` (the quickstart
+//! plus Azure Monitor and Azure Policy as cluster extensions, the monitor's workspace key a
+//! protected setting from the environment) planned, applied, re-planned empty; a protected
+//! setting changed is planned as an update shown by digest, never by value; an extension
+//! deleted out of band is planned again; a pinned version bumped is one in-place update;
+//! destroy removes the extensions before the cluster. The secret scan covers the protected
+//! values.
+
+mod common;
+
+use common::*;
+
+const DAY2: &str = "examples/day2.yaml";
+const KEY_VAR: &str = "ARCPLAN_MONITOR_WORKSPACE_KEY";
+const FIRST_KEY: &str = "wk-1a2b3c4d5e6f-first-workspace-key";
+const SECOND_KEY: &str = "wk-9z8y7x6w5v4u-second-workspace-key";
+
+/// Runs arcplan with the workspace key in the environment.
+fn run(w: &World, args: &[&str], key: &str) -> (i32, String, String) {
+    let o = w.spawn(args, &[(KEY_VAR, key)]).wait_with_output().unwrap();
+    w.record(&format!("arcplan {} ({KEY_VAR} set)", args.join(" ")), &o)
+}
+
+fn ids(w: &World) -> (String, &'static str, &'static str) {
+    (
+        w.sandbox.subscription_ids()[0].clone(),
+        "myAzureResourceGroup",
+        "mynewcluster",
+    )
+}
+
+fn extensions(w: &World) -> Vec<serde_json::Value> {
+    let (s, rg, c) = ids(w);
+    w.sandbox.arm().extensions(&s, rg, c)
+}
+
+fn state_of(w: &World, name: &str) -> Option<serde_json::Value> {
+    extensions(w).into_iter().find(|e| e["name"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn day2_extensions_lifecycle() {
+    let w = World::start().await;
+    let plan = ["plan", "-f", DAY2, "--detailed-exitcode"];
+    let apply = ["apply", "-f", DAY2, "--auto-approve"];
+
+    // First plan: the extensions come after the cluster, in the same plan.
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &plan, FIRST_KEY));
+    assert_eq!(code, 2, "{out}{err}");
+    for a in [
+        "arc.extension.mynewcluster/azuremonitor-containers will be created",
+        "arc.extension.mynewcluster/azurepolicy will be created",
+    ] {
+        assert!(out.contains(a), "{a}:\n{out}");
+    }
+    assert!(out.contains("protectedSettingsDigest"), "{out}");
+
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &apply, FIRST_KEY));
+    assert_eq!(code, 0, "{out}{err}");
+    let monitor = state_of(&w, "azuremonitor-containers").expect("monitor installed");
+    assert_eq!(monitor["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(
+        monitor["properties"]["configurationSettings"]["arcplan.stack"], "day2",
+        "ownership is recorded on the extension"
+    );
+    let policy = state_of(&w, "azurepolicy").expect("policy installed");
+    assert_eq!(policy["properties"]["version"], "1.10.0");
+    assert_eq!(policy["properties"]["autoUpgradeMinorVersion"], false);
+    let (s, rg, c) = ids(&w);
+    let sent = w
+        .sandbox
+        .arm()
+        .extension_protected_settings(&s, rg, c, "azuremonitor-containers")
+        .unwrap();
+    assert_eq!(
+        sent["omsagent.secret.key"], FIRST_KEY,
+        "the service got the key"
+    );
+    assert!(
+        !monitor.to_string().contains(FIRST_KEY),
+        "ARM never returns it"
+    );
+
+    // Converged.
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &plan, FIRST_KEY));
+    assert_eq!(code, 0, "re-plan is empty:\n{out}{err}");
+
+    // A changed protected setting: an update, shown by its digest.
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &plan, SECOND_KEY));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("arc.extension.mynewcluster/azuremonitor-containers will be updated in place"),
+        "{out}"
+    );
+    assert!(out.contains("protectedSettingsDigest"), "{out}");
+    assert!(
+        out.contains("1 to change"),
+        "only the monitor changes:\n{out}"
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &apply, SECOND_KEY));
+    assert_eq!(code, 0, "{out}{err}");
+    let sent = w
+        .sandbox
+        .arm()
+        .extension_protected_settings(&s, rg, c, "azuremonitor-containers")
+        .unwrap();
+    assert_eq!(sent["omsagent.secret.key"], SECOND_KEY);
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &plan, SECOND_KEY));
+    assert_eq!(code, 0, "{out}{err}");
+
+    // Deleted out of band: planned again, and only that.
+    assert!(w.sandbox.arm().remove_extension(&s, rg, c, "azurepolicy"));
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &plan, SECOND_KEY));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("arc.extension.mynewcluster/azurepolicy will be created"),
+        "{out}"
+    );
+    assert!(out.contains("1 to add, 0 to change, 0 to destroy"), "{out}");
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &apply, SECOND_KEY));
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A pinned version bumped: one in-place update.
+    let bumped = w.dir.join("day2-bumped.yaml");
+    let text = std::fs::read_to_string(root().join(DAY2))
+        .unwrap()
+        .replace("version: 1.10.0", "version: 1.11.0");
+    std::fs::write(&bumped, text).unwrap();
+    let bumped = bumped.display().to_string();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(
+            &w,
+            &["plan", "-f", &bumped, "--detailed-exitcode"],
+            SECOND_KEY,
+        )
+    });
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("arc.extension.mynewcluster/azurepolicy will be updated in place"),
+        "{out}"
+    );
+    assert!(out.contains("0 to add, 1 to change, 0 to destroy"), "{out}");
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(&w, &["apply", "-f", &bumped, "--auto-approve"], SECOND_KEY)
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        state_of(&w, "azurepolicy").unwrap()["properties"]["currentVersion"],
+        "1.11.0"
+    );
+
+    // Destroy: extensions first, then the cluster.
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(
+            &w,
+            &["destroy", "-f", &bumped, "--auto-approve"],
+            SECOND_KEY,
+        )
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let text = format!("{out}{err}");
+    let ext_gone = text
+        .find("arc.extension.mynewcluster/azurepolicy: Destruction complete")
+        .unwrap_or_else(|| panic!("extension destroyed:\n{text}"));
+    let cluster_gone = text
+        .find("arc.connectedCluster.mynewcluster: Destruction complete")
+        .unwrap_or_else(|| panic!("cluster destroyed:\n{text}"));
+    assert!(ext_gone < cluster_gone, "reverse order:\n{text}");
+    assert!(w.sandbox.arm().connected_clusters().is_empty());
+
+    // Neither key, in anything arcplan printed.
+    let transcript = w.transcript.borrow().clone();
+    for key in [FIRST_KEY, SECOND_KEY] {
+        assert!(!transcript.contains(key), "a protected setting leaked");
+    }
+    w.assert_no_secrets(&[]);
+}
