@@ -115,6 +115,16 @@ pub struct ApplyResponse {
     pub diagnostics: Diagnostics,
 }
 
+impl ApplyResponse {
+    /// Nothing applied: these errors say why.
+    pub fn failed(diagnostics: impl Into<Diagnostics>) -> Self {
+        Self {
+            diagnostics: diagnostics.into(),
+            ..Default::default()
+        }
+    }
+}
+
 /// When a check is evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckPhase {

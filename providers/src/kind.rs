@@ -112,10 +112,7 @@ impl<C: Send + Sync> Registry<C> {
     pub async fn apply(&self, cx: &C, req: ApplyRequest) -> ApplyResponse {
         match self.get(&req.change.address.rtype) {
             Some(k) => k.apply(cx, &req).await,
-            None => ApplyResponse {
-                diagnostics: unserved(&req.change.address.rtype).into(),
-                ..Default::default()
-            },
+            None => ApplyResponse::failed(unserved(&req.change.address.rtype)),
         }
     }
 

@@ -374,22 +374,7 @@ async fn connected_clusters_match_the_spec() {
     assert_eq!(body["value"][0]["provisioningState"], "Succeeded");
 
     // DELETE: 202 with both headers; the status resource reaches Succeeded; then 404 and 204.
-    let (s, h, _) = env
-        .call(Method::DELETE, &env.url(&path, Some(CC_API)), None)
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    assert!(h.contains_key("location"));
-    let status = env
-        .poll_async(h["azure-asyncoperation"].to_str().unwrap())
-        .await;
-    assert_eq!(status["status"], "Succeeded");
-    let (s, _, body) = env.get(&path, CC_API).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(error_code(&body), "ResourceNotFound");
-    let (s, _, _) = env
-        .call(Method::DELETE, &env.url(&path, Some(CC_API)), None)
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    delete_lro(&env, &path, CC_API).await;
     env.shutdown().await;
 }
 

@@ -98,22 +98,7 @@ async fn extensions_match_the_spec() {
     assert_eq!(body["value"].as_array().unwrap().len(), 1);
 
     // DELETE: 202 with both headers, then 404 and 204.
-    let (s, h, _) = env
-        .call(Method::DELETE, &env.url(&path, Some(EXT_API)), None)
-        .await;
-    assert_eq!(s, StatusCode::ACCEPTED);
-    assert!(h.contains_key("location"));
-    let status = env
-        .poll_async(h["azure-asyncoperation"].to_str().unwrap())
-        .await;
-    assert_eq!(status["status"], "Succeeded");
-    let (s, _, body) = env.get(&path, EXT_API).await;
-    assert_eq!(s, StatusCode::NOT_FOUND);
-    assert_eq!(error_code(&body), "ResourceNotFound");
-    let (s, _, _) = env
-        .call(Method::DELETE, &env.url(&path, Some(EXT_API)), None)
-        .await;
-    assert_eq!(s, StatusCode::NO_CONTENT);
+    delete_lro(&env, &path, EXT_API).await;
     env.shutdown().await;
 }
 

@@ -1,12 +1,15 @@
 //! Helpers the Azure kinds share: ARM errors as diagnostics, tags ("at least these"), the
 //! ownership tag, locations, ids, version digests, apply progress and results.
 
-use super::arm::ArmError;
+use super::arm::{ArmError, ArmErrorKind, ArmResponse};
+use super::cloud::ApiKind;
+use super::context::AzureCx;
 use crate::azure::STACK_TAG;
 use arcplan_engine::address::Address;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::events::Event;
 use arcplan_engine::provider::{ApplyRequest, ApplyResponse};
+use reqwest::Method;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -150,6 +153,88 @@ pub(crate) fn applied(result: Result<Option<Value>, ArmError>, address: &Address
             ..Default::default()
         },
     }
+}
+
+/// Sends a write (`PUT`, `PATCH`) of `path`, waits for its long-running operation (`what`, like
+/// `updating connected cluster c1`, names it in progress and errors) and reads the resource
+/// back.
+pub(crate) async fn write_and_read(
+    cx: &AzureCx,
+    req: &ApplyRequest,
+    write: (Method, Value),
+    path: &str,
+    api: ApiKind,
+    what: &str,
+    started: Instant,
+) -> Result<ArmResponse, ArmError> {
+    let (method, body) = write;
+    let resp = cx.arm.send(&cx.req(method, path, api, Some(body))).await?;
+    cx.arm
+        .wait(
+            &resp,
+            what,
+            cx.settings.operation_timeout,
+            &req.cancel,
+            &progress(req, started),
+        )
+        .await?;
+    cx.arm.send(&cx.req(Method::GET, path, api, None)).await
+}
+
+/// Deletes `path` and waits for its long-running operation (`what` names it); an absent
+/// resource is already deleted.
+pub(crate) async fn delete_and_wait(
+    cx: &AzureCx,
+    req: &ApplyRequest,
+    path: &str,
+    api: ApiKind,
+    what: &str,
+    started: Instant,
+) -> Result<(), ArmError> {
+    let resp = cx
+        .arm
+        .send_allow_404(&cx.req(Method::DELETE, path, api, None))
+        .await?;
+    if resp.status == 404 || resp.status == 204 {
+        return Ok(());
+    }
+    cx.arm
+        .wait(
+            &resp,
+            what,
+            cx.settings.operation_timeout,
+            &req.cancel,
+            &progress(req, started),
+        )
+        .await?;
+    Ok(())
+}
+
+/// The error of a resource read back in a failed `provisioningState` (`Failed`, `Canceled`);
+/// `None` when it did not fail. `what` names the resource; `detail` is the service's reason.
+pub(crate) fn provisioning_failure(
+    what: &str,
+    done: &ArmResponse,
+    path: &str,
+    detail: Option<&str>,
+) -> Option<ArmError> {
+    let state = done
+        .body
+        .pointer("/properties/provisioningState")
+        .and_then(Value::as_str)
+        .filter(|p| matches!(*p, "Failed" | "Canceled"))?;
+    Some(ArmError {
+        kind: ArmErrorKind::OperationFailed,
+        status: None,
+        code: "ProvisioningFailed".into(),
+        message: format!(
+            "{what} ended in provisioningState {state}{}",
+            detail.map(|m| format!(": {m}")).unwrap_or_default()
+        ),
+        request: format!("GET {path}"),
+        request_id: done.request_id().map(str::to_owned),
+        correlation_id: String::new(),
+    })
 }
 
 #[cfg(test)]

@@ -5,13 +5,13 @@ mod validate;
 
 use std::sync::Arc;
 
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::catalog::{ARC_LOCATIONS, RegistrationState, normalize_location};
 use super::operations::OpEffect;
-use super::request::{json_body, only, parse_tags, set_header};
+use super::request::{json_body, only, parse_tags};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, rg_scope, route, sub_scope};
 use super::state::{ArmState, Cluster};
 use super::{ArmError, Ctx, eq, json_response, rfc3339};
@@ -583,12 +583,7 @@ impl ArmState {
                 "{}/subscriptions/{sub_id}/providers/{NAMESPACE}/locations/{loc}/operationStatuses/{op}?api-version={}",
                 ctx.base, ctx.api_version
             );
-            set_header(
-                &mut resp,
-                header::HeaderName::from_static("azure-asyncoperation"),
-                &url,
-            );
-            set_header(&mut resp, header::RETRY_AFTER, &self.retry_after());
+            self.lro_headers(&mut resp, &url, None);
             return Ok(resp);
         }
         Ok(json_response(created_status, &resource))
@@ -723,23 +718,17 @@ impl ArmState {
             "{}/subscriptions/{sub_id}/providers/{NAMESPACE}/locations/{loc}",
             ctx.base
         );
-        set_header(
-            &mut resp,
-            header::LOCATION,
-            &format!(
+        let (status, result) = (
+            format!(
+                "{base}/operationStatuses/{op}?api-version={}",
+                ctx.api_version
+            ),
+            format!(
                 "{base}/operationResults/{op}?api-version={}",
                 ctx.api_version
             ),
         );
-        set_header(
-            &mut resp,
-            header::HeaderName::from_static("azure-asyncoperation"),
-            &format!(
-                "{base}/operationStatuses/{op}?api-version={}",
-                ctx.api_version
-            ),
-        );
-        set_header(&mut resp, header::RETRY_AFTER, &self.retry_after());
+        self.lro_headers(&mut resp, &status, Some(&result));
         Ok(resp)
     }
 }

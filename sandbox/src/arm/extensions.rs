@@ -9,13 +9,13 @@
 
 use std::sync::Arc;
 
-use axum::http::{Method, StatusCode, header};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::catalog::{EXTENSION_VERSIONS, RegistrationState};
 use super::operations::{OpEffect, OpStatus};
-use super::request::{json_body, only, set_header};
+use super::request::{json_body, only};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route};
 use super::state::{ArmState, Extension};
 use super::{ArmError, Ctx, eq, json_response, rfc3339};
@@ -352,15 +352,7 @@ impl ArmState {
             "{}{id}/operations/{op}?api-version={}",
             ctx.base, ctx.api_version
         );
-        set_header(
-            &mut resp,
-            header::HeaderName::from_static("azure-asyncoperation"),
-            &url,
-        );
-        if deletes {
-            set_header(&mut resp, header::LOCATION, &url);
-        }
-        set_header(&mut resp, header::RETRY_AFTER, &self.retry_after());
+        self.lro_headers(&mut resp, &url, deletes.then_some(url.as_str()));
         resp
     }
 

@@ -191,6 +191,26 @@ impl ArmState {
         v
     }
 
+    /// Marks `resp` as the start of a long-running operation: its status at `status_url`
+    /// (`Azure-AsyncOperation`), its result at `result_url` (`Location`) when there is one, and
+    /// `Retry-After`.
+    pub(crate) fn lro_headers(
+        &self,
+        resp: &mut Response,
+        status_url: &str,
+        result_url: Option<&str>,
+    ) {
+        set_header(
+            resp,
+            header::HeaderName::from_static("azure-asyncoperation"),
+            status_url,
+        );
+        if let Some(url) = result_url {
+            set_header(resp, header::LOCATION, url);
+        }
+        set_header(resp, header::RETRY_AFTER, &self.retry_after());
+    }
+
     /// The `Retry-After` value for long-running operations.
     pub fn retry_after(&self) -> String {
         self.cfg.retry_after_secs.to_string()

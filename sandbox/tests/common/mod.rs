@@ -293,6 +293,28 @@ pub async fn create_connected_cluster(env: &Env, rg: &str, name: &str, public_ke
     path
 }
 
+/// DELETE of `path` as ARM does it for a long-running delete: 202 with `Location` and
+/// `Azure-AsyncOperation`, the status reaching `Succeeded`, then 404 `ResourceNotFound` on GET
+/// and 204 on a second DELETE.
+pub async fn delete_lro(env: &Env, path: &str, api: &str) {
+    let (s, h, _) = env
+        .call(Method::DELETE, &env.url(path, Some(api)), None)
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    assert!(h.contains_key("location"));
+    let status = env
+        .poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    assert_eq!(status["status"], "Succeeded");
+    let (s, _, body) = env.get(path, api).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(error_code(&body), "ResourceNotFound");
+    let (s, _, _) = env
+        .call(Method::DELETE, &env.url(path, Some(api)), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+}
+
 /// Polls connected cluster `path` until its `connectivityStatus` is `want`; returns it.
 pub async fn wait_for_status(env: &Env, path: &str, want: &str) -> Value {
     let mut body = Value::Null;

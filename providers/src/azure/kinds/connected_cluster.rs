@@ -3,7 +3,7 @@
 use super::role_check::Needs;
 use super::{resource_group, resource_provider};
 use crate::azure::STACK_TAG;
-use crate::azure::arm::{ArmError, ArmErrorKind};
+use crate::azure::arm::ArmError;
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
 use crate::azure::shared::*;
@@ -346,10 +346,7 @@ impl Kind<AzureCx> for ConnectedCluster {
             }
             (_, Ok(d)) => apply_cluster(cx, req, &d, started).await,
             (_, Err(diag)) => {
-                return ApplyResponse {
-                    diagnostics: diag.into(),
-                    ..Default::default()
-                };
+                return ApplyResponse::failed(diag);
             }
         };
         applied(result, address)
@@ -444,45 +441,20 @@ async fn put_cluster(
     body: Value,
     started: Instant,
 ) -> Result<Value, ArmError> {
-    let resp = cx
-        .arm
-        .send(&cx.req(Method::PUT, path, ApiKind::ConnectedClusters, Some(body)))
-        .await?;
-    cx.arm
-        .wait(
-            &resp,
-            &format!("creating connected cluster {}", req.change.address.name),
-            cx.settings.operation_timeout,
-            &req.cancel,
-            &progress(req, started),
-        )
-        .await?;
-    let done = cx
-        .arm
-        .send(&cx.req(Method::GET, path, ApiKind::ConnectedClusters, None))
-        .await?;
-    match done
-        .body
-        .pointer("/properties/provisioningState")
-        .and_then(Value::as_str)
-    {
-        Some("Failed") | Some("Canceled") => Err(ArmError {
-            kind: ArmErrorKind::OperationFailed,
-            status: None,
-            code: "ProvisioningFailed".into(),
-            message: format!(
-                "connected cluster {} ended in provisioningState {}",
-                req.change.address.name,
-                done.body
-                    .pointer("/properties/provisioningState")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-            ),
-            request: format!("GET {path}"),
-            request_id: done.request_id().map(str::to_owned),
-            correlation_id: String::new(),
-        }),
-        _ => Ok(cluster_outputs(&cluster_state(&done.body))),
+    let name = &req.change.address.name;
+    let done = write_and_read(
+        cx,
+        req,
+        (Method::PUT, body),
+        path,
+        ApiKind::ConnectedClusters,
+        &format!("creating connected cluster {name}"),
+        started,
+    )
+    .await?;
+    match provisioning_failure(&format!("connected cluster {name}"), &done, path, None) {
+        Some(e) => Err(e),
+        None => Ok(cluster_outputs(&cluster_state(&done.body))),
     }
 }
 
@@ -492,23 +464,8 @@ async fn delete_cluster(
     path: &str,
     started: Instant,
 ) -> Result<(), ArmError> {
-    let resp = cx
-        .arm
-        .send_allow_404(&cx.req(Method::DELETE, path, ApiKind::ConnectedClusters, None))
-        .await?;
-    if resp.status == 404 || resp.status == 204 {
-        return Ok(());
-    }
-    cx.arm
-        .wait(
-            &resp,
-            &format!("deleting connected cluster {}", req.change.address.name),
-            cx.settings.operation_timeout,
-            &req.cancel,
-            &progress(req, started),
-        )
-        .await?;
-    Ok(())
+    let what = format!("deleting connected cluster {}", req.change.address.name);
+    delete_and_wait(cx, req, path, ApiKind::ConnectedClusters, &what, started).await
 }
 
 /// Creates, replaces or updates the cluster as planned.
@@ -547,23 +504,16 @@ async fn apply_cluster(
                 "tags": tags,
                 "properties": {"distribution": d.distribution},
             });
-            let resp = cx
-                .arm
-                .send(&cx.req(Method::PATCH, &path, ApiKind::ConnectedClusters, Some(body)))
-                .await?;
-            cx.arm
-                .wait(
-                    &resp,
-                    &format!("updating connected cluster {name}"),
-                    cx.settings.operation_timeout,
-                    &req.cancel,
-                    &progress(req, started),
-                )
-                .await?;
-            let done = cx
-                .arm
-                .send(&cx.req(Method::GET, &path, ApiKind::ConnectedClusters, None))
-                .await?;
+            let done = write_and_read(
+                cx,
+                req,
+                (Method::PATCH, body),
+                &path,
+                ApiKind::ConnectedClusters,
+                &format!("updating connected cluster {name}"),
+                started,
+            )
+            .await?;
             Ok(Some(cluster_outputs(&cluster_state(&done.body))))
         }
         _ => Ok(None),

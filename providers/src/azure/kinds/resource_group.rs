@@ -287,10 +287,7 @@ impl Kind<AzureCx> for ResourceGroup {
                 match attributes::<Attributes>(address, &req.desired) {
                     Ok(a) => Some(a),
                     Err(d) => {
-                        return ApplyResponse {
-                            diagnostics: d.into(),
-                            ..Default::default()
-                        };
+                        return ApplyResponse::failed(d);
                     }
                 }
             }
@@ -369,21 +366,8 @@ async fn apply_group(
             Ok(Some(resp.body))
         }
         Action::Delete => {
-            let resp = cx
-                .arm
-                .send_allow_404(&cx.req(Method::DELETE, &path, ApiKind::Resources, None))
-                .await?;
-            if resp.status != 404 {
-                cx.arm
-                    .wait(
-                        &resp,
-                        &format!("deleting resource group {}", req.change.address.name),
-                        cx.settings.operation_timeout,
-                        &req.cancel,
-                        &progress(req, started),
-                    )
-                    .await?;
-            }
+            let what = format!("deleting resource group {}", req.change.address.name);
+            delete_and_wait(cx, req, &path, ApiKind::Resources, &what, started).await?;
             Ok(None)
         }
         _ => Ok(None),

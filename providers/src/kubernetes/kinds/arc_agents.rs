@@ -143,10 +143,7 @@ impl Kind<KubeCx> for ArcAgents {
                 outputs,
                 diagnostics: Default::default(),
             },
-            Err(d) => ApplyResponse {
-                diagnostics: diags_at(&req.change.address, d),
-                ..Default::default()
-            },
+            Err(d) => ApplyResponse::failed(diags_at(&req.change.address, d)),
         }
     }
 

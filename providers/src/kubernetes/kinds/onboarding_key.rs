@@ -438,10 +438,7 @@ async fn apply(cx: &KubeCx, req: &ApplyRequest) -> ApplyResponse {
             outputs,
             diagnostics: Default::default(),
         },
-        Err(d) => ApplyResponse {
-            diagnostics: diags_at(address, d),
-            ..Default::default()
-        },
+        Err(d) => ApplyResponse::failed(diags_at(address, d)),
     }
 }
 

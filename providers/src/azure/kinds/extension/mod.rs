@@ -11,7 +11,6 @@
 
 use super::role_check::Needs;
 use super::{connected_cluster, connectivity, resource_provider};
-use crate::azure::arm::{ArmError, ArmErrorKind};
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
 use crate::azure::shared::*;
@@ -32,6 +31,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Instant;
+use write::{delete, write};
+
+mod write;
 
 /// The type.
 pub const TYPE: ResourceType = ResourceType::of("arc.extension");
@@ -465,18 +467,12 @@ impl Kind<AzureCx> for Extension {
             (_, Ok(Some(d))) => match protected_values(cx, &d, address) {
                 Ok(values) => write(cx, req, &d, values, &path, started).await,
                 Err(diag) => {
-                    return ApplyResponse {
-                        diagnostics: diag.into(),
-                        ..Default::default()
-                    };
+                    return ApplyResponse::failed(diag);
                 }
             },
             (_, Ok(None)) => return ApplyResponse::default(),
             (_, Err(diag)) => {
-                return ApplyResponse {
-                    diagnostics: diag.into(),
-                    ..Default::default()
-                };
+                return ApplyResponse::failed(diag);
             }
         };
         applied(result, address)
@@ -547,172 +543,9 @@ fn not_owned(address: &Address, stack: &str, what: &str) -> Diagnostic {
     .with_address(address.to_string())
 }
 
-/// The writable properties for these attributes (settings with arcplan's own; protected values
-/// only when given).
-fn properties(
-    d: &Attributes,
-    stack: &str,
-    protected: Option<&BTreeMap<String, String>>,
-    with_create_only: bool,
-) -> Value {
-    let mut settings: Map<String, Value> = d
-        .configuration_settings
-        .iter()
-        .map(|(k, v)| (k.clone(), json!(v)))
-        .collect();
-    settings.insert(EXTENSION_OWNER_SETTING.into(), json!(stack));
-    if let Some(p) = protected {
-        settings.insert(EXTENSION_DIGEST_SETTING.into(), json!(digest(&json!(p))));
-    }
-    let mut props = json!({
-        "autoUpgradeMinorVersion": d.auto_upgrade_minor_version,
-        "configurationSettings": settings,
-    });
-    if let Some(t) = &d.release_train {
-        props["releaseTrain"] = json!(t);
-    }
-    if let Some(v) = &d.version {
-        props["version"] = json!(v);
-    }
-    if let Some(p) = protected {
-        props["configurationProtectedSettings"] = json!(p);
-    }
-    if with_create_only {
-        props["extensionType"] = json!(d.extension_type);
-        props["scope"] = json!(d.scope);
-    }
-    json!({ "properties": props })
-}
-
-/// Creates, replaces or updates the extension as planned; returns its state once the
-/// operation ended, an error when it ended `Failed` (with the extension's statuses).
-async fn write(
-    cx: &AzureCx,
-    req: &ApplyRequest,
-    d: &Attributes,
-    protected: Option<BTreeMap<String, String>>,
-    path: &str,
-    started: Instant,
-) -> Result<Option<Value>, ArmError> {
-    let stack = cx.settings.stack.as_str();
-    let name = &req.change.address.name;
-    let (method, body, what) = match req.change.action {
-        Action::Create | Action::Replace => {
-            if req.change.action == Action::Replace {
-                delete(cx, req, path, started).await?;
-            }
-            (
-                Method::PUT,
-                properties(d, stack, protected.as_ref(), true),
-                "installing",
-            )
-        }
-        Action::Update => {
-            // Protected values are sent only when they changed (ARM keeps them otherwise).
-            let changed = req
-                .change
-                .before
-                .as_ref()
-                .map(|b| &b["protectedSettingsDigest"])
-                != req
-                    .change
-                    .after
-                    .as_ref()
-                    .map(|a| &a["protectedSettingsDigest"]);
-            let protected = protected.as_ref().filter(|_| changed);
-            let mut body = properties(d, stack, protected, false);
-            if !changed {
-                // Keep the recorded digest of the unchanged protected settings.
-                if let Some(digest) = req
-                    .change
-                    .before
-                    .as_ref()
-                    .and_then(|b| b["protectedSettingsDigest"].as_str())
-                {
-                    body["properties"]["configurationSettings"][EXTENSION_DIGEST_SETTING] =
-                        json!(digest);
-                }
-            }
-            (Method::PATCH, body, "updating")
-        }
-        _ => return Ok(None),
-    };
-    let resp = cx
-        .arm
-        .send(&cx.req(method, path, ApiKind::Extensions, Some(body)))
-        .await?;
-    cx.arm
-        .wait(
-            &resp,
-            &format!("{what} extension {name}"),
-            cx.settings.operation_timeout,
-            &req.cancel,
-            &progress(req, started),
-        )
-        .await?;
-    let done = cx
-        .arm
-        .send(&cx.req(Method::GET, path, ApiKind::Extensions, None))
-        .await?;
-    let state = extension_state(&done.body);
-    let say = progress(req, started);
-    if let Some(statuses) = state["statuses"].as_array() {
-        for st in statuses {
-            say(format!(
-                "status {}: {}",
-                s(st, "code"),
-                s(st, "message").trim()
-            ));
-        }
-    }
-    match state["provisioningState"].as_str() {
-        Some(p @ ("Failed" | "Canceled")) => Err(ArmError {
-            kind: ArmErrorKind::OperationFailed,
-            status: None,
-            code: "ProvisioningFailed".into(),
-            message: format!(
-                "extension {name} ended in provisioningState {p}{}",
-                done.body
-                    .pointer("/properties/errorInfo/message")
-                    .and_then(Value::as_str)
-                    .map(|m| format!(": {m}"))
-                    .unwrap_or_default()
-            ),
-            request: format!("GET {path}"),
-            request_id: done.request_id().map(str::to_owned),
-            correlation_id: String::new(),
-        }),
-        _ => Ok(Some(state)),
-    }
-}
-
-async fn delete(
-    cx: &AzureCx,
-    req: &ApplyRequest,
-    path: &str,
-    started: Instant,
-) -> Result<(), ArmError> {
-    let resp = cx
-        .arm
-        .send_allow_404(&cx.req(Method::DELETE, path, ApiKind::Extensions, None))
-        .await?;
-    if resp.status == 404 || resp.status == 204 {
-        return Ok(());
-    }
-    cx.arm
-        .wait(
-            &resp,
-            &format!("uninstalling extension {}", req.change.address.name),
-            cx.settings.operation_timeout,
-            &req.cancel,
-            &progress(req, started),
-        )
-        .await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::write::properties;
     use super::*;
 
     fn attrs() -> Attributes {
