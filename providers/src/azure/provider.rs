@@ -153,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn serves_the_six_azure_kinds() {
+    fn serves_every_azure_kind() {
         let types = provider().resource_types();
         for t in [
             subscription::TYPE,
@@ -162,10 +162,11 @@ mod tests {
             resource_group::TYPE,
             connected_cluster::TYPE,
             connectivity::TYPE,
+            extension::TYPE,
         ] {
             assert!(types.contains(&t), "{t} is served");
         }
-        assert_eq!(types.len(), 6);
+        assert_eq!(types.len(), 7);
     }
 
     #[tokio::test]
