@@ -1,10 +1,11 @@
 //! Day 2 end to end, on the sandbox with the real binary: `examples/day2.yaml` (the quickstart
-//! plus Azure Monitor and Azure Policy as cluster extensions, the monitor's workspace key a
-//! protected setting from the environment) planned, applied, re-planned empty; a protected
-//! setting changed is planned as an update shown by digest, never by value; an extension
-//! deleted out of band is planned again; a pinned version bumped is one in-place update;
-//! destroy removes the extensions before the cluster. The secret scan covers the protected
-//! values.
+//! with workload identity and pinned agents, plus Azure Monitor and Azure Policy as cluster
+//! extensions, the monitor's workspace key a protected setting from the environment) planned,
+//! applied, re-planned empty; a protected setting changed is planned as an update shown by
+//! digest, never by value; an extension deleted out of band is planned again; a pinned
+//! extension version bumped is one in-place update; an agent version bump is an in-place
+//! update of the connected cluster (desiredAgentVersion) and of the agents; destroy removes
+//! the extensions before the cluster. The secret scan covers the protected values.
 
 mod common;
 
@@ -63,6 +64,22 @@ async fn day2_extensions_lifecycle() {
         monitor["properties"]["configurationSettings"]["arcplan.stack"], "day2",
         "ownership is recorded on the extension"
     );
+    let cluster = w
+        .sandbox
+        .arm()
+        .connected_cluster(&ids(&w).0, "myAzureResourceGroup", "mynewcluster")
+        .unwrap();
+    let p = &cluster["properties"];
+    assert_eq!(p["securityProfile"]["workloadIdentity"]["enabled"], true);
+    assert_eq!(p["oidcIssuerProfile"]["enabled"], true);
+    assert!(
+        p["oidcIssuerProfile"]["issuerUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://")
+    );
+    assert_eq!(p["arcAgentProfile"]["agentAutoUpgrade"], "Disabled");
+    assert_eq!(p["arcAgentProfile"]["desiredAgentVersion"], "1.21.10");
     let policy = state_of(&w, "azurepolicy").expect("policy installed");
     assert_eq!(policy["properties"]["version"], "1.10.0");
     assert_eq!(policy["properties"]["autoUpgradeMinorVersion"], false);
@@ -149,18 +166,98 @@ async fn day2_extensions_lifecycle() {
         "1.11.0"
     );
 
+    // An agent upgrade: planned as in-place updates (the resource's desired version, then the
+    // agents rolled to it), nothing replaced.
+    let upgraded = w.dir.join("day2-upgraded.yaml");
+    let text = std::fs::read_to_string(w.dir.join("day2-bumped.yaml"))
+        .unwrap()
+        .replace("version: 1.21.10", "version: 1.22.0");
+    std::fs::write(&upgraded, text).unwrap();
+    let upgraded = upgraded.display().to_string();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(
+            &w,
+            &["plan", "-f", &upgraded, "--detailed-exitcode"],
+            SECOND_KEY,
+        )
+    });
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("arc.connectedCluster.mynewcluster will be updated in place"),
+        "{out}"
+    );
+    assert!(
+        out.contains("agents upgraded to 1.22.0"),
+        "the reason says it:\n{out}"
+    );
+    assert!(out.contains("0 to add, 2 to change, 0 to destroy"), "{out}");
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(
+            &w,
+            &["apply", "-f", &upgraded, "--auto-approve"],
+            SECOND_KEY,
+        )
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    let cluster = w
+        .sandbox
+        .arm()
+        .connected_cluster(&ids(&w).0, "myAzureResourceGroup", "mynewcluster")
+        .unwrap();
+    assert_eq!(
+        cluster["properties"]["arcAgentProfile"]["desiredAgentVersion"],
+        "1.22.0"
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(
+            &w,
+            &["plan", "-f", &upgraded, "--detailed-exitcode"],
+            SECOND_KEY,
+        )
+    });
+    assert_eq!(code, 0, "converged after the upgrade:\n{out}{err}");
+
+    // Removed from the file: pruned, because it carries this stack's ownership.
+    let pruned = w.dir.join("day2-pruned.yaml");
+    let text = std::fs::read_to_string(&upgraded).unwrap();
+    let cut = text.find("      - name: azurepolicy").unwrap();
+    std::fs::write(&pruned, &text[..cut]).unwrap();
+    let pruned = pruned.display().to_string();
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(
+            &w,
+            &["plan", "-f", &pruned, "--detailed-exitcode"],
+            SECOND_KEY,
+        )
+    });
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        out.contains("arc.extension.mynewcluster/azurepolicy will be destroyed"),
+        "{out}"
+    );
+    assert!(out.contains("0 to add, 0 to change, 1 to destroy"), "{out}");
+    let (code, out, err) = tokio::task::block_in_place(|| {
+        run(&w, &["apply", "-f", &pruned, "--auto-approve"], SECOND_KEY)
+    });
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(state_of(&w, "azurepolicy").is_none(), "pruned");
+    assert!(
+        state_of(&w, "azuremonitor-containers").is_some(),
+        "the other stays"
+    );
+
     // Destroy: extensions first, then the cluster.
     let (code, out, err) = tokio::task::block_in_place(|| {
         run(
             &w,
-            &["destroy", "-f", &bumped, "--auto-approve"],
+            &["destroy", "-f", &pruned, "--auto-approve"],
             SECOND_KEY,
         )
     });
     assert_eq!(code, 0, "{out}{err}");
     let text = format!("{out}{err}");
     let ext_gone = text
-        .find("arc.extension.mynewcluster/azurepolicy: Destruction complete")
+        .find("arc.extension.mynewcluster/azuremonitor-containers: Destruction complete")
         .unwrap_or_else(|| panic!("extension destroyed:\n{text}"));
     let cluster_gone = text
         .find("arc.connectedCluster.mynewcluster: Destruction complete")

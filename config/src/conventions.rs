@@ -12,6 +12,11 @@ pub const ONBOARDING_ROLES: &[&str] = &[
     "Kubernetes Cluster - Azure Arc Onboarding",
 ];
 
+/// The connected cluster tag that says this stack installed extensions on it (its value is the
+/// stack): prune lists a cluster's extensions only when it carries it, so a stack without
+/// extensions costs no request.
+pub const EXTENSIONS_TAG: &str = "arcplan-extensions";
+
 /// The prefix of the configuration settings arcplan writes on the cluster extensions it manages
 /// (extensions carry no tags); users may not set keys under it.
 pub const EXTENSION_SETTINGS_PREFIX: &str = "arcplan.";

@@ -1,5 +1,7 @@
-//! Semantic checks of a cluster's `extensions`: names, the version and release-train rules of
-//! `Microsoft.KubernetesConfiguration/extensions`, scope namespaces, settings.
+//! Semantic checks of a cluster's day-2 declarations: its `features` (workload identity needs
+//! the OIDC issuer, Azure RBAC group ids, pinned agents when auto-upgrade is off) and its
+//! `extensions` (names, the version and release-train rules of
+//! `Microsoft.KubernetesConfiguration/extensions`, scope namespaces, settings).
 
 use super::conventions::EXTENSION_SETTINGS_PREFIX as RESERVED_PREFIX;
 use super::known::EXTENSION_TYPES;
@@ -37,6 +39,51 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
             .with_location(loaded.location(path))
             .with_key(path.to_string())
     };
+    if c.features.workload_identity && !c.features.oidc_issuer {
+        out.push(
+            err(
+                "conflicting-settings",
+                format!(
+                    "cluster `{}` enables workload identity without the OIDC issuer it needs",
+                    c.name
+                ),
+                &base.key("features").key("workloadIdentity"),
+            )
+            .with_hint("add `oidcIssuer: true` under `features`"),
+        );
+    }
+    for (k, id) in c
+        .features
+        .azure_rbac
+        .iter()
+        .flat_map(|r| r.admin_group_object_ids.iter().enumerate())
+    {
+        if uuid_like(id).is_none() {
+            out.push(err(
+                "invalid-format",
+                format!("`{id}` is not an Entra group object id (a GUID)"),
+                &base
+                    .key("features")
+                    .key("azureRbac")
+                    .key("adminGroupObjectIds")
+                    .index(k),
+            ));
+        }
+    }
+    if !c.agents.auto_upgrade && c.agents.version.is_none() {
+        out.push(
+            Diagnostic::warning(
+                "unpinned-agents",
+                format!(
+                    "cluster `{}` turns agent auto-upgrade off without pinning `agents.version`: the agents stay on whatever version is installed",
+                    c.name
+                ),
+            )
+            .with_location(loaded.location(&base.key("agents").key("autoUpgrade")))
+            .with_key(base.key("agents").key("autoUpgrade").to_string())
+            .with_hint("set `agents.version` to the version to run (an upgrade is then a planned update)"),
+        );
+    }
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (j, e) in c.extensions.iter().enumerate() {
         let at = base.key("extensions").index(j);
@@ -152,4 +199,16 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
             }
         }
     }
+}
+
+/// `Some(())` when `s` is a GUID (8-4-4-4-12 hexadecimal digits).
+fn uuid_like(s: &str) -> Option<()> {
+    let parts: Vec<&str> = s.split('-').collect();
+    let lens = [8, 4, 4, 4, 12];
+    (parts.len() == 5
+        && parts
+            .iter()
+            .zip(lens)
+            .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit())))
+    .then_some(())
 }

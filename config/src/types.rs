@@ -241,10 +241,72 @@ pub struct Cluster {
     /// The Arc agents.
     #[serde(default)]
     pub agents: Agents,
+    /// The connected cluster's kind: `ProvisionedCluster` for AKS hybrid (created by the
+    /// hybrid stack); absent for any other cluster. Changing it replaces the resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ClusterKind>,
+    /// Features of the connected cluster resource (plan-time diffs, applied by ARM).
+    #[serde(default, skip_serializing_if = "ClusterFeatures::is_default")]
+    pub features: ClusterFeatures,
     /// Cluster extensions (`Microsoft.KubernetesConfiguration/extensions`): Azure Monitor,
     /// Azure Policy, Flux and others, installed once the cluster is connected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<Extension>,
+}
+
+/// The kind of a connected cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ClusterKind {
+    /// An AKS hybrid cluster (AKS on Azure Local / Azure Stack HCI, VMware).
+    ProvisionedCluster,
+}
+
+/// Features of a connected cluster, as `az connectedk8s connect/update` and `enable-features`
+/// set them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterFeatures {
+    /// Serve an OIDC issuer for the cluster's service account tokens
+    /// (`oidcIssuerProfile.enabled`; `--enable-oidc-issuer`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub oidc_issuer: bool,
+    /// Workload identity (`securityProfile.workloadIdentity.enabled`;
+    /// `--enable-workload-identity`). Needs `oidcIssuer: true`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub workload_identity: bool,
+    /// Azure RBAC for the cluster (`aadProfile`; `--enable-azure-rbac`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_rbac: Option<AzureRbac>,
+    /// Azure Hybrid Benefit (`azureHybridBenefit`: `True`, `False`, `NotApplicable`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub azure_hybrid_benefit: Option<HybridBenefit>,
+}
+
+impl ClusterFeatures {
+    /// True when nothing is declared.
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// Azure RBAC on a connected cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AzureRbac {
+    /// Entra group object ids with cluster-admin access.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub admin_group_object_ids: Vec<String>,
+}
+
+/// `azureHybridBenefit` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum HybridBenefit {
+    /// Opted in.
+    True,
+    /// Opted out.
+    False,
+    /// Not applicable to this cluster.
+    NotApplicable,
 }
 
 /// A cluster extension, as `az k8s-extension create` installs it.

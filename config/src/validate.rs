@@ -4,7 +4,7 @@
 //! durations, and secrets written inline. Every check reports all its findings, each pointing at
 //! the offending key.
 
-use super::conventions::{ONBOARDING_ROLES, STACK_TAG};
+use super::conventions::{EXTENSIONS_TAG, ONBOARDING_ROLES, STACK_TAG};
 use super::known::{DISTRIBUTIONS, INFRASTRUCTURES, REGIONS, unknown_value_hint};
 use super::loaded::{Loaded, cluster_path};
 use super::yaml::{Node, Path, Seg, Value};
@@ -140,6 +140,10 @@ fn tag_problems(
         let problem = if k.eq_ignore_ascii_case(STACK_TAG) {
             Some(format!(
                 "the tag `{STACK_TAG}` is set by arcplan from `stack`"
+            ))
+        } else if k.eq_ignore_ascii_case(EXTENSIONS_TAG) {
+            Some(format!(
+                "the tag `{EXTENSIONS_TAG}` is set by arcplan on clusters it installs extensions on"
             ))
         } else if k.is_empty() || k.chars().count() > 512 {
             Some("tag names must be 1 to 512 characters".to_owned())

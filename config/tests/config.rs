@@ -575,3 +575,61 @@ fn extension_rules_point_at_the_key() {
         "{typo:?}"
     );
 }
+
+#[test]
+fn cluster_features_are_checked() {
+    let base = GOOD.split("clusters:").next().unwrap();
+    let text = format!(
+        "{base}clusters:
+  - name: c1
+    resourceGroup: myAzureResourceGroup
+    agents:
+      autoUpgrade: false
+    features:
+      workloadIdentity: true
+      azureRbac:
+        adminGroupObjectIds: [not-a-guid]
+      azureHybridBenefit: Maybe
+"
+    );
+    let d = errors(&text);
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i as u64 + 1)
+            .unwrap()
+    };
+    // The schema names the bad enum value; semantic checks still run.
+    assert!(
+        d.iter()
+            .any(|x| x.key.as_deref() == Some("clusters[0].features.azureHybridBenefit")),
+        "{d}"
+    );
+    let text = text.replace("      azureHybridBenefit: Maybe\n", "");
+    let d = errors(&text);
+    let wi = find(&d, "conflicting-settings");
+    assert_eq!(
+        wi.key.as_deref(),
+        Some("clusters[0].features.workloadIdentity")
+    );
+    assert_eq!(at(wi).0, line_of("workloadIdentity: true"));
+    assert!(wi.hint.as_deref().unwrap().contains("oidcIssuer: true"));
+    let guid = find(&d, "invalid-format");
+    assert_eq!(
+        guid.key.as_deref(),
+        Some("clusters[0].features.azureRbac.adminGroupObjectIds[0]")
+    );
+    let text = text
+        .replace(
+            "      workloadIdentity: true\n",
+            "      oidcIssuer: true\n      workloadIdentity: true\n",
+        )
+        .replace("[not-a-guid]", "[00000000-0000-0000-0000-000000000001]");
+    let loaded = load_str(&text, "f.yaml").unwrap();
+    let w: Vec<_> = loaded.warnings.iter().map(|w| w.code).collect();
+    assert_eq!(
+        w,
+        vec!["unpinned-agents"],
+        "auto-upgrade off without a version is worth a word"
+    );
+}

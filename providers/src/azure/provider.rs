@@ -126,11 +126,11 @@ mod tests {
     }
 
     fn provider() -> AzureProvider {
-        let profile = CloudProfile::from_config(
-            &Cloud::Named(CloudName::AzureCloud),
-            std::path::Path::new("."),
-        )
-        .unwrap();
+        provider_on(&Cloud::Named(CloudName::AzureCloud))
+    }
+
+    fn provider_on(cloud: &Cloud) -> AzureProvider {
+        let profile = CloudProfile::from_config(cloud, std::path::Path::new(".")).unwrap();
         let arm = ArmClient::new(
             profile,
             crate::azure::http::client(None).unwrap(),
@@ -249,5 +249,62 @@ mod tests {
         let d = r.diagnostics.iter().next().expect("a diagnostic");
         assert_eq!(d.code, "attributes");
         assert_eq!(d.address.as_deref(), Some("arc.connectedCluster.c"));
+    }
+
+    #[tokio::test]
+    async fn a_feature_the_clouds_api_version_lacks_fails_the_plan_naming_it() {
+        let stack_hub = Cloud::Custom(arcplan_config::CustomCloud {
+            name: Some("AzureStackHub".into()),
+            resource_manager: "https://management.local.azurestack.external".into(),
+            authority_host: "https://login.microsoftonline.com".into(),
+            audience: None,
+            ca_bundle: None,
+            api_versions: [(
+                "Microsoft.Kubernetes/connectedClusters".to_owned(),
+                "2021-10-01".to_owned(),
+            )]
+            .into(),
+        });
+        let p = provider_on(&stack_hub);
+        let desired = json!({
+            "subscriptionId": "sub", "resourceGroup": "rg", "name": "c", "location": "eastus",
+            "tags": {}, "identity": {"type": "SystemAssigned"}, "distribution": "generic",
+            "infrastructure": "generic", "agentPublicKeyCertificate": "MIIC",
+            "agentAutoUpgrade": true, "oidcIssuer": true, "workloadIdentity": true,
+        });
+        let r = p
+            .plan(PlanRequest {
+                address: connected_cluster::address("c"),
+                prior: None,
+                desired,
+                unknown: vec![],
+                replace_requested: false,
+                mode: PlanMode::Normal,
+            })
+            .await;
+        assert!(r.action.is_none(), "nothing planned");
+        let errors: Vec<_> = r.diagnostics.iter().collect();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0].code, "unsupported-feature");
+        assert!(
+            errors[0].message.contains("features.oidcIssuer"),
+            "{}",
+            errors[0].message
+        );
+        assert!(
+            errors[0].message.contains("2021-10-01"),
+            "{}",
+            errors[0].message
+        );
+        assert!(errors[1].message.contains("features.workloadIdentity"));
+        assert!(errors[0].hint.as_deref().unwrap().contains("apiVersions"));
+        assert_eq!(
+            p.arm()
+                .stats
+                .sent
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "no request was made"
+        );
     }
 }

@@ -493,6 +493,27 @@ impl ArmState {
                 .or_insert_with(|| json!("Enabled"));
         }
 
+        // The OIDC issuer's URL is the service's (read-only), kept across PUTs.
+        if let Some(o) = new_props
+            .get_mut("oidcIssuerProfile")
+            .and_then(Value::as_object_mut)
+        {
+            o.remove("issuerUrl");
+            if o.get("enabled").and_then(Value::as_bool) == Some(true) {
+                let kept = existing.as_ref().and_then(|(old, _)| {
+                    old.pointer("/properties/oidcIssuerProfile/issuerUrl")
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                });
+                let url = kept.unwrap_or_else(|| {
+                    format!(
+                        "https://{loc}.oic.prod-arc.azure.com/{tenant}/{}/",
+                        self.new_uuid()
+                    )
+                });
+                o.insert("issuerUrl".into(), json!(url));
+            }
+        }
         let principal = match (&existing, identity_type) {
             (_, "None") => None,
             (Some((old, _)), _) if old["identity"]["principalId"].is_string() => {

@@ -17,7 +17,7 @@ use crate::azure::shared::*;
 use crate::kind::{Kind, attributes};
 use crate::kubernetes::kinds::arc_agents;
 use arcplan_config::conventions::{
-    EXTENSION_DIGEST_SETTING, EXTENSION_OWNER_SETTING, EXTENSION_SETTINGS_PREFIX,
+    EXTENSION_DIGEST_SETTING, EXTENSION_OWNER_SETTING, EXTENSION_SETTINGS_PREFIX, EXTENSIONS_TAG,
 };
 use arcplan_config::{Config, ExtensionScope, SecretRef};
 use arcplan_engine::address::{Address, ResourceType};
@@ -497,9 +497,13 @@ impl Kind<AzureCx> for Extension {
                 return out;
             }
         };
-        let ours = clusters
-            .iter()
-            .filter(|c| owner_of(c).as_deref() == Some(req.stack.as_str()));
+        // Only clusters this stack installed extensions on (tagged when it did).
+        let ours = clusters.iter().filter(|c| {
+            owner_of(c).as_deref() == Some(req.stack.as_str())
+                && tags_of(c)
+                    .iter()
+                    .any(|(k, v)| k.eq_ignore_ascii_case(EXTENSIONS_TAG) && v == req.stack.as_str())
+        });
         for c in ours {
             let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
             let list = cx.req(

@@ -7,7 +7,9 @@ use crate::azure::arm::ArmError;
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
 use crate::azure::shared::*;
-use arcplan_config::conventions::{EXTENSION_DIGEST_SETTING, EXTENSION_OWNER_SETTING};
+use arcplan_config::conventions::{
+    EXTENSION_DIGEST_SETTING, EXTENSION_OWNER_SETTING, EXTENSIONS_TAG,
+};
 use arcplan_engine::plan::Action;
 use arcplan_engine::provider::ApplyRequest;
 use reqwest::Method;
@@ -130,10 +132,51 @@ pub(super) async fn write(
         .body
         .pointer("/properties/errorInfo/message")
         .and_then(Value::as_str);
-    match provisioning_failure(&format!("extension {name}"), &done, path, detail) {
-        Some(e) => Err(e),
-        None => Ok(Some(state)),
+    if let Some(e) = provisioning_failure(&format!("extension {name}"), &done, path, detail) {
+        return Err(e);
     }
+    if method_created(req.change.action) {
+        mark_cluster(cx, d).await?;
+    }
+    Ok(Some(state))
+}
+
+fn method_created(action: Action) -> bool {
+    matches!(action, Action::Create | Action::Replace)
+}
+
+/// Tags the connected cluster `arcplan-extensions=<stack>` (once), so prune lists its
+/// extensions; a stack that never installed one lists none.
+async fn mark_cluster(cx: &AzureCx, d: &Attributes) -> Result<(), ArmError> {
+    let stack = cx.settings.stack.as_str();
+    let path = format!(
+        "{}/resourceGroups/{}/providers/Microsoft.Kubernetes/connectedClusters/{}",
+        cx.sub_path(),
+        d.resource_group,
+        d.cluster
+    );
+    let live = cx
+        .arm
+        .send(&cx.req(Method::GET, &path, ApiKind::ConnectedClusters, None))
+        .await?;
+    let mut tags = tags_of(&live.body);
+    if tags
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case(EXTENSIONS_TAG) && v == stack)
+    {
+        return Ok(());
+    }
+    tags.retain(|k, _| !k.eq_ignore_ascii_case(EXTENSIONS_TAG));
+    tags.insert(EXTENSIONS_TAG.into(), json!(stack));
+    cx.arm
+        .send(&cx.req(
+            Method::PATCH,
+            &path,
+            ApiKind::ConnectedClusters,
+            Some(json!({ "tags": tags })),
+        ))
+        .await?;
+    Ok(())
 }
 
 pub(super) async fn delete(

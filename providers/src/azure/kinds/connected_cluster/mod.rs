@@ -23,6 +23,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub mod features;
+use features::Features;
+
 /// The type.
 pub const TYPE: ResourceType = ResourceType::of("arc.connectedCluster");
 
@@ -58,6 +61,9 @@ pub struct Attributes {
     pub agent_public_key_certificate: Deferred<String>,
     /// Whether the agents upgrade themselves.
     pub agent_auto_upgrade: bool,
+    /// The cluster's features (agents' desired version, OIDC issuer, workload identity, ...).
+    #[serde(flatten)]
+    pub features: Features,
 }
 
 /// A cluster's address.
@@ -85,6 +91,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 "publicKey",
             ),
             agent_auto_upgrade: c.agents.auto_upgrade,
+            features: Features::of(c),
         };
         b.node(a.clone(), Mode::Managed, &attrs, format!("clusters[{i}]"));
         b.edge(&a, &resource_group::address(&c.resource_group));
@@ -99,11 +106,12 @@ const ARM_TYPE: &str = "Microsoft.Kubernetes/connectedClusters";
 
 /// Attributes a connected cluster cannot change in place, as JSON pointers (a change to any of
 /// them replaces the resource and the agents are onboarded again).
-pub const REPLACED_BY: [&str; 4] = [
+pub const REPLACED_BY: [&str; 5] = [
     "/location",
     "/identity",
     "/agentPublicKeyCertificate",
     "/infrastructure",
+    "/kind",
 ];
 
 /// What a change of a connected cluster needs of the credential.
@@ -205,7 +213,13 @@ impl Kind<AzureCx> for ConnectedCluster {
                     state["agentPublicKeyCertificate"],
                     state["distribution"],
                     state["infrastructure"],
-                    state["agentAutoUpgrade"]
+                    state["agentAutoUpgrade"],
+                    state["desiredAgentVersion"],
+                    state["oidcIssuer"],
+                    state["workloadIdentity"],
+                    state["azureRbac"],
+                    state["azureHybridBenefit"],
+                    state["kind"]
                 ])));
                 r.state = Some(state);
             }
@@ -224,6 +238,26 @@ impl Kind<AzureCx> for ConnectedCluster {
             }
         };
         let stack = cx.settings.stack.as_str();
+        let api = cx.arm.profile().api_version(ApiKind::ConnectedClusters);
+        let missing = features::unsupported(&d.features, api);
+        if req.mode != PlanMode::Destroy && !missing.is_empty() {
+            for (feature, since) in missing {
+                resp.diagnostics.push(
+                    Diagnostic::error(
+                        "unsupported-feature",
+                        format!(
+                            "connected cluster {}: {feature} needs api-version {since} or later of {ARM_TYPE}, and this cloud's profile uses {api}",
+                            req.address.name
+                        ),
+                    )
+                    .with_address(req.address.to_string())
+                    .with_hint(format!(
+                        "if the cloud offers it, set `azure.cloud.apiVersions: {{ {ARM_TYPE}: {since} }}` (or later); otherwise remove the feature from the cluster"
+                    )),
+                );
+            }
+            return resp;
+        }
         let key_unknown = req
             .unknown
             .iter()
@@ -291,6 +325,7 @@ impl Kind<AzureCx> for ConnectedCluster {
         after["agentAutoUpgrade"] = json!(d.agent_auto_upgrade);
         after["identity"] = json!(d.identity);
         after["tags"] = merged_tags(&d.tags, prior);
+        features::plan_into(&d.features, &mut after);
         if req.replace_requested || !replace.is_empty() {
             resp.action = Some(Action::Replace);
             resp.reason = Some(if req.replace_requested && replace.is_empty() {
@@ -309,11 +344,13 @@ impl Kind<AzureCx> for ConnectedCluster {
             resp.after = Some(after);
             return resp;
         }
+        let (feature_changes, _) = features::differences(&d.features, prior);
         let changed = !tag_diff(&d.tags, prior).is_empty()
             || !d
                 .distribution
                 .eq_ignore_ascii_case(s(prior, "distribution"))
-            || prior.get("agentAutoUpgrade") != Some(&json!(d.agent_auto_upgrade));
+            || prior.get("agentAutoUpgrade") != Some(&json!(d.agent_auto_upgrade))
+            || !feature_changes.is_empty();
         resp.outputs = Some(cluster_outputs(prior));
         if changed {
             resp.action = Some(Action::Update);
@@ -323,6 +360,8 @@ impl Kind<AzureCx> for ConnectedCluster {
                     ReasonCode::Other,
                     format!("adopts the existing connected cluster into stack {stack}"),
                 ));
+            } else if !feature_changes.is_empty() {
+                resp.reason = Some(Reason::new(ReasonCode::Other, feature_changes.join("; ")));
             }
         } else {
             resp.action = Some(Action::NoOp);
@@ -376,7 +415,7 @@ impl Kind<AzureCx> for ConnectedCluster {
 
 /// The attributes of [`REPLACED_BY`] that differ from the live state, with why, in words.
 fn replacements(d: &Attributes, prior: &Value, key_unknown: bool) -> (Vec<String>, Vec<String>) {
-    let [location, identity, key, infrastructure] = REPLACED_BY;
+    let [location, identity, key, infrastructure, kind] = REPLACED_BY;
     let mut replace = Vec::new();
     let mut why = Vec::new();
     let want_location = d.location.as_deref().unwrap_or_default();
@@ -413,6 +452,18 @@ fn replacements(d: &Attributes, prior: &Value, key_unknown: bool) -> (Vec<String
             d.infrastructure
         ));
     }
+    if let Some(k) = &d.features.kind
+        && !k.eq_ignore_ascii_case(s(prior, "kind"))
+    {
+        replace.push(kind.to_owned());
+        why.push(format!(
+            "kind {} -> {k} cannot change in place",
+            prior
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("(none)")
+        ));
+    }
     (replace, why)
 }
 
@@ -426,12 +477,14 @@ fn cluster_body(d: &Attributes, tags: Value) -> Value {
     if !d.agent_auto_upgrade {
         props["arcAgentProfile"] = json!({"agentAutoUpgrade": "Disabled"});
     }
-    json!({
+    let mut body = json!({
         "location": d.location.as_deref().unwrap_or_default(),
         "tags": tags,
         "identity": {"type": d.identity.kind},
-        "properties": props,
-    })
+    });
+    features::body_into(&d.features, &mut body, &mut props);
+    body["properties"] = props;
+    body
 }
 
 async fn put_cluster(
@@ -494,16 +547,22 @@ async fn apply_cluster(
                 .await?;
             let live_state = cluster_state(&live.body);
             let tags = merged_tags(&d.tags, &live_state);
-            if live_state.get("agentAutoUpgrade") != Some(&json!(d.agent_auto_upgrade)) {
-                // Auto-upgrade is not patchable: PUT the whole resource, key unchanged.
+            if live_state.get("agentAutoUpgrade") != Some(&json!(d.agent_auto_upgrade))
+                || features::differences(&d.features, &live_state).1
+            {
+                // Auto-upgrade and most features are not patchable: PUT the whole resource,
+                // key unchanged.
                 return Ok(Some(
                     put_cluster(cx, req, &path, cluster_body(d, tags), started).await?,
                 ));
             }
-            let body = json!({
+            let mut body = json!({
                 "tags": tags,
                 "properties": {"distribution": d.distribution},
             });
+            if let Some(b) = &d.features.azure_hybrid_benefit {
+                body["properties"]["azureHybridBenefit"] = json!(b);
+            }
             let done = write_and_read(
                 cx,
                 req,
@@ -528,7 +587,7 @@ pub fn cluster_state(b: &Value) -> Value {
         .and_then(Value::as_str)
         .map(|v| !v.eq_ignore_ascii_case("Disabled"))
         .unwrap_or(true);
-    json!({
+    let mut state = json!({
         "id": s(b, "id"),
         "name": s(b, "name"),
         "resourceGroup": rg_of(s(b, "id")),
@@ -547,7 +606,11 @@ pub fn cluster_state(b: &Value) -> Value {
         "totalCoreCount": p.get("totalCoreCount").cloned().unwrap_or(Value::Null),
         "lastConnectivityTime": p.get("lastConnectivityTime").cloned().unwrap_or(Value::Null),
         "managedIdentityCertificateExpirationTime": p.get("managedIdentityCertificateExpirationTime").cloned().unwrap_or(Value::Null),
-    })
+    });
+    if let (Some(st), Value::Object(f)) = (state.as_object_mut(), features::state_of(b)) {
+        st.extend(f);
+    }
+    state
 }
 
 /// The outputs dependents may refer to, from a cluster's state.
