@@ -51,6 +51,7 @@ async fn day2_extensions_lifecycle() {
     for a in [
         "arc.extension.mynewcluster/azuremonitor-containers will be created",
         "arc.extension.mynewcluster/azurepolicy will be created",
+        "arc.customLocation.mynewcluster-services will be created",
     ] {
         assert!(out.contains(a), "{a}:\n{out}");
     }
@@ -80,6 +81,19 @@ async fn day2_extensions_lifecycle() {
     );
     assert_eq!(p["arcAgentProfile"]["agentAutoUpgrade"], "Disabled");
     assert_eq!(p["arcAgentProfile"]["desiredAgentVersion"], "1.21.10");
+    let location = w
+        .sandbox
+        .arm()
+        .custom_location(&ids(&w).0, "myAzureResourceGroup", "mynewcluster-services")
+        .expect("custom location created");
+    assert_eq!(location["properties"]["provisioningState"], "Succeeded");
+    assert_eq!(location["properties"]["namespace"], "arc-services");
+    assert!(
+        location["properties"]["clusterExtensionIds"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/extensions/azuremonitor-containers")
+    );
     let policy = state_of(&w, "azurepolicy").expect("policy installed");
     assert_eq!(policy["properties"]["version"], "1.10.0");
     assert_eq!(policy["properties"]["autoUpgradeMinorVersion"], false);
@@ -220,8 +234,11 @@ async fn day2_extensions_lifecycle() {
     // Removed from the file: pruned, because it carries this stack's ownership.
     let pruned = w.dir.join("day2-pruned.yaml");
     let text = std::fs::read_to_string(&upgraded).unwrap();
-    let cut = text.find("      - name: azurepolicy").unwrap();
-    std::fs::write(&pruned, &text[..cut]).unwrap();
+    let (from, to) = (
+        text.find("      - name: azurepolicy").unwrap(),
+        text.find("customLocations:").unwrap(),
+    );
+    std::fs::write(&pruned, format!("{}{}", &text[..from], &text[to..])).unwrap();
     let pruned = pruned.display().to_string();
     let (code, out, err) = tokio::task::block_in_place(|| {
         run(
@@ -256,12 +273,16 @@ async fn day2_extensions_lifecycle() {
     });
     assert_eq!(code, 0, "{out}{err}");
     let text = format!("{out}{err}");
+    let location_gone = text
+        .find("arc.customLocation.mynewcluster-services: Destruction complete")
+        .unwrap_or_else(|| panic!("custom location destroyed:\n{text}"));
     let ext_gone = text
         .find("arc.extension.mynewcluster/azuremonitor-containers: Destruction complete")
         .unwrap_or_else(|| panic!("extension destroyed:\n{text}"));
     let cluster_gone = text
         .find("arc.connectedCluster.mynewcluster: Destruction complete")
         .unwrap_or_else(|| panic!("cluster destroyed:\n{text}"));
+    assert!(location_gone < ext_gone, "reverse order:\n{text}");
     assert!(ext_gone < cluster_gone, "reverse order:\n{text}");
     assert!(w.sandbox.arm().connected_clusters().is_empty());
 

@@ -212,3 +212,117 @@ fn uuid_like(s: &str) -> Option<()> {
             .all(|(p, n)| p.len() == n && p.chars().all(|c| c.is_ascii_hexdigit())))
     .then_some(())
 }
+
+/// Every problem of the file's custom locations: the host cluster and its extensions must be
+/// declared, `Microsoft.ExtendedLocation` registered, the namespace a Kubernetes name.
+pub(crate) fn check_custom_locations(loaded: &Loaded, out: &mut Diagnostics) {
+    let cfg = &loaded.config;
+    let err = |code: &'static str, msg: String, path: &Path| {
+        Diagnostic::error(code, msg)
+            .with_location(loaded.location(path))
+            .with_key(path.to_string())
+    };
+    let registered = cfg
+        .resource_providers
+        .iter()
+        .any(|p| p.eq_ignore_ascii_case("Microsoft.ExtendedLocation"));
+    let mut names: HashMap<String, usize> = HashMap::new();
+    for (i, l) in cfg.custom_locations.iter().enumerate() {
+        let at = Path::root().key("customLocations").index(i);
+        if let Some(first) = names.insert(l.name.to_ascii_lowercase(), i) {
+            out.push(err(
+                "duplicate-name",
+                format!(
+                    "custom location `{}` is declared twice (first at customLocations[{first}])",
+                    l.name
+                ),
+                &at.key("name"),
+            ));
+        }
+        if !registered {
+            out.push(
+                err(
+                    "missing-registration",
+                    format!(
+                        "custom location `{}` needs the resource provider Microsoft.ExtendedLocation, which `resourceProviders` does not register",
+                        l.name
+                    ),
+                    &at,
+                )
+                .with_hint("add `Microsoft.ExtendedLocation` to `resourceProviders`"),
+            );
+        }
+        if cfg.resource_group(&l.resource_group).is_none() {
+            out.push(err(
+                "undeclared-resource-group",
+                format!(
+                    "custom location `{}` refers to resource group `{}`, which is not declared",
+                    l.name, l.resource_group
+                ),
+                &at.key("resourceGroup"),
+            ));
+        }
+        if !is_dns_label(&l.namespace) {
+            out.push(err(
+                "invalid-name",
+                format!(
+                    "namespace `{}` must be a Kubernetes name: 1 to 63 lowercase letters, digits and `-`, starting and ending with a letter or digit",
+                    l.namespace
+                ),
+                &at.key("namespace"),
+            ));
+        }
+        let Some(host) = cfg
+            .clusters
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(&l.cluster))
+        else {
+            out.push(
+                err(
+                    "undeclared-cluster",
+                    format!(
+                        "custom location `{}` is hosted by cluster `{}`, which is not declared",
+                        l.name, l.cluster
+                    ),
+                    &at.key("cluster"),
+                )
+                .with_hint("name a cluster of `clusters`"),
+            );
+            continue;
+        };
+        if l.extensions.is_empty() {
+            out.push(
+                err(
+                    "missing-extensions",
+                    format!("custom location `{}` names no extension", l.name),
+                    &at.key("extensions"),
+                )
+                .with_hint("name the cluster extensions whose services it offers"),
+            );
+        }
+        for (j, e) in l.extensions.iter().enumerate() {
+            if !host.extensions.iter().any(|x| x.name == *e) {
+                out.push(
+                    err(
+                        "undeclared-extension",
+                        format!(
+                            "custom location `{}` names extension `{e}`, which cluster `{}` does not declare",
+                            l.name, host.name
+                        ),
+                        &at.key("extensions").index(j),
+                    )
+                    .with_hint("declare it under the cluster's `extensions`, or remove it here"),
+                );
+            }
+        }
+    }
+}
+
+fn is_dns_label(s: &str) -> bool {
+    let ends = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    (1..=63).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && ends(s.chars().next())
+        && ends(s.chars().last())
+}

@@ -34,6 +34,36 @@ pub struct Config {
     /// Kubernetes clusters to connect to Azure Arc.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<Cluster>,
+    /// Custom locations (`Microsoft.ExtendedLocation/customLocations`): a namespace of a
+    /// connected cluster that Azure services deploy into, through cluster extensions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub custom_locations: Vec<CustomLocation>,
+}
+
+/// A custom location, as `az customlocation create` makes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomLocation {
+    /// The resource name.
+    pub name: String,
+    /// The resource group (declared in `resourceGroups`).
+    pub resource_group: String,
+    /// The region; defaults to the host cluster's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    /// The host: a cluster of this file (`clusters[].name`). Changing it replaces the location.
+    pub cluster: String,
+    /// The namespace created in the cluster for it. Changing it replaces the location.
+    pub namespace: String,
+    /// Extensions of the host cluster (`clusters[].extensions[].name`) whose services the
+    /// location offers (at least one).
+    pub extensions: Vec<String>,
+    /// The display name (default: the name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    /// Tags to set (arcplan adds `arcplan-stack`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// The only accepted `apiVersion`.

@@ -537,6 +537,7 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             }
         }
     }
+    super::extensions::check_custom_locations(loaded, &mut out);
     out
 }
 

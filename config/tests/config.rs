@@ -633,3 +633,35 @@ fn cluster_features_are_checked() {
         "auto-upgrade off without a version is worth a word"
     );
 }
+
+#[test]
+fn custom_locations_name_what_is_missing() {
+    let day2 = include_str!("../../examples/day2.yaml");
+    let text = day2
+        .replace("  - Microsoft.ExtendedLocation\n", "")
+        .replace(
+            "extensions: [azuremonitor-containers]",
+            "extensions: [azuremonitor-containers, keda]",
+        )
+        .replace(
+            "cluster: mynewcluster\n",
+            "cluster: mynewcluster\n    location: eastus\n",
+        );
+    let d = errors(&text);
+    let reg = find(&d, "missing-registration");
+    assert_eq!(reg.key.as_deref(), Some("customLocations[0]"));
+    assert!(
+        reg.hint
+            .as_deref()
+            .unwrap()
+            .contains("Microsoft.ExtendedLocation")
+    );
+    let ext = find(&d, "undeclared-extension");
+    assert_eq!(ext.key.as_deref(), Some("customLocations[0].extensions[1]"));
+    assert!(ext.message.contains("keda"));
+    let host = errors(&day2.replace("cluster: mynewcluster\n", "cluster: other\n"));
+    assert_eq!(
+        find(&host, "undeclared-cluster").key.as_deref(),
+        Some("customLocations[0].cluster")
+    );
+}

@@ -13,6 +13,7 @@ use arcplan_engine::graph::{GraphBuilder, ResourceGraph};
 
 pub use az::connected_cluster::TYPE as CONNECTED_CLUSTER;
 pub use az::connectivity::TYPE as CONNECTIVITY;
+pub use az::custom_location::TYPE as CUSTOM_LOCATION;
 pub use az::extension::TYPE as EXTENSION;
 pub use az::resource_group::TYPE as RESOURCE_GROUP;
 pub use az::resource_provider::TYPE as RESOURCE_PROVIDER;
@@ -35,6 +36,7 @@ pub const LOWERINGS: &[(ResourceType, Lowering)] = &[
     (ARC_AGENTS, k8s::arc_agents::lower),
     (CONNECTIVITY, az::connectivity::lower),
     (EXTENSION, az::extension::lower),
+    (CUSTOM_LOCATION, az::custom_location::lower),
 ];
 
 /// Lowers a configuration into its graph: every kind adds its nodes and edges, then references

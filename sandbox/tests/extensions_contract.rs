@@ -1,6 +1,7 @@
-//! Contract tests of `Microsoft.KubernetesConfiguration/extensions` (spec 2025-03-01): every
+//! Contract tests of the day-2 resource types, `Microsoft.KubernetesConfiguration/extensions`
+//! (spec 2025-03-01) and `Microsoft.ExtendedLocation/customLocations` (spec 2021-08-15): every
 //! request arcplan sends and every response the sandbox gives, checked against the official
-//! OpenAPI spec carried under `specs/azure`, and the errors ARM gives for what it refuses.
+//! OpenAPI specs carried under `specs/azure`, and the errors ARM gives for what it refuses.
 
 mod common;
 
@@ -156,5 +157,98 @@ async fn extension_errors_are_arms() {
     let (s, _, b) = env.put(&missing, EXT_API, &body("microsoft.flux")).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&b), "ParentResourceNotFound");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn custom_locations_match_the_spec() {
+    let env = Env::start(quick()).await;
+    let cluster = cluster_with_configuration_registered(&env).await;
+    let ext = format!("{cluster}/providers/Microsoft.KubernetesConfiguration/extensions/monitor");
+    let (s, h, _) = env
+        .put(
+            &ext,
+            EXT_API,
+            &json!({"properties": {"extensionType": "microsoft.azuremonitor.containers"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    env.poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    let sub = env.sub();
+    let path = format!(
+        "/subscriptions/{sub}/resourceGroups/arc/providers/Microsoft.ExtendedLocation/customLocations/loc1"
+    );
+    // The body arcplan sends (providers/src/azure/kinds/custom_location.rs).
+    let put = json!({
+        "location": "eastus",
+        "tags": {"arcplan-stack": "s1"},
+        "properties": {
+            "hostType": "Kubernetes",
+            "hostResourceId": cluster,
+            "namespace": "arc-services",
+            "clusterExtensionIds": [ext],
+            "displayName": "loc1",
+        },
+    });
+    check("customlocations", "customLocation", &put);
+
+    // Microsoft.ExtendedLocation not registered yet.
+    let (s, _, b) = env.put(&path, CL_API, &put).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(error_code(&b), "MissingSubscriptionRegistration");
+    env.sandbox.arm().set_provider_state(
+        &sub,
+        "Microsoft.ExtendedLocation",
+        RegistrationState::Registered,
+    );
+
+    // An extension the host does not have.
+    let mut wrong = put.clone();
+    wrong["properties"]["clusterExtensionIds"] = json!([format!(
+        "{cluster}/providers/Microsoft.KubernetesConfiguration/extensions/nope"
+    )]);
+    let (s, _, b) = env.put(&path, CL_API, &wrong).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&b), "ClusterExtensionNotFound");
+    check("common3", "ErrorResponse", &b);
+
+    let (s, h, body) = env.put(&path, CL_API, &put).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    check_arm_headers(&h);
+    check("customlocations", "customLocation", &body);
+    let status = env
+        .poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    check("common3", "OperationStatusResult", &status);
+    assert_eq!(status["status"], "Succeeded");
+    let (s, _, body) = env.get(&path, CL_API).await;
+    assert_eq!(s, StatusCode::OK);
+    check("customlocations", "customLocation", &body);
+    assert_eq!(body["properties"]["provisioningState"], "Succeeded");
+
+    // The namespace cannot change in place.
+    let mut moved = put.clone();
+    moved["properties"]["namespace"] = json!("elsewhere");
+    let (s, _, b) = env.put(&path, CL_API, &moved).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&b), "CustomLocationUpdateNotAllowed");
+
+    // Lists by group and by subscription.
+    let (s, _, body) = env
+        .get(&format!("/subscriptions/{sub}/resourceGroups/arc/providers/Microsoft.ExtendedLocation/customLocations"), CL_API)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    check("customlocations", "customLocationListResult", &body);
+    assert_eq!(body["value"].as_array().unwrap().len(), 1);
+    let (_, _, body) = env
+        .get(
+            &format!("/subscriptions/{sub}/providers/Microsoft.ExtendedLocation/customLocations"),
+            CL_API,
+        )
+        .await;
+    check("customlocations", "customLocationListResult", &body);
+
+    delete_lro(&env, &path, CL_API).await;
     env.shutdown().await;
 }

@@ -14,8 +14,8 @@ pub use super::kinds::connected_cluster::cluster_state;
 use super::arm::ArmClient;
 use super::kinds::role_check::NeedsOf;
 use super::kinds::{
-    connected_cluster, connectivity, extension, resource_group, resource_provider, role_check,
-    subscription,
+    connected_cluster, connectivity, custom_location, extension, resource_group, resource_provider,
+    role_check, subscription,
 };
 use crate::kind::{Kind, Registry};
 use arcplan_engine::address::ResourceType;
@@ -34,6 +34,7 @@ fn kinds() -> Vec<Arc<dyn Kind<AzureCx>>> {
         Arc::new(resource_group::ResourceGroup),
         Arc::new(connectivity::Connectivity),
         Arc::new(extension::Extension),
+        Arc::new(custom_location::CustomLocation),
     ]
 }
 
@@ -43,6 +44,7 @@ const NEEDS: &[(ResourceType, NeedsOf)] = &[
     (resource_group::TYPE, resource_group::needs),
     (connected_cluster::TYPE, connected_cluster::needs),
     (extension::TYPE, extension::needs),
+    (custom_location::TYPE, custom_location::needs),
 ];
 
 /// The Azure provider.
@@ -163,10 +165,11 @@ mod tests {
             connected_cluster::TYPE,
             connectivity::TYPE,
             extension::TYPE,
+            custom_location::TYPE,
         ] {
             assert!(types.contains(&t), "{t} is served");
         }
-        assert_eq!(types.len(), 7);
+        assert_eq!(types.len(), 8);
     }
 
     #[tokio::test]

@@ -64,6 +64,9 @@ pub(crate) const RESOURCES_VERSIONS: &[&str] = &[
     "2015-11-01",
     "2015-01-01",
 ];
+/// Api-versions of `Microsoft.ExtendedLocation/customLocations`.
+pub(crate) const CUSTOM_LOCATION_VERSIONS: &[&str] =
+    &["2021-08-15", "2021-08-31-preview", "2024-09-15-preview"];
 /// Api-versions of `Microsoft.KubernetesConfiguration/extensions`.
 pub(crate) const EXTENSION_VERSIONS: &[&str] =
     &["2025-03-01", "2024-11-01", "2023-05-01", "2022-11-01"];
@@ -224,11 +227,7 @@ pub(crate) static PROVIDERS: &[ProviderInfo] = &[
         namespace: "Microsoft.ExtendedLocation",
         always_registered: false,
         types: &[
-            (
-                "customLocations",
-                true,
-                &["2021-08-15", "2021-08-31-preview", "2024-09-15-preview"],
-            ),
+            ("customLocations", true, CUSTOM_LOCATION_VERSIONS),
             (
                 "customLocations/enabledResourceTypes",
                 true,

@@ -64,6 +64,7 @@ mod authorization;
 pub mod authz;
 mod catalog;
 mod clusters;
+mod custom_locations;
 pub mod error;
 mod extensions;
 mod filter;
@@ -393,6 +394,16 @@ impl ArmApi {
         st.cluster_mut(subscription, rg, cluster)
             .and_then(|c| c.extensions.remove(&name.to_ascii_lowercase()))
             .is_some()
+    }
+
+    /// The custom location as ARM returns it, if it exists.
+    pub fn custom_location(&self, subscription: &str, rg: &str, name: &str) -> Option<Value> {
+        let mut st = self.lock();
+        st.settle();
+        st.group(subscription, rg)?
+            .custom_locations
+            .get(&name.to_ascii_lowercase())
+            .map(|(r, _)| r.clone())
     }
 
     /// Every connected cluster: (subscription, resource group, resource JSON).

@@ -271,6 +271,10 @@ impl ArmRoute for OpRoute {
     fn versions(&self) -> ApiVersions {
         match self {
             OpRoute::Result(..) => ApiVersions::RESOURCES,
+            OpRoute::Rp { ns, .. } if eq(ns, "Microsoft.ExtendedLocation") => ApiVersions {
+                supported: super::catalog::CUSTOM_LOCATION_VERSIONS,
+                rp_type: Some("customLocations"),
+            },
             OpRoute::Rp { .. } => ApiVersions::KUBERNETES,
         }
     }

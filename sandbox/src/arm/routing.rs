@@ -15,7 +15,8 @@ use super::catalog::{
 };
 use super::state::ArmState;
 use super::{
-    ArmError, Ctx, authorization, clusters, eq, extensions, operations, resources, tenancy,
+    ArmError, Ctx, authorization, clusters, custom_locations, eq, extensions, operations,
+    resources, tenancy,
 };
 use crate::entra::TokenClaims;
 
@@ -92,6 +93,7 @@ pub(crate) static KINDS: &[Kind] = &[
     operations::KIND,
     clusters::KIND,
     extensions::KIND,
+    custom_locations::KIND,
 ];
 
 /// `Some(Ok(route))`.
@@ -319,6 +321,14 @@ mod tests {
             (
                 format!("{cc}/c1/providers/Microsoft.KubernetesConfiguration/extensions"),
                 "extensions",
+            ),
+            (
+                format!("{rg}/providers/Microsoft.ExtendedLocation/customLocations/l"),
+                "customLocations",
+            ),
+            (
+                format!("{SUB}/providers/Microsoft.ExtendedLocation/customLocations"),
+                "customLocations",
             ),
             (
                 format!("{cc}/c1/providers/Microsoft.KubernetesConfiguration/extensions/e"),

@@ -30,6 +30,8 @@ pub(crate) struct Group {
     pub deleting: Option<String>,
     pub changed: time::OffsetDateTime,
     pub clusters: BTreeMap<String, Cluster>,
+    /// Custom locations, by lowercase name: the resource and the operation in progress.
+    pub custom_locations: BTreeMap<String, (Value, Option<String>)>,
 }
 
 pub(crate) struct Cluster {
@@ -262,6 +264,7 @@ impl ArmState {
                 deleting: None,
                 changed: now,
                 clusters: BTreeMap::new(),
+                custom_locations: BTreeMap::new(),
             });
         g.location = normalize_location(location);
         g.tags = tags;

@@ -2,6 +2,7 @@
 
 pub mod connected_cluster;
 pub mod connectivity;
+pub mod custom_location;
 pub mod extension;
 pub mod resource_group;
 pub mod resource_provider;

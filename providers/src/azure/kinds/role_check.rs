@@ -83,6 +83,12 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 .iter()
                 .map(|c| connected_cluster::address(&c.name).to_string()),
         );
+        covers.extend(
+            cfg.custom_locations
+                .iter()
+                .filter(|l| l.resource_group.eq_ignore_ascii_case(&rg.name))
+                .map(|l| super::custom_location::address(&l.name).to_string()),
+        );
         covers.extend(clusters.iter().flat_map(|c| {
             c.extensions
                 .iter()
