@@ -9,7 +9,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::catalog::{ARC_LOCATIONS, RegistrationState, normalize_location};
+use super::catalog::{ARC_LOCATIONS, normalize_location};
 use super::operations::OpEffect;
 use super::request::{json_body, only, parse_tags};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, rg_scope, route, sub_scope};
@@ -409,17 +409,7 @@ impl ArmState {
                 ),
             ));
         }
-        match self.provider_state(s, NAMESPACE) {
-            Some(RegistrationState::Registered | RegistrationState::Registering) => {}
-            _ => {
-                return Err(ArmError::conflict(
-                    "MissingSubscriptionRegistration",
-                    format!(
-                        "The subscription is not registered to use namespace '{NAMESPACE}'. See https://aka.ms/rps-not-found for how to register subscriptions."
-                    ),
-                ));
-            }
-        }
+        self.require_registered(s, NAMESPACE)?;
         let (group_name, deleting) = {
             let g = self
                 .group(s, rg)
@@ -645,17 +635,7 @@ impl ArmState {
                 "'properties.gateway' must be an object.",
             ));
         }
-        match self.provider_state(s, NAMESPACE) {
-            Some(RegistrationState::Registered | RegistrationState::Registering) => {}
-            _ => {
-                return Err(ArmError::conflict(
-                    "MissingSubscriptionRegistration",
-                    format!(
-                        "The subscription is not registered to use namespace '{NAMESPACE}'. See https://aka.ms/rps-not-found for how to register subscriptions."
-                    ),
-                ));
-            }
-        }
+        self.require_registered(s, NAMESPACE)?;
         let rg_name = self
             .group(s, rg)
             .map(|g| g.name.clone())

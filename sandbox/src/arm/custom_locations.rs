@@ -10,9 +10,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::catalog::{
-    ARC_LOCATIONS, CUSTOM_LOCATION_VERSIONS, RegistrationState, normalize_location,
-};
+use super::catalog::{ARC_LOCATIONS, CUSTOM_LOCATION_VERSIONS, normalize_location};
 use super::operations::OpEffect;
 use super::request::{json_body, only, parse_tags};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, rg_scope, route, sub_scope};
@@ -334,17 +332,7 @@ impl ArmState {
                 ));
             }
         }
-        match self.provider_state(s, NAMESPACE) {
-            Some(RegistrationState::Registered | RegistrationState::Registering) => {}
-            _ => {
-                return Err(ArmError::conflict(
-                    "MissingSubscriptionRegistration",
-                    format!(
-                        "The subscription is not registered to use namespace '{NAMESPACE}'. See https://aka.ms/rps-not-found for how to register subscriptions."
-                    ),
-                ));
-            }
-        }
+        self.require_registered(s, NAMESPACE)?;
         if let Some((old, busy)) = &existing {
             if busy.is_some() {
                 return Err(busy_error(name));

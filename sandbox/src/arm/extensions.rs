@@ -13,7 +13,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::catalog::{EXTENSION_VERSIONS, RegistrationState};
+use super::catalog::EXTENSION_VERSIONS;
 use super::operations::{OpEffect, OpStatus};
 use super::request::{json_body, only};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route};
@@ -447,17 +447,7 @@ impl ArmState {
                 }
             }
         }
-        match self.provider_state(&key.0, NAMESPACE) {
-            Some(RegistrationState::Registered | RegistrationState::Registering) => {}
-            _ => {
-                return Err(ArmError::conflict(
-                    "MissingSubscriptionRegistration",
-                    format!(
-                        "The subscription is not registered to use namespace '{NAMESPACE}'. See https://aka.ms/rps-not-found for how to register subscriptions."
-                    ),
-                ));
-            }
-        }
+        self.require_registered(&key.0, NAMESPACE)?;
         let now = rfc3339(time::OffsetDateTime::now_utc());
         let caller = ctx.claims.appid.clone();
         let principal = self.new_uuid();

@@ -191,6 +191,20 @@ impl ArmState {
             .map(|p| p.state)
     }
 
+    /// ARM's 409 `MissingSubscriptionRegistration` unless `ns` is registered (or registering)
+    /// in the subscription.
+    pub fn require_registered(&self, sub: &str, ns: &str) -> Result<(), ArmError> {
+        match self.provider_state(sub, ns) {
+            Some(RegistrationState::Registered | RegistrationState::Registering) => Ok(()),
+            _ => Err(ArmError::conflict(
+                "MissingSubscriptionRegistration",
+                format!(
+                    "The subscription is not registered to use namespace '{ns}'. See https://aka.ms/rps-not-found for how to register subscriptions."
+                ),
+            )),
+        }
+    }
+
     pub fn set_provider_state(&mut self, sub: &str, ns: &str, state: RegistrationState) -> bool {
         let Some(p) = self
             .subs

@@ -137,6 +137,18 @@ impl Needs {
         }
     }
 
+    /// What a change of a resource of ARM type `arm_type` needs: `write` to create or update,
+    /// `delete` to delete, both to replace.
+    pub fn of_type(arm_type: &str, action: Action) -> Self {
+        let (write, delete) = (format!("{arm_type}/write"), format!("{arm_type}/delete"));
+        match action {
+            Action::Create | Action::Update => Self::actions([write]),
+            Action::Replace => Self::actions([delete, write]),
+            Action::Delete => Self::actions([delete]),
+            _ => Self::default(),
+        }
+    }
+
     /// The change also creates the check's scope.
     pub fn creating_scope(mut self) -> Self {
         self.creates_scope = true;

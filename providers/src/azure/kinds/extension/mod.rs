@@ -140,14 +140,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
 
 /// What a change of an extension needs of the credential.
 pub fn needs(_address: &Address, action: Action) -> Needs {
-    match action {
-        Action::Create | Action::Update => Needs::actions([format!("{ARM_TYPE}/write")]),
-        Action::Replace => {
-            Needs::actions([format!("{ARM_TYPE}/delete"), format!("{ARM_TYPE}/write")])
-        }
-        Action::Delete => Needs::actions([format!("{ARM_TYPE}/delete")]),
-        _ => Needs::default(),
-    }
+    Needs::of_type(ARM_TYPE, action)
 }
 
 /// The kind.
