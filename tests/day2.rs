@@ -81,6 +81,20 @@ async fn day2_extensions_lifecycle() {
     );
     assert_eq!(p["arcAgentProfile"]["agentAutoUpgrade"], "Disabled");
     assert_eq!(p["arcAgentProfile"]["desiredAgentVersion"], "1.21.10");
+    // The cluster's extension manager installed them: namespaces and Deployments in the cluster.
+    let kube = w.sandbox.kube();
+    for (ns, name) in [
+        ("azuremonitor-containers", "azuremonitor-containers"),
+        ("azurepolicy", "azurepolicy"),
+    ] {
+        let d = kube
+            .get("apps/v1", "Deployment", Some(ns), name)
+            .unwrap_or_else(|| panic!("Deployment {ns}/{name} in the cluster"));
+        assert_eq!(
+            d["metadata"]["labels"]["clusterconfig.azure.com/extension-name"],
+            name
+        );
+    }
     let location = w
         .sandbox
         .arm()
@@ -258,6 +272,19 @@ async fn day2_extensions_lifecycle() {
     });
     assert_eq!(code, 0, "{out}{err}");
     assert!(state_of(&w, "azurepolicy").is_none(), "pruned");
+    let gone = std::time::Instant::now();
+    while w
+        .sandbox
+        .kube()
+        .get("apps/v1", "Deployment", Some("azurepolicy"), "azurepolicy")
+        .is_some()
+    {
+        assert!(
+            gone.elapsed() < std::time::Duration::from_secs(30),
+            "the manager removes the pruned extension's workloads"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     assert!(
         state_of(&w, "azuremonitor-containers").is_some(),
         "the other stays"

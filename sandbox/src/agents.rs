@@ -372,7 +372,15 @@ pub async fn run(
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = tick.tick() => { beat(&arm, &clusters, &mut caches, &opts); }
+            _ = tick.tick() => {
+                let verdicts = beat(&arm, &clusters, &mut caches, &opts);
+                // The extension manager of every Connected cluster.
+                for ((kube, cache), verdict) in clusters.iter().zip(&caches).zip(verdicts) {
+                    if let (Heartbeat::Connected, Some(o)) = (verdict, &cache.observation) {
+                        crate::extension_manager::reconcile(&arm, kube, &o.subscription, &o.resource_group, &o.name);
+                    }
+                }
+            }
         }
     }
 }

@@ -32,6 +32,7 @@
 pub mod agents;
 pub mod arm;
 pub mod entra;
+pub mod extension_manager;
 pub mod faults;
 pub mod kube;
 pub mod log;

@@ -150,3 +150,90 @@ async fn mismatching_key_stays_connecting() {
     wait_for(&env, &path, "Connected").await;
     env.shutdown().await;
 }
+
+/// Polls `url` (an operation status) while it is `InProgress`; returns the first other body
+/// and how many polls saw it in progress.
+async fn until_done(env: &Env, url: &str) -> (Value, usize) {
+    for i in 0..500 {
+        let (_, _, b) = env.call(reqwest::Method::GET, url, None).await;
+        if b["status"] != "InProgress" {
+            return (b, i);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the operation never ended");
+}
+
+#[tokio::test]
+async fn the_extension_manager_installs_extensions_of_a_connected_cluster() {
+    let env = Env::start(slow_deployments()).await;
+    env.prepare("arc").await;
+    let (private, public) = key_pair("a");
+    let cluster = create_connected_cluster(&env, "arc", "lab", &public).await;
+    onboard_cluster(&env.sandbox, "arc", "lab", &private);
+    wait_for(&env, &cluster, "Connected").await;
+    env.sandbox.arm().set_provider_state(
+        &env.sub(),
+        "Microsoft.KubernetesConfiguration",
+        arcplan_sandbox::RegistrationState::Registered,
+    );
+    let ext = format!("{cluster}/providers/Microsoft.KubernetesConfiguration/extensions/policy");
+    let (s, h, _) = env
+        .put(
+            &ext,
+            "2025-03-01",
+            &json!({"properties": {"extensionType": "microsoft.policyinsights", "scope": {"cluster": {"releaseNamespace": "gatekeeper-system"}}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let (status, polls) = until_done(&env, h["azure-asyncoperation"].to_str().unwrap()).await;
+    assert_eq!(status["status"], "Succeeded");
+    assert!(polls > 0, "it waited for the workloads");
+    let kube = env.sandbox.kube();
+    let d = kube
+        .get("apps/v1", "Deployment", Some("gatekeeper-system"), "policy")
+        .expect("the extension's Deployment");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "mcr.microsoft.com/azurearck8s/microsoft.policyinsights:1.10.0"
+    );
+    assert!(
+        d["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["type"] == "Available" && c["status"] == "True"),
+        "Succeeded only once available: {d}"
+    );
+
+    // Deleted in ARM: the manager removes its workloads and the namespace it made.
+    let (s, h, _) = env
+        .call(
+            reqwest::Method::DELETE,
+            &env.url(&ext, Some("2025-03-01")),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    until_done(&env, h["azure-asyncoperation"].to_str().unwrap()).await;
+    for _ in 0..500 {
+        let ns = kube.get("v1", "Namespace", None, "gatekeeper-system");
+        if kube
+            .get("apps/v1", "Deployment", Some("gatekeeper-system"), "policy")
+            .is_none()
+            && ns.is_none_or(|n| n["status"]["phase"] == "Terminating")
+        {
+            env.shutdown().await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the extension's workloads stayed");
+}
+
+fn slow_deployments() -> arcplan_sandbox::SandboxOptions {
+    arcplan_sandbox::SandboxOptions {
+        deployment_ready_delay: Duration::from_millis(300),
+        ..quick()
+    }
+}

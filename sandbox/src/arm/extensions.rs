@@ -140,6 +140,22 @@ impl OpEffect for ExtOp {
         self.deletes
     }
 
+    /// On a Connected cluster the extension manager installs the extension: the operation ends
+    /// once its workloads are available. A cluster whose agents do not run (never connected,
+    /// or Offline) ends it on time, as the service does not wait for what cannot answer.
+    fn hold(&self, st: &ArmState, _sub: &str) -> bool {
+        let (s, rg, c) = &self.key;
+        let Some(cluster) = st.cluster(s, rg, c) else {
+            return false;
+        };
+        !self.deletes
+            && cluster.resource["properties"]["connectivityStatus"] == "Connected"
+            && cluster
+                .extensions
+                .get(&self.name.to_ascii_lowercase())
+                .is_some_and(|e| !e.installed)
+    }
+
     fn finish(&self, st: &mut ArmState, _sub: &str, ok: bool) {
         let (s, rg, c) = &self.key;
         let Some(cluster) = st.cluster_mut(s, rg, c) else {
@@ -475,6 +491,7 @@ impl ArmState {
                     resource: resource.clone(),
                     protected,
                     busy: None,
+                    installed: false,
                 },
             );
         }
@@ -530,6 +547,7 @@ impl ArmState {
             if let Some(p) = protected {
                 e.protected = p;
             }
+            e.installed = false;
         }
         Ok(self.extension_op(ctx, key, name, false, StatusCode::ACCEPTED, None))
     }
@@ -592,5 +610,67 @@ impl ArmState {
             v["error"] = json!({"code": code, "message": message});
         }
         Ok(json_response(StatusCode::OK, &v))
+    }
+}
+
+/// What the extension manager of a cluster installs for one extension.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExtensionRelease {
+    /// The extension's name (the release's).
+    pub name: String,
+    /// Its type.
+    pub extension_type: String,
+    /// The namespace it is installed in.
+    pub namespace: String,
+    /// The version to install.
+    pub version: String,
+    /// The manager already installed this version.
+    pub installed: bool,
+}
+
+impl super::ArmApi {
+    /// The extensions the manager of connected cluster `cluster` must have installed (not the
+    /// ones being deleted).
+    pub fn extension_releases(
+        &self,
+        subscription: &str,
+        rg: &str,
+        cluster: &str,
+    ) -> Vec<ExtensionRelease> {
+        let st = self.lock();
+        let Some(c) = st.cluster(subscription, rg, cluster) else {
+            return Vec::new();
+        };
+        c.extensions
+            .values()
+            .filter(|e| e.resource["properties"]["provisioningState"] != "Deleting")
+            .map(|e| {
+                let p = &e.resource["properties"];
+                let text = |ptr: &str| p.pointer(ptr).and_then(Value::as_str).map(str::to_owned);
+                let extension_type = text("/extensionType").unwrap_or_default();
+                ExtensionRelease {
+                    name: e.resource["name"].as_str().unwrap_or_default().to_owned(),
+                    namespace: text("/scope/cluster/releaseNamespace")
+                        .or_else(|| text("/scope/namespace/targetNamespace"))
+                        .unwrap_or_else(|| "default".into()),
+                    version: text("/version")
+                        .or_else(|| default_version(&extension_type))
+                        .unwrap_or_else(|| "1.0.0".into()),
+                    extension_type,
+                    installed: e.installed,
+                }
+            })
+            .collect()
+    }
+
+    /// Records that the manager installed an extension (its operation can end).
+    pub fn set_extension_installed(&self, subscription: &str, rg: &str, cluster: &str, name: &str) {
+        let mut st = self.lock();
+        if let Some(e) = st
+            .cluster_mut(subscription, rg, cluster)
+            .and_then(|c| c.extensions.get_mut(&name.to_ascii_lowercase()))
+        {
+            e.installed = true;
+        }
     }
 }

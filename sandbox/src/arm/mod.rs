@@ -89,6 +89,7 @@ use serde_json::{Map, Value};
 pub use authz::PrincipalRole;
 pub use catalog::RegistrationState;
 pub use error::ArmError;
+pub use extensions::ExtensionRelease;
 
 use crate::entra::{TokenClaims, TokenIssuer};
 use state::ArmState;

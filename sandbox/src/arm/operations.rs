@@ -36,6 +36,11 @@ pub(crate) trait OpEffect: Debug + Send + Sync {
     fn deletes(&self) -> bool {
         false
     }
+    /// Keeps a due operation in progress (a service waiting for something outside ARM, like an
+    /// extension's workloads in the cluster); asked again at every settle.
+    fn hold(&self, _st: &ArmState, _sub: &str) -> bool {
+        false
+    }
     /// Applied once, when half the operation's time has passed.
     fn halfway(&self, _st: &mut ArmState, _sub: &str) {}
     /// Applied when the operation ends; `ok` is false when it failed.
@@ -87,6 +92,9 @@ impl ArmState {
                 continue;
             };
             if done_at <= now {
+                if op.kind.hold(self, &op.sub) {
+                    continue;
+                }
                 self.complete(&op);
             } else if !op.mid_applied && op.mid <= now {
                 op.kind.halfway(self, &op.sub);

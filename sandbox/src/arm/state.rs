@@ -49,6 +49,9 @@ pub(crate) struct Extension {
     pub resource: Value,
     pub protected: Map<String, Value>,
     pub busy: Option<String>,
+    /// The cluster's extension manager installed the current version (its workloads are
+    /// available).
+    pub installed: bool,
 }
 
 pub(crate) struct Subscription {
