@@ -396,6 +396,24 @@ impl Kind<AzureCx> for CustomLocation {
 
     async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
+        // A custom location offers extensions of its host, so a stack that installed none
+        // (no cluster of its tagged `arcplan-extensions`) has none to prune: no request.
+        let clusters = cx
+            .cached_list(
+                "clusters",
+                &format!(
+                    "{}/providers/Microsoft.Kubernetes/connectedClusters",
+                    cx.sub_path()
+                ),
+                ApiKind::ConnectedClusters,
+            )
+            .await;
+        if !clusters.is_ok_and(|c| {
+            c.iter()
+                .any(|c| extension::has_extensions_of(c, &req.stack))
+        }) {
+            return out;
+        }
         let list = cx
             .cached_list(
                 "customLocations",

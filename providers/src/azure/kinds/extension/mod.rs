@@ -491,12 +491,7 @@ impl Kind<AzureCx> for Extension {
             }
         };
         // Only clusters this stack installed extensions on (tagged when it did).
-        let ours = clusters.iter().filter(|c| {
-            owner_of(c).as_deref() == Some(req.stack.as_str())
-                && tags_of(c)
-                    .iter()
-                    .any(|(k, v)| k.eq_ignore_ascii_case(EXTENSIONS_TAG) && v == req.stack.as_str())
-        });
+        let ours = clusters.iter().filter(|c| has_extensions_of(c, &req.stack));
         for c in ours {
             let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
             let list = cx.req(
@@ -527,6 +522,15 @@ impl Kind<AzureCx> for Extension {
         }
         out
     }
+}
+
+/// Whether a live connected cluster is this stack's and carries its `arcplan-extensions` tag
+/// (the stack installed extensions, and so maybe custom locations, on it).
+pub(crate) fn has_extensions_of(cluster: &Value, stack: &str) -> bool {
+    owner_of(cluster).as_deref() == Some(stack)
+        && tags_of(cluster)
+            .iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(EXTENSIONS_TAG) && v == stack)
 }
 
 fn not_owned(address: &Address, stack: &str, what: &str) -> Diagnostic {
