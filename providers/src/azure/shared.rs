@@ -8,7 +8,7 @@ use crate::azure::STACK_TAG;
 use arcplan_engine::address::Address;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::events::Event;
-use arcplan_engine::provider::{ApplyRequest, ApplyResponse};
+use arcplan_engine::provider::{ApplyRequest, ApplyResponse, ReadResponse};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -153,6 +153,34 @@ pub(crate) fn applied(result: Result<Option<Value>, ArmError>, address: &Address
             ..Default::default()
         },
     }
+}
+
+/// Reads one resource by GET of `path`: absent on 404, else its `state` with a version
+/// digest of the `versioned` state keys (what a saved plan's staleness check compares).
+pub(crate) async fn read_by_get(
+    cx: &AzureCx,
+    address: &Address,
+    path: &str,
+    api: ApiKind,
+    state: fn(&Value) -> Value,
+    versioned: &[&str],
+) -> ReadResponse {
+    let mut r = ReadResponse::default();
+    match cx
+        .arm
+        .send_allow_404(&cx.req(Method::GET, path, api, None))
+        .await
+    {
+        Ok(resp) if resp.status == 404 => {}
+        Ok(resp) => {
+            let st = state(&resp.body);
+            let parts: Vec<&Value> = versioned.iter().map(|k| &st[*k]).collect();
+            r.version = Some(digest(&serde_json::json!(parts)));
+            r.state = Some(st);
+        }
+        Err(e) => r.diagnostics.push(diag_from(&e, address)),
+    }
+    r
 }
 
 /// Sends a write (`PUT`, `PATCH`) of `path`, waits for its long-running operation (`what`, like

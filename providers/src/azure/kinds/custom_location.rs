@@ -194,28 +194,21 @@ impl Kind<AzureCx> for CustomLocation {
                 return r;
             }
         };
-        let get = cx.req(
-            Method::GET,
+        read_by_get(
+            cx,
+            &req.address,
             &path(cx, &rg, &req.address.name),
             ApiKind::CustomLocations,
-            None,
-        );
-        match cx.arm.send_allow_404(&get).await {
-            Ok(resp) if resp.status == 404 => {}
-            Ok(resp) => {
-                let state = location_state(&resp.body);
-                r.version = Some(digest(&json!([
-                    state["tags"],
-                    state["hostResourceId"],
-                    state["namespace"],
-                    state["clusterExtensionIds"],
-                    state["displayName"],
-                ])));
-                r.state = Some(state);
-            }
-            Err(e) => r.diagnostics.push(diag_from(&e, &req.address)),
-        }
-        r
+            location_state,
+            &[
+                "tags",
+                "hostResourceId",
+                "namespace",
+                "clusterExtensionIds",
+                "displayName",
+            ],
+        )
+        .await
     }
 
     async fn plan(&self, cx: &AzureCx, req: &PlanRequest) -> PlanResponse {
@@ -338,28 +331,14 @@ impl Kind<AzureCx> for CustomLocation {
             .unwrap_or_else(|| rg_of(s(req.change.before.as_ref().unwrap_or(&Value::Null), "id")));
         let path = path(cx, &rg, &address.name);
         let what = |verb: &str| format!("{verb} custom location {}", address.name);
+        let deleting = what("deleting");
+        let delete =
+            || delete_and_wait(cx, req, &path, ApiKind::CustomLocations, &deleting, started);
         let result: Result<Option<Value>, ArmError> = match (req.change.action, declared) {
-            (Action::Delete, _) => delete_and_wait(
-                cx,
-                req,
-                &path,
-                ApiKind::CustomLocations,
-                &what("deleting"),
-                started,
-            )
-            .await
-            .map(|()| None),
+            (Action::Delete, _) => delete().await.map(|()| None),
             (action, Ok(Some(d))) => {
                 let replaced = if action == Action::Replace {
-                    delete_and_wait(
-                        cx,
-                        req,
-                        &path,
-                        ApiKind::CustomLocations,
-                        &what("deleting"),
-                        started,
-                    )
-                    .await
+                    delete().await
                 } else {
                     Ok(())
                 };

@@ -321,31 +321,24 @@ impl Kind<AzureCx> for Extension {
                 return r;
             }
         };
-        let get = cx.req(
-            Method::GET,
+        read_by_get(
+            cx,
+            &req.address,
             &path(cx, &req.address, None, &rg),
             ApiKind::Extensions,
-            None,
-        );
-        match cx.arm.send_allow_404(&get).await {
-            Ok(resp) if resp.status == 404 => {}
-            Ok(resp) => {
-                let state = extension_state(&resp.body);
-                r.version = Some(digest(&json!([
-                    state["extensionType"],
-                    state["releaseTrain"],
-                    state["version"],
-                    state["autoUpgradeMinorVersion"],
-                    state["scope"],
-                    state["configurationSettings"],
-                    state["protectedSettingsDigest"],
-                    state["owner"],
-                ])));
-                r.state = Some(state);
-            }
-            Err(e) => r.diagnostics.push(diag_from(&e, &req.address)),
-        }
-        r
+            extension_state,
+            &[
+                "extensionType",
+                "releaseTrain",
+                "version",
+                "autoUpgradeMinorVersion",
+                "scope",
+                "configurationSettings",
+                "protectedSettingsDigest",
+                "owner",
+            ],
+        )
+        .await
     }
 
     async fn plan(&self, cx: &AzureCx, req: &PlanRequest) -> PlanResponse {
