@@ -149,3 +149,6 @@ mod tests {
         assert!(h.contains("eastus") && !h.contains("did you mean"), "{h}");
     }
 }
+
+/// The protected settings a Flux configuration's Git source takes.
+pub const FLUX_PROTECTED_SETTINGS: &[&str] = &["httpsKey", "sshPrivateKey"];
