@@ -575,6 +575,7 @@ impl ArmState {
                         created: now,
                         changed: now,
                         extensions: Default::default(),
+                        flux_configurations: Default::default(),
                     },
                 );
             }

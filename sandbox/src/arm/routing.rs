@@ -15,7 +15,7 @@ use super::catalog::{
 };
 use super::state::ArmState;
 use super::{
-    ArmError, Ctx, authorization, clusters, eq, extensions, operations, resources, tenancy,
+    ArmError, Ctx, authorization, clusters, eq, extensions, flux, operations, resources, tenancy,
 };
 use crate::entra::TokenClaims;
 
@@ -92,6 +92,7 @@ pub(crate) static KINDS: &[Kind] = &[
     operations::KIND,
     clusters::KIND,
     extensions::KIND,
+    flux::KIND,
 ];
 
 /// `Some(Ok(route))`.
@@ -329,6 +330,16 @@ mod tests {
                     "{cc}/c1/providers/Microsoft.KubernetesConfiguration/extensions/e/operations/o"
                 ),
                 "extensions",
+            ),
+            (
+                format!("{cc}/c1/providers/Microsoft.KubernetesConfiguration/fluxConfigurations"),
+                "fluxConfigurations",
+            ),
+            (
+                format!(
+                    "{cc}/c1/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/f/operations/o"
+                ),
+                "fluxConfigurations",
             ),
         ];
         for (path, kind) in cases {

@@ -18,6 +18,7 @@ pub const SUB_API: &str = "2022-12-01";
 pub const CC_API: &str = "2026-05-01";
 pub const AUTHZ_API: &str = "2022-04-01";
 pub const EXT_API: &str = "2025-03-01";
+pub const FLUX_API: &str = "2025-04-01";
 
 /// A test's view of a running sandbox.
 pub struct Env {
@@ -405,6 +406,9 @@ pub fn spec(name: &str) -> PathBuf {
         "common3" => "specification/common-types/resource-management/v3/types.json",
         "extensions" => {
             "specification/kubernetesconfiguration/resource-manager/Microsoft.KubernetesConfiguration/extensions/stable/2025-03-01/extensions.json"
+        }
+        "flux" => {
+            "specification/kubernetesconfiguration/resource-manager/Microsoft.KubernetesConfiguration/fluxConfigurations/stable/2025-04-01/fluxconfiguration.json"
         }
         "kc-common" => {
             "specification/kubernetesconfiguration/resource-manager/Microsoft.KubernetesConfiguration/common/2022-03-01/definitions.json"

@@ -1,0 +1,229 @@
+//! The bodies of the Flux configurations API in the ARM emulator: validating a source and its
+//! kustomizations (with the service's defaults), merge patches, protected settings, and the
+//! Flux controller stand-in's report.
+
+use serde_json::{Map, Value, json};
+
+use super::super::ArmError;
+use super::super::extensions::string_map;
+
+/// A deterministic commit id for a repository and reference (the stand-in's "checkout").
+fn revision(url: &str, reference: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in url.bytes().chain(reference.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!(
+        "{h:016x}{:016x}{:08x}",
+        h.rotate_left(17),
+        h as u32 ^ 0x5eed
+    )
+}
+
+/// What the Flux controllers report for configuration `p` (`name`): its compliance state and
+/// statuses, and the commit it synced.
+pub(super) fn reconcile(
+    name: &str,
+    p: &Value,
+    broken: &[String],
+    now: &str,
+) -> (String, Vec<Value>, Value) {
+    let ns = p["namespace"].as_str().unwrap_or("default");
+    let git = &p["gitRepository"];
+    let url = git["url"].as_str().unwrap_or_default();
+    let r = &git["repositoryRef"];
+    let reference = ["branch", "tag", "semver", "commit"]
+        .iter()
+        .find_map(|k| r[*k].as_str().map(|v| format!("{k}/{v}")))
+        .unwrap_or_else(|| "branch/main".into());
+    let condition = |ready: bool, reason: &str, message: String| {
+        json!([{
+            "lastTransitionTime": now, "message": message, "reason": reason,
+            "status": if ready { "True" } else { "False" }, "type": "Ready",
+        }])
+    };
+    let kustomizations: Vec<&String> = p["kustomizations"]
+        .as_object()
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    if p["suspend"].as_bool() == Some(true) {
+        return ("Suspended".into(), Vec::new(), Value::Null);
+    }
+    if broken.iter().any(|b| b == url) {
+        let message = format!(
+            "failed to checkout and determine revision: unable to clone '{url}': repository not found"
+        );
+        let mut statuses = vec![json!({
+            "name": name, "namespace": ns, "kind": "GitRepository",
+            "complianceState": "Non-Compliant",
+            "statusConditions": condition(false, "GitOperationFailed", message),
+        })];
+        for k in kustomizations {
+            statuses.push(json!({
+                "name": format!("{name}-{k}"), "namespace": ns, "kind": "Kustomization",
+                "complianceState": "Non-Compliant",
+                "statusConditions": condition(false, "ArtifactFailed", format!("Source artifact not found: GitRepository/{ns}/{name} is not ready")),
+            }));
+        }
+        return ("Non-Compliant".into(), statuses, Value::Null);
+    }
+    let commit = revision(url, &reference);
+    let rev = format!("{}@sha1:{commit}", reference.replace('/', ":"));
+    let mut statuses = vec![json!({
+        "name": name, "namespace": ns, "kind": "GitRepository",
+        "complianceState": "Compliant",
+        "statusConditions": condition(true, "Succeeded", format!("stored artifact for revision '{rev}'")),
+    })];
+    for k in kustomizations {
+        statuses.push(json!({
+            "name": format!("{name}-{k}"), "namespace": ns, "kind": "Kustomization",
+            "complianceState": "Compliant",
+            "appliedBy": {"name": name, "namespace": ns},
+            "statusConditions": condition(true, "ReconciliationSucceeded", format!("Applied revision: {rev}")),
+        }));
+    }
+    ("Compliant".into(), statuses, json!(rev))
+}
+
+/// The protected settings of a body, each base64-encoded as the service takes them (`az`
+/// encodes them), or the service's error.
+pub(super) fn protected_settings(
+    props: &Map<String, Value>,
+) -> Result<Option<Map<String, Value>>, ArmError> {
+    use base64::Engine;
+    let m = string_map(props, "configurationProtectedSettings")?;
+    for (k, v) in m.iter().flatten() {
+        let decodes = v
+            .as_str()
+            .is_some_and(|v| base64::engine::general_purpose::STANDARD.decode(v).is_ok());
+        if !decodes {
+            return Err(ArmError::bad_request(
+                "InvalidConfigurationProtectedSettings",
+                format!(
+                    "Error: Invalid configuration: the value of protected setting '{k}' must be base64-encoded."
+                ),
+            ));
+        }
+    }
+    Ok(m)
+}
+
+/// A seconds field of `v` (its default when absent), or ARM's error.
+fn seconds(v: &Value, key: &str, at: &str, default: Option<i64>) -> Result<Value, ArmError> {
+    match v.get(key) {
+        None | Some(Value::Null) => Ok(default.map(Value::from).unwrap_or(Value::Null)),
+        Some(Value::Number(n)) if n.as_i64().is_some_and(|s| s > 0) => Ok(json!(n)),
+        Some(_) => Err(ArmError::invalid_content(
+            &format!("{at}.{key}"),
+            format!("'{at}.{key}' must be a positive integer number of seconds."),
+        )),
+    }
+}
+
+/// The Git repository as stored (defaults filled in), or the service's error.
+pub(super) fn git_repository(g: &Value) -> Result<Value, ArmError> {
+    let at = "properties.gitRepository";
+    let Some(url) = g
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+    else {
+        return Err(ArmError::bad_request(
+            "InvalidGitRepositoryUrl",
+            "Error: Invalid configuration: the 'url' of the GitRepository source is required.",
+        ));
+    };
+    let r = g.get("repositoryRef").cloned().unwrap_or(Value::Null);
+    let given: Vec<&str> = ["branch", "tag", "semver", "commit"]
+        .into_iter()
+        .filter(|k| r.get(*k).is_some_and(|v| !v.is_null()))
+        .collect();
+    if given.len() != 1 {
+        return Err(ArmError::bad_request(
+            "InvalidRepositoryRef",
+            format!(
+                "Error: Invalid configuration: the GitRepository source takes exactly one of 'branch', 'tag', 'semver' and 'commit' in 'repositoryRef' (got {}).",
+                given.len()
+            ),
+        ));
+    }
+    let mut out = json!({
+        "url": url,
+        "timeoutInSeconds": seconds(g, "timeoutInSeconds", at, Some(600))?,
+        "syncIntervalInSeconds": seconds(g, "syncIntervalInSeconds", at, Some(600))?,
+        "repositoryRef": {given[0]: r[given[0]].clone()},
+    });
+    for k in [
+        "sshKnownHosts",
+        "httpsUser",
+        "httpsCACert",
+        "localAuthRef",
+        "provider",
+    ] {
+        if let Some(v) = g.get(k).filter(|v| !v.is_null()) {
+            out[k] = v.clone();
+        }
+    }
+    Ok(out)
+}
+
+/// The kustomizations as stored (defaults filled in), or the service's error.
+pub(super) fn kustomizations(ks: &Map<String, Value>) -> Result<Value, ArmError> {
+    let mut out = Map::new();
+    for (name, k) in ks {
+        let at = format!("properties.kustomizations.{name}");
+        let depends: Vec<Value> = k
+            .get("dependsOn")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for d in &depends {
+            if !d.as_str().is_some_and(|d| ks.contains_key(d) && d != name) {
+                return Err(ArmError::bad_request(
+                    "InvalidKustomizationDependency",
+                    format!(
+                        "Error: Invalid configuration: kustomization '{name}' depends on {d}, which is not another kustomization of this configuration."
+                    ),
+                ));
+            }
+        }
+        let flag =
+            |key: &str, default: bool| k.get(key).and_then(Value::as_bool).unwrap_or(default);
+        let mut v = json!({
+            "name": name,
+            "path": k.get("path").and_then(Value::as_str).unwrap_or(""),
+            "dependsOn": depends,
+            "timeoutInSeconds": seconds(k, "timeoutInSeconds", &at, Some(600))?,
+            "syncIntervalInSeconds": seconds(k, "syncIntervalInSeconds", &at, Some(600))?,
+            "prune": flag("prune", false),
+            "force": flag("force", false),
+            "wait": flag("wait", true),
+        });
+        let retry = seconds(k, "retryIntervalInSeconds", &at, None)?;
+        if !retry.is_null() {
+            v["retryIntervalInSeconds"] = retry;
+        }
+        out.insert(name.clone(), v);
+    }
+    Ok(Value::Object(out))
+}
+
+/// `a` with the JSON merge patch `patch` applied (`null` removes a key).
+pub(super) fn merge(a: &Value, patch: &Value) -> Value {
+    match (a, patch) {
+        (Value::Object(a), Value::Object(p)) => {
+            let mut out = a.clone();
+            for (k, v) in p {
+                if v.is_null() {
+                    out.remove(k);
+                } else {
+                    let merged = merge(out.get(k).unwrap_or(&Value::Null), v);
+                    out.insert(k.clone(), merged);
+                }
+            }
+            Value::Object(out)
+        }
+        (_, p) => p.clone(),
+    }
+}
