@@ -14,6 +14,7 @@ use arcplan_engine::graph::{GraphBuilder, ResourceGraph};
 pub use az::connected_cluster::TYPE as CONNECTED_CLUSTER;
 pub use az::connectivity::TYPE as CONNECTIVITY;
 pub use az::extension::TYPE as EXTENSION;
+pub use az::flux::TYPE as FLUX_CONFIGURATION;
 pub use az::resource_group::TYPE as RESOURCE_GROUP;
 pub use az::resource_provider::TYPE as RESOURCE_PROVIDER;
 pub use az::role_check::TYPE as ROLE_CHECK;
@@ -35,6 +36,7 @@ pub const LOWERINGS: &[(ResourceType, Lowering)] = &[
     (ARC_AGENTS, k8s::arc_agents::lower),
     (CONNECTIVITY, az::connectivity::lower),
     (EXTENSION, az::extension::lower),
+    (FLUX_CONFIGURATION, az::flux::lower),
 ];
 
 /// Lowers a configuration into its graph: every kind adds its nodes and edges, then references
@@ -60,6 +62,7 @@ const PER_CLUSTER: &[(ResourceType, &str)] = &[
     (ARC_AGENTS, "agents"),
     (CONNECTIVITY, "connected"),
     (EXTENSION, "extensions"),
+    (FLUX_CONFIGURATION, "flux configurations"),
 ];
 
 /// The cluster a resource or check belongs to; `None` for what the clusters share

@@ -22,6 +22,8 @@ pub enum ApiKind {
     ConnectedClusters,
     /// `Microsoft.KubernetesConfiguration/extensions`.
     Extensions,
+    /// `Microsoft.KubernetesConfiguration/fluxConfigurations`.
+    FluxConfigurations,
 }
 
 impl ApiKind {
@@ -33,6 +35,7 @@ impl ApiKind {
             ApiKind::Authorization => "Microsoft.Authorization/permissions",
             ApiKind::ConnectedClusters => "Microsoft.Kubernetes/connectedClusters",
             ApiKind::Extensions => "Microsoft.KubernetesConfiguration/extensions",
+            ApiKind::FluxConfigurations => "Microsoft.KubernetesConfiguration/fluxConfigurations",
         }
     }
 
@@ -44,16 +47,18 @@ impl ApiKind {
             ApiKind::Authorization => "2022-04-01",
             ApiKind::ConnectedClusters => "2026-05-01",
             ApiKind::Extensions => "2025-03-01",
+            ApiKind::FluxConfigurations => "2025-04-01",
         }
     }
 
     /// Every kind, for validation of overrides.
-    pub const ALL: [ApiKind; 5] = [
+    pub const ALL: [ApiKind; 6] = [
         ApiKind::Subscriptions,
         ApiKind::Resources,
         ApiKind::Authorization,
         ApiKind::ConnectedClusters,
         ApiKind::Extensions,
+        ApiKind::FluxConfigurations,
     ];
 }
 

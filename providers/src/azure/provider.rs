@@ -14,8 +14,8 @@ pub use super::kinds::connected_cluster::cluster_state;
 use super::arm::ArmClient;
 use super::kinds::role_check::NeedsOf;
 use super::kinds::{
-    connected_cluster, connectivity, extension, resource_group, resource_provider, role_check,
-    subscription,
+    connected_cluster, connectivity, extension, flux, resource_group, resource_provider,
+    role_check, subscription,
 };
 use crate::kind::{Kind, Registry};
 use arcplan_engine::address::ResourceType;
@@ -34,6 +34,7 @@ fn kinds() -> Vec<Arc<dyn Kind<AzureCx>>> {
         Arc::new(resource_group::ResourceGroup),
         Arc::new(connectivity::Connectivity),
         Arc::new(extension::Extension),
+        Arc::new(flux::FluxConfigurationKind),
     ]
 }
 
@@ -43,6 +44,7 @@ const NEEDS: &[(ResourceType, NeedsOf)] = &[
     (resource_group::TYPE, resource_group::needs),
     (connected_cluster::TYPE, connected_cluster::needs),
     (extension::TYPE, extension::needs),
+    (flux::TYPE, flux::needs),
 ];
 
 /// The Azure provider.
@@ -153,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn serves_the_six_azure_kinds() {
+    fn serves_every_azure_kind() {
         let types = provider().resource_types();
         for t in [
             subscription::TYPE,
@@ -162,10 +164,12 @@ mod tests {
             resource_group::TYPE,
             connected_cluster::TYPE,
             connectivity::TYPE,
+            extension::TYPE,
+            flux::TYPE,
         ] {
             assert!(types.contains(&t), "{t} is served");
         }
-        assert_eq!(types.len(), 6);
+        assert_eq!(types.len(), 8);
     }
 
     #[tokio::test]

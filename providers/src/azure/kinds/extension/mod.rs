@@ -97,7 +97,6 @@ pub fn address(cluster: &str, name: &str) -> Address {
 pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
     for (i, c) in cfg.clusters.iter().enumerate() {
         for (j, e) in c.extensions.iter().enumerate() {
-            let a = address(&c.name, &e.name);
             let attrs = Attributes {
                 subscription_id: cfg.azure.subscription.clone(),
                 resource_group: c.resource_group.clone(),
@@ -118,24 +117,27 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 configuration_settings: e.configuration_settings.clone(),
                 configuration_protected_settings: e.configuration_protected_settings.clone(),
             };
-            b.node(
-                a.clone(),
-                Mode::Managed,
-                &attrs,
-                format!("clusters[{i}].extensions[{j}]"),
-            );
-            b.edge(&a, &connected_cluster::address(&c.name));
-            for after in [
-                arc_agents::address(&c.name),
-                Address::new(connectivity::TYPE, &c.name),
-                Address::new(resource_provider::TYPE, "Microsoft.KubernetesConfiguration"),
-            ] {
-                if b.has(&after) {
-                    b.edge(&a, &after);
-                }
-            }
+            add_node(b, &attrs, format!("clusters[{i}].extensions[{j}]"));
         }
     }
+}
+
+/// Adds an extension's node (`source`: where it comes from in the file), after its cluster is
+/// connected and `Microsoft.KubernetesConfiguration` registered; returns its address.
+pub(crate) fn add_node(b: &mut GraphBuilder, attrs: &Attributes, source: String) -> Address {
+    let a = address(&attrs.cluster, &attrs.name);
+    b.node(a.clone(), Mode::Managed, attrs, source);
+    b.edge(&a, &connected_cluster::address(&attrs.cluster));
+    for after in [
+        arc_agents::address(&attrs.cluster),
+        Address::new(connectivity::TYPE, &attrs.cluster),
+        Address::new(resource_provider::TYPE, "Microsoft.KubernetesConfiguration"),
+    ] {
+        if b.has(&after) {
+            b.edge(&a, &after);
+        }
+    }
+    a
 }
 
 /// What a change of an extension needs of the credential.
