@@ -85,6 +85,10 @@ pub struct Attributes {
     pub configuration_settings: BTreeMap<String, String>,
     /// Protected settings, as references (their values are read at plan and apply time).
     pub configuration_protected_settings: BTreeMap<String, SecretRef>,
+    /// Why arcplan added the extension without the file declaring it (`None`: declared), shown
+    /// as the reason of its creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_implicitly: Option<String>,
 }
 
 /// An extension's address: `arc.extension.<cluster>/<name>`.
@@ -116,6 +120,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 },
                 configuration_settings: e.configuration_settings.clone(),
                 configuration_protected_settings: e.configuration_protected_settings.clone(),
+                added_implicitly: None,
             };
             add_node(b, &attrs, format!("clusters[{i}].extensions[{j}]"));
         }
@@ -400,6 +405,9 @@ impl Kind<AzureCx> for Extension {
         };
         let Some(prior) = &req.prior else {
             resp.action = Some(Action::Create);
+            if let Some(why) = &d.added_implicitly {
+                resp.reason = Some(Reason::new(ReasonCode::Other, why.clone()));
+            }
             resp.after = Some(planned(&d, None, &protected, stack));
             return resp;
         };
@@ -565,6 +573,7 @@ mod tests {
             },
             configuration_settings: BTreeMap::from([("a".to_owned(), "1".to_owned())]),
             configuration_protected_settings: BTreeMap::new(),
+            added_implicitly: None,
         }
     }
 

@@ -259,6 +259,10 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                     },
                     configuration_settings: BTreeMap::new(),
                     configuration_protected_settings: BTreeMap::new(),
+                    added_implicitly: Some(format!(
+                        "added implicitly: the Flux configurations of cluster {} run on a {FLUX_EXTENSION_TYPE} extension and the file declares none (declare one under `extensions` to manage it yourself)",
+                        c.name
+                    )),
                 };
                 extension::add_node(
                     b,
