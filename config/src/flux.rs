@@ -39,13 +39,14 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
         .extensions
         .iter()
         .any(|e| e.extension_type.eq_ignore_ascii_case(FLUX_EXTENSION_TYPE));
-    if !c.flux_configurations.is_empty() && !declares_flux {
-        if let Some(j) = c
+    if !c.flux_configurations.is_empty()
+        && !declares_flux
+        && let Some(j) = c
             .extensions
             .iter()
             .position(|e| e.name == FLUX_IMPLICIT_EXTENSION)
-        {
-            out.push(
+    {
+        out.push(
                 err(
                     "conflicting-settings",
                     format!(
@@ -58,7 +59,6 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
                     "rename that extension, or declare an extension of type `{FLUX_EXTENSION_TYPE}`"
                 )),
             );
-        }
     }
     let mut names: HashMap<&str, usize> = HashMap::new();
     for (j, f) in c.flux_configurations.iter().enumerate() {

@@ -136,6 +136,9 @@ pub const EXTENSION_TYPES: &[&str] = &[
     "microsoft.iotoperations",
 ];
 
+/// The protected settings a Flux configuration's Git source takes.
+pub const FLUX_PROTECTED_SETTINGS: &[&str] = &["httpsKey", "sshPrivateKey"];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +152,3 @@ mod tests {
         assert!(h.contains("eastus") && !h.contains("did you mean"), "{h}");
     }
 }
-
-/// The protected settings a Flux configuration's Git source takes.
-pub const FLUX_PROTECTED_SETTINGS: &[&str] = &["httpsKey", "sshPrivateKey"];

@@ -370,6 +370,9 @@ pub fn flux_state(b: &Value, owner: Option<&str>) -> Value {
     })
 }
 
+/// Protected values as sent (base64-encoded, by name) and the digest of the plain values.
+type Protected = (BTreeMap<String, String>, String);
+
 /// The protected settings' values, base64-encoded as the service takes them (`None`: none
 /// declared), and their digest (of the plain values; never the values). Errors name the
 /// reference.
@@ -377,7 +380,7 @@ fn protected_values(
     cx: &AzureCx,
     a: &Attributes,
     address: &Address,
-) -> Result<Option<(BTreeMap<String, String>, String)>, Diagnostic> {
+) -> Result<Option<Protected>, Diagnostic> {
     use base64::Engine;
     if a.configuration_protected_settings.is_empty() {
         return Ok(None);
