@@ -2,7 +2,9 @@
 //! quickstart plus one Flux configuration with two kustomizations, `apps` after `infra`, its
 //! HTTPS key a protected setting from the environment) planned with the implicit
 //! `microsoft.flux` extension, applied until Flux reports it Compliant, re-planned empty; a
-//! repository the Flux controllers cannot clone fails the apply with their message; destroy
+//! repository the Flux controllers cannot clone fails the apply with their message (and later
+//! plans warn of it); a configuration gone from the file is pruned with its implicit extension;
+//! destroy
 //! removes the configuration, then the extension, then the cluster. The secret scan covers the
 //! protected value.
 
@@ -140,6 +142,31 @@ async fn flux_configuration_lifecycle() {
         "./apps/production",
         "the write itself went through"
     );
+    let (code, out, err) =
+        tokio::task::block_in_place(|| run(&w, &["plan", "-f", &changed, "--detailed-exitcode"]));
+    assert_eq!(code, 0, "nothing to change:\n{out}{err}");
+    assert!(
+        format!("{out}{err}").contains("is Non-Compliant (as Flux last reported it)"),
+        "but the plan warns:\n{out}{err}"
+    );
+
+    // Gone from the file: pruned (found by discovery on the stack's cluster), with the
+    // extension that was only there for it.
+    let without = w.dir.join("flux-without.yaml");
+    let text = std::fs::read_to_string(root().join(FLUX)).unwrap();
+    let text = &text[..text.find("    fluxConfigurations:").unwrap()];
+    std::fs::write(&without, text).unwrap();
+    let without = without.display().to_string();
+    let (code, out, err) =
+        tokio::task::block_in_place(|| run(&w, &["plan", "-f", &without, "--detailed-exitcode"]));
+    assert_eq!(code, 2, "{out}{err}");
+    for a in [CONFIG, EXTENSION] {
+        assert!(
+            out.contains(&format!("{a} will be destroyed")),
+            "{a}:\n{out}"
+        );
+    }
+    assert!(out.contains("0 to add, 0 to change, 2 to destroy"), "{out}");
 
     // Destroy: the configuration, then its extension, then the cluster.
     let (code, out, err) =

@@ -635,6 +635,19 @@ impl Kind<AzureCx> for FluxConfigurationKind {
             return resp;
         }
         let after = planned(&d, Some(prior), protected.as_deref(), stack);
+        if prior["complianceState"] == "Non-Compliant" {
+            resp.diagnostics.push(
+                Diagnostic::warning(
+                    "flux-non-compliant",
+                    format!(
+                        "Flux configuration {} is Non-Compliant (as Flux last reported it)",
+                        req.address.name
+                    ),
+                )
+                .with_address(req.address.to_string())
+                .with_hint("see why with `az k8s-configuration flux show`; fix the repository, its credentials or the kustomization named there, then apply again"),
+            );
+        }
         if &after == prior {
             resp.action = Some(Action::NoOp);
             return resp;
