@@ -168,6 +168,25 @@ fn list_path(cx: &AzureCx, resource_group: &str, cluster: &str) -> String {
     )
 }
 
+/// A cluster's extensions, listed once per plan (prune discovery of extensions and of Flux
+/// configurations share it).
+pub(crate) async fn cluster_extensions(
+    cx: &AzureCx,
+    rg: &str,
+    cluster: &str,
+) -> Result<std::sync::Arc<Vec<Value>>, crate::azure::arm::ArmError> {
+    cx.cached_list(
+        &format!(
+            "extensions:{}/{}",
+            rg.to_ascii_lowercase(),
+            cluster.to_ascii_lowercase()
+        ),
+        &list_path(cx, rg, cluster),
+        ApiKind::Extensions,
+    )
+    .await
+}
+
 /// The extension's ARM path: its id once it exists, else built from its cluster and name.
 fn path(cx: &AzureCx, address: &Address, before: Option<&Value>, rg: &str) -> String {
     if let Some(id) = before.map(|b| s(b, "id")).filter(|id| !id.is_empty()) {
@@ -512,19 +531,13 @@ impl Kind<AzureCx> for Extension {
             .filter(|c| owner_of(c).as_deref() == Some(req.stack.as_str()));
         for c in ours {
             let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
-            let list = cx.req(
-                Method::GET,
-                &list_path(cx, &rg, cluster),
-                ApiKind::Extensions,
-                None,
-            );
-            match cx.arm.list_all(&list).await {
+            match cluster_extensions(cx, &rg, cluster).await {
                 Ok(items) => {
-                    for e in items {
-                        let state = extension_state(&e);
+                    for e in items.iter() {
+                        let state = extension_state(e);
                         if state["owner"].as_str() == Some(req.stack.as_str()) {
                             out.resources.push(Discovered {
-                                address: address(cluster, s(&e, "name")),
+                                address: address(cluster, s(e, "name")),
                                 state,
                                 version: None,
                                 depends_on: vec![connected_cluster::address(cluster)],

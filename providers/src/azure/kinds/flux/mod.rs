@@ -715,6 +715,25 @@ impl Kind<AzureCx> for FluxConfigurationKind {
             .filter(|c| owner_of(c).as_deref() == Some(req.stack.as_str()));
         for c in ours {
             let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
+            // Flux configurations exist only where the microsoft.flux extension runs: a
+            // cluster without it is not listed (its extensions are listed once per plan).
+            let flux_extensions: Vec<Address> =
+                match extension::cluster_extensions(cx, &rg, cluster).await {
+                    Ok(exts) => exts
+                        .iter()
+                        .filter(|e| {
+                            e.pointer("/properties/extensionType")
+                                .and_then(Value::as_str)
+                                .is_some_and(|t| t.eq_ignore_ascii_case(FLUX_EXTENSION_TYPE))
+                        })
+                        .map(|e| extension::address(cluster, s(e, "name")))
+                        .collect(),
+                    // Unreadable: the extensions' discovery, reading the same list, says so.
+                    Err(_) => continue,
+                };
+            if flux_extensions.is_empty() {
+                continue;
+            }
             let list = cx.req(
                 Method::GET,
                 &list_path(cx, &rg, cluster),
@@ -723,39 +742,16 @@ impl Kind<AzureCx> for FluxConfigurationKind {
             );
             let items = match cx.arm.list_all(&list).await {
                 Ok(items) => items,
-                // A cluster being deleted, or KubernetesConfiguration not registered: nothing
-                // to prune.
+                // A cluster being deleted: nothing to prune.
                 Err(e) if matches!(e.status, Some(404) | Some(409)) => continue,
                 Err(e) => {
                     out.diagnostics.push(discover_error(&e));
                     continue;
                 }
             };
-            if items.is_empty() {
-                continue;
-            }
             // Deleted before the extension they run on.
             let mut depends_on = vec![connected_cluster::address(cluster)];
-            let extensions = cx.req(
-                Method::GET,
-                &format!(
-                    "{}/resourceGroups/{rg}/providers/Microsoft.Kubernetes/connectedClusters/{cluster}/providers/Microsoft.KubernetesConfiguration/extensions",
-                    cx.sub_path()
-                ),
-                ApiKind::Extensions,
-                None,
-            );
-            if let Ok(exts) = cx.arm.list_all(&extensions).await {
-                depends_on.extend(
-                    exts.iter()
-                        .filter(|e| {
-                            e.pointer("/properties/extensionType")
-                                .and_then(Value::as_str)
-                                .is_some_and(|t| t.eq_ignore_ascii_case(FLUX_EXTENSION_TYPE))
-                        })
-                        .map(|e| extension::address(cluster, s(e, "name"))),
-                );
-            }
+            depends_on.extend(flux_extensions);
             for f in items {
                 out.resources.push(Discovered {
                     address: address(cluster, s(&f, "name")),
