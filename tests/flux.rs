@@ -1,7 +1,8 @@
 //! Flux GitOps end to end, on the sandbox with the real binary: `examples/flux.yaml` (the
 //! quickstart plus one Flux configuration with two kustomizations, `apps` after `infra`, its
 //! HTTPS key a protected setting from the environment) planned with the implicit
-//! `microsoft.flux` extension, applied until Flux reports it Compliant, re-planned empty; a
+//! `microsoft.flux` extension, applied until Flux reports it Compliant, re-planned empty; a new
+//! namespace replaces it; a
 //! repository the Flux controllers cannot clone fails the apply with their message (and later
 //! plans warn of it); a configuration gone from the file is pruned with its implicit extension;
 //! destroy
@@ -109,6 +110,42 @@ async fn flux_configuration_lifecycle() {
     // Converged.
     let (code, out, err) = tokio::task::block_in_place(|| run(&w, &plan));
     assert_eq!(code, 0, "re-plan is empty:\n{out}{err}");
+
+    // A new namespace cannot be patched: the configuration is replaced.
+    let moved = w.dir.join("flux-moved.yaml");
+    let text = std::fs::read_to_string(root().join(FLUX))
+        .unwrap()
+        .replace("namespace: cluster-config", "namespace: gitops");
+    std::fs::write(&moved, text).unwrap();
+    let moved = moved.display().to_string();
+    let (code, out, err) =
+        tokio::task::block_in_place(|| run(&w, &["plan", "-f", &moved, "--detailed-exitcode"]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(out.contains(&format!("{CONFIG} must be replaced")), "{out}");
+    assert!(
+        out.contains("namespace \"cluster-config\" -> gitops cannot change in place"),
+        "{out}"
+    );
+    assert!(out.contains("1 to add, 0 to change, 1 to destroy"), "{out}");
+    let (code, out, err) =
+        tokio::task::block_in_place(|| run(&w, &["apply", "-f", &moved, "--auto-approve"]));
+    assert_eq!(code, 0, "{out}{err}");
+    let p = configuration(&w).unwrap()["properties"].clone();
+    assert_eq!(p["namespace"], "gitops");
+    assert_eq!(p["complianceState"], "Compliant");
+    assert_eq!(
+        w.sandbox
+            .arm()
+            .flux_protected_settings(&s, rg, c, "cluster-config")
+            .unwrap()["httpsKey"],
+        base64::engine::general_purpose::STANDARD.encode(KEY),
+        "the key is sent again to the new configuration"
+    );
+    let (code, out, err) = tokio::task::block_in_place(|| run(&w, &plan));
+    assert_eq!(code, 2, "back to the file's namespace:\n{out}{err}");
+    let (code, out, err) =
+        tokio::task::block_in_place(|| run(&w, &["apply", "-f", FLUX, "--auto-approve"]));
+    assert_eq!(code, 0, "{out}{err}");
 
     // The repository breaks, and a change is applied: the apply-time compliance check fails.
     w.sandbox.arm().set_broken_repository(URL);
