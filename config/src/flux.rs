@@ -4,7 +4,7 @@
 
 use super::conventions::{FLUX_EXTENSION_TYPE, FLUX_IMPLICIT_EXTENSION};
 use super::extensions::extension_name_problem;
-use super::known::FLUX_PROTECTED_SETTINGS;
+use super::known::{FLUX_BUCKET_PROTECTED_SETTINGS, FLUX_PROTECTED_SETTINGS};
 use super::loaded::Loaded;
 use super::yaml::Path;
 use super::{Cluster, FluxConfiguration, FluxScope, FluxSourceKind};
@@ -95,18 +95,22 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
         }
         check_source(&err, f, &at, out);
         check_kustomizations(&err, f, &at, out);
+        let (source, takes) = match f.source_kind {
+            FluxSourceKind::GitRepository => ("Git source", FLUX_PROTECTED_SETTINGS),
+            FluxSourceKind::Bucket => ("bucket source", FLUX_BUCKET_PROTECTED_SETTINGS),
+        };
         for k in f.configuration_protected_settings.keys() {
-            if !FLUX_PROTECTED_SETTINGS.contains(&k.as_str()) {
+            if !takes.contains(&k.as_str()) {
                 out.push(
                     err(
                         "unknown-value",
                         format!(
-                            "Flux configuration `{}` has protected setting `{k}`, which its Git source does not take",
+                            "Flux configuration `{}` has protected setting `{k}`, which its {source} does not take",
                             f.name
                         ),
                         &at.key("configurationProtectedSettings").key(k),
                     )
-                    .with_hint(format!("use one of {}", FLUX_PROTECTED_SETTINGS.join(", "))),
+                    .with_hint(format!("use one of {}", takes.join(", "))),
                 );
             }
         }
@@ -145,8 +149,26 @@ fn check_duration(err: &Err, what: &str, value: Option<&String>, at: &Path, out:
 }
 
 fn check_source(err: &Err, f: &FluxConfiguration, at: &Path, out: &mut Diagnostics) {
-    match f.source_kind {
-        FluxSourceKind::GitRepository => {}
+    let (wanted, other) = match f.source_kind {
+        FluxSourceKind::GitRepository => ("gitRepository", ("bucket", f.bucket.is_some())),
+        FluxSourceKind::Bucket => ("bucket", ("gitRepository", f.git_repository.is_some())),
+    };
+    if other.1 {
+        out.push(
+            err(
+                "conflicting-settings",
+                format!(
+                    "Flux configuration `{}` has `sourceKind: {:?}`, which takes `{wanted}`, not `{}`",
+                    f.name, f.source_kind, other.0
+                ),
+                &at.key(other.0),
+            )
+            .with_hint(format!("remove `{}`, or change `sourceKind`", other.0)),
+        );
+    }
+    if f.source_kind == FluxSourceKind::Bucket {
+        check_bucket(err, f, at, out);
+        return;
     }
     let Some(g) = &f.git_repository else {
         out.push(
@@ -225,6 +247,79 @@ fn check_source(err: &Err, f: &FluxConfiguration, at: &Path, out: &mut Diagnosti
                 &git.key("httpsUser"),
             )
             .with_hint("add `configurationProtectedSettings: {httpsKey: {env: VAR}}`"),
+        );
+    }
+}
+
+fn check_bucket(err: &Err, f: &FluxConfiguration, at: &Path, out: &mut Diagnostics) {
+    let Some(b) = &f.bucket else {
+        out.push(
+            err(
+                "missing-field",
+                format!(
+                    "Flux configuration `{}` has `sourceKind: Bucket` but no `bucket`",
+                    f.name
+                ),
+                &at.key("sourceKind"),
+            )
+            .with_hint("add `bucket: {url: https://..., bucketName: ...}`"),
+        );
+        return;
+    };
+    let here = at.key("bucket");
+    if !(b.url.starts_with("https://") || b.url.starts_with("http://")) {
+        out.push(
+            err(
+                "invalid-format",
+                format!(
+                    "the bucket endpoint `{}` of Flux configuration `{}` is not an http:// or https:// URL",
+                    b.url, f.name
+                ),
+                &here.key("url"),
+            )
+            .with_hint("write the endpoint's URL, like https://s3.amazonaws.com"),
+        );
+    }
+    if b.url.starts_with("http://") && !b.insecure {
+        out.push(
+            err(
+                "conflicting-settings",
+                format!(
+                    "the bucket endpoint of Flux configuration `{}` is plain HTTP but `insecure` is false",
+                    f.name
+                ),
+                &here.key("url"),
+            )
+            .with_hint("use an https:// endpoint, or set `insecure: true`"),
+        );
+    }
+    if b.bucket_name.is_empty() {
+        out.push(err(
+            "missing-field",
+            format!(
+                "the bucket of Flux configuration `{}` has an empty `bucketName`",
+                f.name
+            ),
+            &here.key("bucketName"),
+        ));
+    }
+    for (k, v) in [("syncInterval", &b.sync_interval), ("timeout", &b.timeout)] {
+        check_duration(err, &format!("`bucket.{k}`"), v.as_ref(), &here.key(k), out);
+    }
+    if b.access_key.is_some()
+        != f.configuration_protected_settings
+            .contains_key("bucketSecretKey")
+    {
+        out.push(
+            err(
+                "missing-field",
+                format!(
+                    "the bucket of Flux configuration `{}` needs both `accessKey` and the `bucketSecretKey` protected setting, or neither",
+                    f.name
+                ),
+                &here.key("url"),
+            )
+            .with_hint("add the one missing (`bucketSecretKey: {env: VAR}` under `configurationProtectedSettings`)"),
         );
     }
 }

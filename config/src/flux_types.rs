@@ -20,20 +20,24 @@ pub struct FluxConfiguration {
     /// `namespace`). Changing it replaces the configuration.
     #[serde(default)]
     pub scope: FluxScope,
-    /// The source kind. Only `GitRepository` is supported by arcplan for now. Changing it
-    /// replaces the configuration.
+    /// The source kind: `GitRepository` (with `gitRepository`) or `Bucket` (an S3-compatible
+    /// bucket, with `bucket`). Changing it replaces the configuration.
     #[serde(default)]
     pub source_kind: FluxSourceKind,
     /// The Git repository (for `sourceKind: GitRepository`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub git_repository: Option<GitRepository>,
+    /// The bucket (for `sourceKind: Bucket`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<Bucket>,
     /// The kustomizations, by name (at least one).
     #[serde(default)]
     pub kustomizations: BTreeMap<String, Kustomization>,
     /// Stop reconciling (the configuration stays).
     #[serde(default)]
     pub suspend: bool,
-    /// Secrets of the source (`httpsKey`, `sshPrivateKey`), each from an environment variable
+    /// Secrets of the source (`httpsKey`, `sshPrivateKey` for Git, `bucketSecretKey` for a
+    /// bucket), each from an environment variable
     /// or a file (never written in this file, never shown: the plan shows a digest of them).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub configuration_protected_settings: BTreeMap<String, SecretRef>,
@@ -56,6 +60,31 @@ pub enum FluxSourceKind {
     /// A Git repository (`gitRepository`).
     #[default]
     GitRepository,
+    /// An S3-compatible bucket (`bucket`).
+    Bucket,
+}
+
+/// The S3-compatible bucket of a Flux configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Bucket {
+    /// The endpoint URL, like `https://s3.amazonaws.com` or `https://minio.example.com`.
+    pub url: String,
+    /// The bucket's name.
+    pub bucket_name: String,
+    /// Reach the endpoint over plain HTTP (default false; arcplan always sends it, so the
+    /// service's own default, true, never applies).
+    #[serde(default)]
+    pub insecure: bool,
+    /// The access key id (not a secret; its secret key: `configurationProtectedSettings.bucketSecretKey`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key: Option<String>,
+    /// How often the bucket is fetched (a duration; the service's default: 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_interval: Option<String>,
+    /// The timeout of a fetch (a duration; the service's default: 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// The Git repository of a Flux configuration.

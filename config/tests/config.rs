@@ -700,3 +700,60 @@ fn a_flux_configuration_takes_the_services_defaults() {
     let k = &f.kustomizations["apps"];
     assert!(k.wait && !k.prune && !k.force);
 }
+
+#[test]
+fn a_bucket_source_is_checked_too() {
+    let base = GOOD.split("clusters:").next().unwrap();
+    let text = format!(
+        "{base}clusters:
+  - name: c1
+    resourceGroup: myAzureResourceGroup
+    fluxConfigurations:
+      - name: from-bucket
+        sourceKind: Bucket
+        gitRepository:
+          url: https://example.com/apps.git
+        bucket:
+          url: http://minio.example.com
+          bucketName: manifests
+          accessKey: AKIA0000
+        kustomizations:
+          apps: {{}}
+        configurationProtectedSettings:
+          httpsKey: {{ env: K }}
+      - name: no-bucket
+        sourceKind: Bucket
+        kustomizations:
+          apps: {{}}
+"
+    );
+    let d = errors(&text);
+    let keyed = |code: &str, key: &str| {
+        d.iter()
+            .find(|x| x.code == code && x.key.as_deref() == Some(key))
+            .unwrap_or_else(|| panic!("no `{code}` at {key} in:\n{d}"))
+    };
+    keyed(
+        "conflicting-settings",
+        "clusters[0].fluxConfigurations[0].gitRepository",
+    );
+    let plain = keyed(
+        "conflicting-settings",
+        "clusters[0].fluxConfigurations[0].bucket.url",
+    );
+    assert!(plain.hint.as_deref().unwrap().contains("insecure: true"));
+    let key = keyed(
+        "missing-field",
+        "clusters[0].fluxConfigurations[0].bucket.url",
+    );
+    assert!(key.message.contains("bucketSecretKey"), "{key:?}");
+    let wrong = keyed(
+        "unknown-value",
+        "clusters[0].fluxConfigurations[0].configurationProtectedSettings.httpsKey",
+    );
+    assert!(wrong.hint.as_deref().unwrap().contains("bucketSecretKey"));
+    keyed(
+        "missing-field",
+        "clusters[0].fluxConfigurations[1].sourceKind",
+    );
+}

@@ -140,9 +140,11 @@ async fn flux_configurations_match_the_spec() {
     // suspended. (The patch model cannot remove a kustomization: arcplan PUTs for that.)
     let patch = json!({"properties": {
         "suspend": true,
-        "gitRepository": {"url": URL, "repositoryRef": {"branch": "release"}, "syncIntervalInSeconds": 300, "httpsUser": "bot"},
+        "gitRepository": {"url": URL, "repositoryRef": {"branch": "release"}, "syncIntervalInSeconds": 300,
+                          "httpsUser": "bot", "timeoutInSeconds": null, "sshKnownHosts": null},
         "kustomizations": {
-            "infra": {"path": "./infra2", "dependsOn": [], "prune": true, "force": false, "wait": true},
+            "infra": {"path": "./infra2", "dependsOn": [], "prune": true, "force": false, "wait": true,
+                      "syncIntervalInSeconds": null, "timeoutInSeconds": null, "retryIntervalInSeconds": null},
         },
         "configurationProtectedSettings": {"httpsKey": "bmV3"},
     }});
@@ -310,5 +312,75 @@ async fn flux_configuration_errors() {
     let (s, _, b) = env.put(&missing, FLUX_API, &put_body(URL)).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(error_code(&b), "ParentResourceNotFound");
+    env.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bucket_source_matches_the_spec() {
+    let env = Env::start(quick()).await;
+    let cluster = cluster(&env, true).await;
+    let path =
+        format!("{cluster}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/b");
+    // The body arcplan sends for `sourceKind: Bucket`.
+    let put = json!({"properties": {
+        "scope": "namespace", "namespace": "apps", "sourceKind": "Bucket", "suspend": false,
+        "bucket": {"url": "https://minio.example.com", "bucketName": "manifests", "insecure": false, "accessKey": "AKIA0000"},
+        "kustomizations": {"apps": {"path": "./", "dependsOn": [], "prune": false, "force": false, "wait": true}},
+        "configurationProtectedSettings": {"bucketSecretKey": "c2VjcmV0"},
+    }});
+    check("flux", "FluxConfiguration", &put);
+    let (s, h, b) = env.put(&path, FLUX_API, &put).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    check("flux", "FluxConfiguration", &b);
+    env.poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    let body = settled(&env, &path).await;
+    let p = &body["properties"];
+    assert_eq!(p["complianceState"], "Compliant");
+    assert_eq!(p["bucket"]["syncIntervalInSeconds"], 600, "the default");
+    assert!(p.get("gitRepository").is_none());
+    assert!(
+        p["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["kind"] == "Bucket")
+    );
+    let patch = json!({"properties": {
+        "suspend": false,
+        "bucket": {"url": "https://minio.example.com", "bucketName": "other", "insecure": false,
+                   "accessKey": "AKIA0000", "syncIntervalInSeconds": null, "timeoutInSeconds": 120},
+        "kustomizations": {"apps": {"path": "./apps", "dependsOn": [], "prune": false, "force": false, "wait": true,
+                   "syncIntervalInSeconds": null, "timeoutInSeconds": null, "retryIntervalInSeconds": null}},
+    }});
+    check("flux", "FluxConfigurationPatch", &patch);
+    let (s, h, _) = env
+        .call(Method::PATCH, &env.url(&path, Some(FLUX_API)), Some(&patch))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    env.poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    let body = settled(&env, &path).await;
+    assert_eq!(body["properties"]["bucket"]["bucketName"], "other");
+    assert_eq!(body["properties"]["bucket"]["timeoutInSeconds"], 120);
+    assert_eq!(
+        body["properties"]["bucket"]["syncIntervalInSeconds"], 600,
+        "null: back to the default"
+    );
+    env.sandbox
+        .arm()
+        .set_broken_repository("https://minio.example.com");
+    let (_, h, _) = env
+        .call(Method::PATCH, &env.url(&path, Some(FLUX_API)), Some(&patch))
+        .await;
+    env.poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    let body = settled(&env, &path).await;
+    assert_eq!(body["properties"]["complianceState"], "Non-Compliant");
+    assert!(
+        body["properties"]["statuses"]
+            .to_string()
+            .contains("failed to confirm existence of bucket")
+    );
     env.shutdown().await;
 }

@@ -362,7 +362,26 @@ impl jsonschema::Retrieve for FileRetriever {
             .ok_or_else(|| format!("only file URIs are resolved, not {s}"))?;
         let path = percent_decode(path);
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        Ok(serde_json::from_str(&text)?)
+        let mut spec: Value = serde_json::from_str(&text)?;
+        nullable(&mut spec);
+        Ok(spec)
+    }
+}
+
+/// OpenAPI 2's `x-nullable: true` (AutoRest's extension) in JSON Schema terms: a typed schema
+/// that carries it also takes `null`, so a patch may clear a field where the spec allows it.
+fn nullable(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.get("x-nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = m.get("type").cloned()
+            {
+                m.insert("type".into(), json!([t, "null"]));
+            }
+            m.values_mut().for_each(nullable);
+        }
+        Value::Array(a) => a.iter_mut().for_each(nullable),
+        _ => {}
     }
 }
 

@@ -30,13 +30,25 @@ pub(super) fn reconcile(
     now: &str,
 ) -> (String, Vec<Value>, Value) {
     let ns = p["namespace"].as_str().unwrap_or("default");
-    let git = &p["gitRepository"];
-    let url = git["url"].as_str().unwrap_or_default();
-    let r = &git["repositoryRef"];
-    let reference = ["branch", "tag", "semver", "commit"]
-        .iter()
-        .find_map(|k| r[*k].as_str().map(|v| format!("{k}/{v}")))
-        .unwrap_or_else(|| "branch/main".into());
+    // The source: a Git repository (followed by its reference) or a bucket.
+    let (kind, url, reference) = if p["bucket"].is_object() {
+        let b = &p["bucket"];
+        let url = b["url"].as_str().unwrap_or_default();
+        let at = format!("bucket/{}", b["bucketName"].as_str().unwrap_or_default());
+        ("Bucket", url, at)
+    } else {
+        let git = &p["gitRepository"];
+        let r = &git["repositoryRef"];
+        let reference = ["branch", "tag", "semver", "commit"]
+            .iter()
+            .find_map(|k| r[*k].as_str().map(|v| format!("{k}/{v}")))
+            .unwrap_or_else(|| "branch/main".into());
+        (
+            "GitRepository",
+            git["url"].as_str().unwrap_or_default(),
+            reference,
+        )
+    };
     let condition = |ready: bool, reason: &str, message: String| {
         json!([{
             "lastTransitionTime": now, "message": message, "reason": reason,
@@ -51,11 +63,15 @@ pub(super) fn reconcile(
         return ("Suspended".into(), Vec::new(), Value::Null);
     }
     if broken.iter().any(|b| b == url) {
-        let message = format!(
-            "failed to checkout and determine revision: unable to clone '{url}': repository not found"
-        );
+        let message = if kind == "Bucket" {
+            format!("failed to confirm existence of bucket at '{url}': the bucket does not exist")
+        } else {
+            format!(
+                "failed to checkout and determine revision: unable to clone '{url}': repository not found"
+            )
+        };
         let mut statuses = vec![json!({
-            "name": name, "namespace": ns, "kind": "GitRepository",
+            "name": name, "namespace": ns, "kind": kind,
             "complianceState": "Non-Compliant",
             "statusConditions": condition(false, "GitOperationFailed", message),
         })];
@@ -63,15 +79,19 @@ pub(super) fn reconcile(
             statuses.push(json!({
                 "name": format!("{name}-{k}"), "namespace": ns, "kind": "Kustomization",
                 "complianceState": "Non-Compliant",
-                "statusConditions": condition(false, "ArtifactFailed", format!("Source artifact not found: GitRepository/{ns}/{name} is not ready")),
+                "statusConditions": condition(false, "ArtifactFailed", format!("Source artifact not found: {kind}/{ns}/{name} is not ready")),
             }));
         }
         return ("Non-Compliant".into(), statuses, Value::Null);
     }
     let commit = revision(url, &reference);
-    let rev = format!("{}@sha1:{commit}", reference.replace('/', ":"));
+    let rev = if kind == "Bucket" {
+        format!("sha256:{commit}")
+    } else {
+        format!("{}@sha1:{commit}", reference.replace('/', ":"))
+    };
     let mut statuses = vec![json!({
-        "name": name, "namespace": ns, "kind": "GitRepository",
+        "name": name, "namespace": ns, "kind": kind,
         "complianceState": "Compliant",
         "statusConditions": condition(true, "Succeeded", format!("stored artifact for revision '{rev}'")),
     })];
@@ -162,6 +182,31 @@ pub(super) fn git_repository(g: &Value) -> Result<Value, ArmError> {
         "provider",
     ] {
         if let Some(v) = g.get(k).filter(|v| !v.is_null()) {
+            out[k] = v.clone();
+        }
+    }
+    Ok(out)
+}
+
+/// The bucket as stored (defaults filled in), or the service's error.
+pub(super) fn bucket(b: &Value) -> Result<Value, ArmError> {
+    let at = "properties.bucket";
+    let text = |k: &str| b.get(k).and_then(Value::as_str).filter(|v| !v.is_empty());
+    let (Some(url), Some(name)) = (text("url"), text("bucketName")) else {
+        return Err(ArmError::bad_request(
+            "InvalidBucketDefinition",
+            "Error: Invalid configuration: the 'url' and 'bucketName' of the Bucket source are required.",
+        ));
+    };
+    let mut out = json!({
+        "url": url,
+        "bucketName": name,
+        "insecure": b.get("insecure").and_then(Value::as_bool).unwrap_or(true),
+        "timeoutInSeconds": seconds(b, "timeoutInSeconds", at, Some(600))?,
+        "syncIntervalInSeconds": seconds(b, "syncIntervalInSeconds", at, Some(600))?,
+    });
+    for k in ["accessKey", "localAuthRef"] {
+        if let Some(v) = b.get(k).filter(|v| !v.is_null()) {
             out[k] = v.clone();
         }
     }

@@ -4,8 +4,9 @@
 //! and a Flux controller stand-in that reports the configuration's compliance.
 //!
 //! The stand-in: once a write's operation ends, the configuration is `Pending` for one
-//! operation's time, then `Compliant` with one `ObjectStatusDefinition` for the
-//! `GitRepository` and one per kustomization (kind `Kustomization`, named
+//! operation's time, then `Compliant` with one `ObjectStatusDefinition` for the source
+//! (`GitRepository` or `Bucket`; other source kinds are refused as not emulated) and one per
+//! kustomization (kind `Kustomization`, named
 //! `<configuration>-<kustomization>`), or `Non-Compliant` when its repository URL is one the
 //! sandbox was told is broken (`ArmApi::set_broken_repository`), or `Suspended`.
 //!
@@ -28,7 +29,7 @@ use super::operations::OpEffect;
 use super::request::{json_body, only};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route};
 use super::state::{ArmState, FluxConfig};
-use body::{git_repository, kustomizations, merge, protected_settings, reconcile};
+use body::{bucket, git_repository, kustomizations, merge, protected_settings, reconcile};
 
 mod body;
 use super::{ArmError, Ctx, eq, json_response, rfc3339};
@@ -345,11 +346,13 @@ impl ArmState {
                 ),
             ));
         }
-        if source_kind != "GitRepository" {
+        if !matches!(source_kind, "GitRepository" | "Bucket") {
             // The emulator's limit, not the service's.
             return Err(ArmError::bad_request(
                 "UnsupportedSourceKind",
-                format!("sandbox: sourceKind '{source_kind}' is not emulated; use GitRepository."),
+                format!(
+                    "sandbox: sourceKind '{source_kind}' is not emulated; use GitRepository or Bucket."
+                ),
             ));
         }
         let scope = props
@@ -362,13 +365,25 @@ impl ArmState {
                 "'properties.scope' must be 'cluster' or 'namespace'.",
             ));
         }
-        let git = props.get("gitRepository").cloned().unwrap_or(Value::Null);
-        if git.is_null() {
+        let key = if source_kind == "Bucket" {
+            "bucket"
+        } else {
+            "gitRepository"
+        };
+        let given = props.get(key).cloned().unwrap_or(Value::Null);
+        if given.is_null() {
             return Err(ArmError::bad_request(
                 "InvalidSourceDefinition",
-                "Error: Invalid configuration: sourceKind 'GitRepository' requires 'gitRepository'.",
+                format!(
+                    "Error: Invalid configuration: sourceKind '{source_kind}' requires '{key}'."
+                ),
             ));
         }
+        let source = if source_kind == "Bucket" {
+            bucket(&given)?
+        } else {
+            git_repository(&given)?
+        };
         let ks = match props.get("kustomizations") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m.clone(),
@@ -379,14 +394,15 @@ impl ArmState {
                 ));
             }
         };
-        Ok(json!({
+        let mut out = json!({
             "scope": scope,
             "namespace": props.get("namespace").and_then(Value::as_str).unwrap_or("default"),
             "sourceKind": source_kind,
             "suspend": props.get("suspend").and_then(Value::as_bool).unwrap_or(false),
-            "gitRepository": git_repository(&git)?,
             "kustomizations": kustomizations(&ks)?,
-        }))
+        });
+        out[key] = source;
+        Ok(out)
     }
 
     /// Whether the cluster runs a `Succeeded` `microsoft.flux` extension.

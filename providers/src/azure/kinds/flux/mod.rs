@@ -31,7 +31,7 @@ use crate::kind::{Kind, attributes};
 use arcplan_config::conventions::{
     FLUX_DEFAULT_BRANCH, FLUX_EXTENSION_TYPE, FLUX_IMPLICIT_EXTENSION, FLUX_RELEASE_NAMESPACE,
 };
-use arcplan_config::{Cluster, Config, FluxConfiguration, FluxScope, SecretRef};
+use arcplan_config::{Cluster, Config, FluxConfiguration, FluxScope, FluxSourceKind, SecretRef};
 use arcplan_engine::address::{Address, ResourceType};
 use arcplan_engine::diag::Diagnostic;
 use arcplan_engine::graph::{GraphBuilder, Mode};
@@ -75,6 +75,24 @@ pub struct GitRepository {
     pub ssh_known_hosts: Option<String>,
 }
 
+/// The S3-compatible bucket, in ARM's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketSource {
+    /// The endpoint URL.
+    pub url: String,
+    /// The bucket's name.
+    pub bucket_name: String,
+    /// Plain HTTP.
+    pub insecure: bool,
+    /// The access key id.
+    pub access_key: Option<String>,
+    /// Fetch interval (`None`: the service's default).
+    pub sync_interval_in_seconds: Option<u64>,
+    /// Fetch timeout (`None`: the service's default).
+    pub timeout_in_seconds: Option<u64>,
+}
+
 /// A kustomization, in ARM's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -113,12 +131,14 @@ pub struct Attributes {
     pub scope: String,
     /// The namespace of the source and kustomizations.
     pub namespace: String,
-    /// `GitRepository`.
+    /// `GitRepository` or `Bucket`.
     pub source_kind: String,
     /// Reconciliation suspended.
     pub suspend: bool,
-    /// The Git source.
-    pub git_repository: GitRepository,
+    /// The Git source (`sourceKind: GitRepository`).
+    pub git_repository: Option<GitRepository>,
+    /// The bucket source (`sourceKind: Bucket`).
+    pub bucket: Option<BucketSource>,
     /// The kustomizations, by name.
     pub kustomizations: BTreeMap<String, Kustomization>,
     /// Protected settings, as references (their values are read at plan and apply time).
@@ -165,29 +185,40 @@ fn seconds(d: &Option<String>) -> Option<u64> {
 /// The attributes of configuration `f` of cluster `c`.
 pub fn attributes_of(cfg: &Config, c: &Cluster, f: &FluxConfiguration) -> Attributes {
     use base64::Engine;
-    let g = f.git_repository.clone().unwrap_or_else(|| {
-        // Validation refuses a configuration without its source; keep lowering total.
-        arcplan_config::GitRepository {
-            url: String::new(),
-            branch: None,
-            tag: None,
-            semver: None,
-            commit: None,
-            sync_interval: None,
-            timeout: None,
-            https_user: None,
-            ssh_known_hosts: None,
+    let git = f.git_repository.as_ref().map(|g| {
+        let reference = [
+            ("branch", &g.branch),
+            ("tag", &g.tag),
+            ("semver", &g.semver),
+            ("commit", &g.commit),
+        ]
+        .into_iter()
+        .find_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+        .unwrap_or_else(|| ("branch".to_owned(), FLUX_DEFAULT_BRANCH.to_owned()));
+        GitRepository {
+            url: g.url.clone(),
+            repository_ref: BTreeMap::from([reference]),
+            sync_interval_in_seconds: seconds(&g.sync_interval),
+            timeout_in_seconds: seconds(&g.timeout),
+            https_user: g.https_user.clone(),
+            ssh_known_hosts: g
+                .ssh_known_hosts
+                .as_ref()
+                .map(|h| base64::engine::general_purpose::STANDARD.encode(h)),
         }
     });
-    let reference = [
-        ("branch", &g.branch),
-        ("tag", &g.tag),
-        ("semver", &g.semver),
-        ("commit", &g.commit),
-    ]
-    .into_iter()
-    .find_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
-    .unwrap_or_else(|| ("branch".to_owned(), FLUX_DEFAULT_BRANCH.to_owned()));
+    let bucket = f.bucket.as_ref().map(|b| BucketSource {
+        url: b.url.clone(),
+        bucket_name: b.bucket_name.clone(),
+        insecure: b.insecure,
+        access_key: b.access_key.clone(),
+        sync_interval_in_seconds: seconds(&b.sync_interval),
+        timeout_in_seconds: seconds(&b.timeout),
+    });
+    let (source_kind, git, bucket) = match f.source_kind {
+        FluxSourceKind::GitRepository => ("GitRepository", git, None),
+        FluxSourceKind::Bucket => ("Bucket", None, bucket),
+    };
     Attributes {
         subscription_id: cfg.azure.subscription.clone(),
         resource_group: c.resource_group.clone(),
@@ -199,19 +230,10 @@ pub fn attributes_of(cfg: &Config, c: &Cluster, f: &FluxConfiguration) -> Attrib
         }
         .to_owned(),
         namespace: f.namespace.clone(),
-        source_kind: "GitRepository".to_owned(),
+        source_kind: source_kind.to_owned(),
         suspend: f.suspend,
-        git_repository: GitRepository {
-            url: g.url.clone(),
-            repository_ref: BTreeMap::from([reference]),
-            sync_interval_in_seconds: seconds(&g.sync_interval),
-            timeout_in_seconds: seconds(&g.timeout),
-            https_user: g.https_user.clone(),
-            ssh_known_hosts: g
-                .ssh_known_hosts
-                .as_ref()
-                .map(|h| base64::engine::general_purpose::STANDARD.encode(h)),
-        },
+        git_repository: git,
+        bucket,
         kustomizations: f
             .kustomizations
             .iter()
@@ -324,6 +346,7 @@ pub fn flux_state(b: &Value, owner: Option<&str>) -> Value {
     let p = b.get("properties").cloned().unwrap_or(Value::Null);
     let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
     let g = field(&p, "gitRepository");
+    let bucket = field(&p, "bucket");
     let kustomizations: serde_json::Map<String, Value> = p
         .get("kustomizations")
         .and_then(Value::as_object)
@@ -354,13 +377,29 @@ pub fn flux_state(b: &Value, owner: Option<&str>) -> Value {
         "namespace": p.get("namespace").cloned().unwrap_or(json!("default")),
         "sourceKind": p.get("sourceKind").cloned().unwrap_or(json!("GitRepository")),
         "suspend": p.get("suspend").cloned().unwrap_or(json!(false)),
-        "gitRepository": {
-            "url": field(&g, "url"),
-            "repositoryRef": field(&g, "repositoryRef"),
-            "syncIntervalInSeconds": field(&g, "syncIntervalInSeconds"),
-            "timeoutInSeconds": field(&g, "timeoutInSeconds"),
-            "httpsUser": field(&g, "httpsUser"),
-            "sshKnownHosts": field(&g, "sshKnownHosts"),
+        "gitRepository": if g.is_object() {
+            json!({
+                "url": field(&g, "url"),
+                "repositoryRef": field(&g, "repositoryRef"),
+                "syncIntervalInSeconds": field(&g, "syncIntervalInSeconds"),
+                "timeoutInSeconds": field(&g, "timeoutInSeconds"),
+                "httpsUser": field(&g, "httpsUser"),
+                "sshKnownHosts": field(&g, "sshKnownHosts"),
+            })
+        } else {
+            Value::Null
+        },
+        "bucket": if bucket.is_object() {
+            json!({
+                "url": field(&bucket, "url"),
+                "bucketName": field(&bucket, "bucketName"),
+                "insecure": bucket.get("insecure").cloned().unwrap_or(json!(true)),
+                "accessKey": field(&bucket, "accessKey"),
+                "syncIntervalInSeconds": field(&bucket, "syncIntervalInSeconds"),
+                "timeoutInSeconds": field(&bucket, "timeoutInSeconds"),
+            })
+        } else {
+            Value::Null
         },
         "kustomizations": kustomizations,
         "protectedSettingsDigest": Value::Null,
@@ -439,14 +478,25 @@ fn planned(d: &Attributes, prior: Option<&Value>, protected: Option<&str>, stack
     after["namespace"] = json!(d.namespace);
     after["sourceKind"] = json!(d.source_kind);
     after["suspend"] = json!(d.suspend);
-    let g = &d.git_repository;
-    after["gitRepository"] = json!({
-        "url": g.url,
-        "repositoryRef": g.repository_ref,
-        "syncIntervalInSeconds": or_default(g.sync_interval_in_seconds),
-        "timeoutInSeconds": or_default(g.timeout_in_seconds),
-        "httpsUser": g.https_user,
-        "sshKnownHosts": g.ssh_known_hosts,
+    after["gitRepository"] = d.git_repository.as_ref().map_or(Value::Null, |g| {
+        json!({
+            "url": g.url,
+            "repositoryRef": g.repository_ref,
+            "syncIntervalInSeconds": or_default(g.sync_interval_in_seconds),
+            "timeoutInSeconds": or_default(g.timeout_in_seconds),
+            "httpsUser": g.https_user,
+            "sshKnownHosts": g.ssh_known_hosts,
+        })
+    });
+    after["bucket"] = d.bucket.as_ref().map_or(Value::Null, |b| {
+        json!({
+            "url": b.url,
+            "bucketName": b.bucket_name,
+            "insecure": b.insecure,
+            "accessKey": b.access_key,
+            "syncIntervalInSeconds": or_default(b.sync_interval_in_seconds),
+            "timeoutInSeconds": or_default(b.timeout_in_seconds),
+        })
     });
     after["kustomizations"] = d
         .kustomizations
@@ -544,6 +594,7 @@ impl Kind<AzureCx> for FluxConfigurationKind {
                     state["sourceKind"],
                     state["suspend"],
                     state["gitRepository"],
+                    state["bucket"],
                     state["kustomizations"],
                     state["owner"],
                 ])));

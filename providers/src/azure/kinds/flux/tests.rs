@@ -11,14 +11,15 @@ fn attrs() -> Attributes {
         namespace: "cluster-config".into(),
         source_kind: "GitRepository".into(),
         suspend: false,
-        git_repository: GitRepository {
+        bucket: None,
+        git_repository: Some(GitRepository {
             url: "https://example.com/apps.git".into(),
             repository_ref: BTreeMap::from([("branch".to_owned(), "main".to_owned())]),
             sync_interval_in_seconds: Some(300),
             timeout_in_seconds: None,
             https_user: Some("bot".into()),
             ssh_known_hosts: None,
-        },
+        }),
         kustomizations: BTreeMap::from([
             (
                 "infra".to_owned(),
@@ -58,7 +59,15 @@ fn attrs() -> Attributes {
 fn served(d: &Attributes) -> Value {
     let mut b = put_body(d, None);
     let p = &mut b["properties"];
-    p["gitRepository"]["timeoutInSeconds"] = json!(600);
+    for source in ["gitRepository", "bucket"] {
+        if let Some(s) = p.get_mut(source) {
+            for f in ["syncIntervalInSeconds", "timeoutInSeconds"] {
+                if s.get(f).is_none() {
+                    s[f] = json!(600);
+                }
+            }
+        }
+    }
     for k in p["kustomizations"].as_object_mut().unwrap().values_mut() {
         for f in ["syncIntervalInSeconds", "timeoutInSeconds"] {
             if k.get(f).is_none() {
@@ -104,7 +113,7 @@ fn scope_namespace_and_source_kind_replace_everything_else_updates() {
     kind.source_kind = "Bucket".into();
     assert_eq!(replacements(&kind, &prior).0, vec!["/sourceKind"]);
     let mut url = d.clone();
-    url.git_repository.url = "https://example.com/other.git".into();
+    url.git_repository.as_mut().unwrap().url = "https://example.com/other.git".into();
     url.suspend = true;
     assert!(replacements(&url, &prior).0.is_empty(), "patched in place");
 }
@@ -150,6 +159,34 @@ fn bodies_follow_the_put_and_patch_models() {
         removes_kustomization(&fewer, Some(&prior)),
         "a PUT, not a PATCH"
     );
+}
+
+#[test]
+fn a_bucket_source_has_its_own_body_and_state() {
+    let mut d = attrs();
+    d.source_kind = "Bucket".into();
+    d.git_repository = None;
+    d.bucket = Some(BucketSource {
+        url: "https://minio.example.com".into(),
+        bucket_name: "manifests".into(),
+        insecure: false,
+        access_key: Some("AKIA0000".into()),
+        sync_interval_in_seconds: None,
+        timeout_in_seconds: Some(120),
+    });
+    let put = put_body(&d, None);
+    let p = &put["properties"];
+    assert_eq!(p["sourceKind"], "Bucket");
+    assert!(p.get("gitRepository").is_none());
+    assert_eq!(p["bucket"]["bucketName"], "manifests");
+    assert_eq!(p["bucket"]["insecure"], false, "always sent");
+    let read = flux_state(&served(&d), Some("s1"));
+    assert_eq!(planned(&d, Some(&read), None, "s1"), read, "idempotent");
+    assert!(read["gitRepository"].is_null());
+    let git = attrs();
+    assert_eq!(replacements(&git, &read).0, vec!["/sourceKind"]);
+    let patch = patch_body(&d, None);
+    assert!(patch["properties"]["bucket"]["syncIntervalInSeconds"].is_null());
 }
 
 #[test]

@@ -15,19 +15,8 @@ use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// The Git repository in ARM's shape (`patch`: cleared optional fields as `null`).
-fn git_repository(d: &Attributes, patch: bool) -> Value {
-    let g = &d.git_repository;
-    let mut v = json!({"url": g.url, "repositoryRef": g.repository_ref});
-    let optional = [
-        (
-            "syncIntervalInSeconds",
-            g.sync_interval_in_seconds.map(Value::from),
-        ),
-        ("timeoutInSeconds", g.timeout_in_seconds.map(Value::from)),
-        ("httpsUser", g.https_user.clone().map(Value::from)),
-        ("sshKnownHosts", g.ssh_known_hosts.clone().map(Value::from)),
-    ];
+/// `v` with the optional fields set, or (`patch`) cleared with `null`.
+fn with_optional(mut v: Value, optional: Vec<(&str, Option<Value>)>, patch: bool) -> Value {
     for (k, val) in optional {
         match val {
             Some(x) => v[k] = x,
@@ -38,26 +27,54 @@ fn git_repository(d: &Attributes, patch: bool) -> Value {
     v
 }
 
+/// The source in ARM's shape, under its key (`patch`: cleared optional fields as `null`).
+fn source(d: &Attributes, patch: bool) -> Option<(&'static str, Value)> {
+    if let Some(g) = &d.git_repository {
+        let v = json!({"url": g.url, "repositoryRef": g.repository_ref});
+        let optional = vec![
+            (
+                "syncIntervalInSeconds",
+                g.sync_interval_in_seconds.map(Value::from),
+            ),
+            ("timeoutInSeconds", g.timeout_in_seconds.map(Value::from)),
+            ("httpsUser", g.https_user.clone().map(Value::from)),
+            ("sshKnownHosts", g.ssh_known_hosts.clone().map(Value::from)),
+        ];
+        return Some(("gitRepository", with_optional(v, optional, patch)));
+    }
+    let b = d.bucket.as_ref()?;
+    let v = json!({"url": b.url, "bucketName": b.bucket_name, "insecure": b.insecure});
+    let optional = vec![
+        (
+            "syncIntervalInSeconds",
+            b.sync_interval_in_seconds.map(Value::from),
+        ),
+        ("timeoutInSeconds", b.timeout_in_seconds.map(Value::from)),
+        ("accessKey", b.access_key.clone().map(Value::from)),
+    ];
+    Some(("bucket", with_optional(v, optional, patch)))
+}
+
 /// The kustomizations in ARM's shape (`patch`: cleared optional fields as `null`).
 fn kustomizations(d: &Attributes, patch: bool) -> Value {
     let mut out = Map::new();
     for (name, k) in &d.kustomizations {
-        let mut v = json!({
+        let v = json!({
             "path": k.path, "dependsOn": k.depends_on,
             "prune": k.prune, "force": k.force, "wait": k.wait,
         });
-        for (key, val) in [
-            ("syncIntervalInSeconds", k.sync_interval_in_seconds),
-            ("timeoutInSeconds", k.timeout_in_seconds),
-            ("retryIntervalInSeconds", k.retry_interval_in_seconds),
-        ] {
-            match val {
-                Some(x) => v[key] = json!(x),
-                None if patch => v[key] = Value::Null,
-                None => {}
-            }
-        }
-        out.insert(name.clone(), v);
+        let optional = vec![
+            (
+                "syncIntervalInSeconds",
+                k.sync_interval_in_seconds.map(Value::from),
+            ),
+            ("timeoutInSeconds", k.timeout_in_seconds.map(Value::from)),
+            (
+                "retryIntervalInSeconds",
+                k.retry_interval_in_seconds.map(Value::from),
+            ),
+        ];
+        out.insert(name.clone(), with_optional(v, optional, patch));
     }
     Value::Object(out)
 }
@@ -70,9 +87,11 @@ pub(super) fn put_body(d: &Attributes, protected: Option<&BTreeMap<String, Strin
         "namespace": d.namespace,
         "sourceKind": d.source_kind,
         "suspend": d.suspend,
-        "gitRepository": git_repository(d, false),
         "kustomizations": kustomizations(d, false),
     });
+    if let Some((key, v)) = source(d, false) {
+        props[key] = v;
+    }
     if let Some(p) = protected {
         props["configurationProtectedSettings"] = json!(p);
     }
@@ -84,9 +103,11 @@ pub(super) fn put_body(d: &Attributes, protected: Option<&BTreeMap<String, Strin
 pub(super) fn patch_body(d: &Attributes, protected: Option<&BTreeMap<String, String>>) -> Value {
     let mut props = json!({
         "suspend": d.suspend,
-        "gitRepository": git_repository(d, true),
         "kustomizations": kustomizations(d, true),
     });
+    if let Some((key, v)) = source(d, true) {
+        props[key] = v;
+    }
     if let Some(p) = protected {
         props["configurationProtectedSettings"] = json!(p);
     }
