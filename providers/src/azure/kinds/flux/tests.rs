@@ -1,5 +1,6 @@
 use super::write::{patch_body, put_body, removes_kustomization};
 use super::*;
+use arcplan_engine::graph::GraphBuilder;
 
 fn attrs() -> Attributes {
     Attributes {
