@@ -98,6 +98,7 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
         let (source, takes) = match f.source_kind {
             FluxSourceKind::GitRepository => ("Git source", FLUX_PROTECTED_SETTINGS),
             FluxSourceKind::Bucket => ("bucket source", FLUX_BUCKET_PROTECTED_SETTINGS),
+            FluxSourceKind::OciRepository => ("OCI source", &[][..]),
         };
         for k in f.configuration_protected_settings.keys() {
             if !takes.contains(&k.as_str()) {
@@ -110,7 +111,11 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
                         ),
                         &at.key("configurationProtectedSettings").key(k),
                     )
-                    .with_hint(format!("use one of {}", takes.join(", "))),
+                    .with_hint(if takes.is_empty() {
+                        "remove it: arcplan sends no credentials for an OCI source".to_owned()
+                    } else {
+                        format!("use one of {}", takes.join(", "))
+                    }),
                 );
             }
         }
@@ -149,22 +154,48 @@ fn check_duration(err: &Err, what: &str, value: Option<&String>, at: &Path, out:
 }
 
 fn check_source(err: &Err, f: &FluxConfiguration, at: &Path, out: &mut Diagnostics) {
-    let (wanted, other) = match f.source_kind {
-        FluxSourceKind::GitRepository => ("gitRepository", ("bucket", f.bucket.is_some())),
-        FluxSourceKind::Bucket => ("bucket", ("gitRepository", f.git_repository.is_some())),
+    let sources = [
+        (
+            "gitRepository",
+            FluxSourceKind::GitRepository,
+            f.git_repository.is_some(),
+        ),
+        ("bucket", FluxSourceKind::Bucket, f.bucket.is_some()),
+        (
+            "ociRepository",
+            FluxSourceKind::OciRepository,
+            f.oci_repository.is_some(),
+        ),
+    ];
+    let wanted = sources
+        .iter()
+        .find(|(_, k, _)| *k == f.source_kind)
+        .map(|(key, ..)| *key)
+        .unwrap_or_default();
+    let kind = match f.source_kind {
+        FluxSourceKind::GitRepository => "GitRepository",
+        FluxSourceKind::Bucket => "Bucket",
+        FluxSourceKind::OciRepository => "OCIRepository",
     };
-    if other.1 {
+    for (key, _, _) in sources
+        .iter()
+        .filter(|(_, k, given)| *given && *k != f.source_kind)
+    {
         out.push(
             err(
                 "conflicting-settings",
                 format!(
-                    "Flux configuration `{}` has `sourceKind: {:?}`, which takes `{wanted}`, not `{}`",
-                    f.name, f.source_kind, other.0
+                    "Flux configuration `{}` has `sourceKind: {kind}`, which takes `{wanted}`, not `{key}`",
+                    f.name
                 ),
-                &at.key(other.0),
+                &at.key(key),
             )
-            .with_hint(format!("remove `{}`, or change `sourceKind`", other.0)),
+            .with_hint(format!("remove `{key}`, or change `sourceKind`")),
         );
+    }
+    if f.source_kind == FluxSourceKind::OciRepository {
+        check_oci(err, f, at, out);
+        return;
     }
     if f.source_kind == FluxSourceKind::Bucket {
         check_bucket(err, f, at, out);
@@ -320,6 +351,70 @@ fn check_bucket(err: &Err, f: &FluxConfiguration, at: &Path, out: &mut Diagnosti
                 &here.key("url"),
             )
             .with_hint("add the one missing (`bucketSecretKey: {env: VAR}` under `configurationProtectedSettings`)"),
+        );
+    }
+}
+
+fn check_oci(err: &Err, f: &FluxConfiguration, at: &Path, out: &mut Diagnostics) {
+    let Some(o) = &f.oci_repository else {
+        out.push(
+            err(
+                "missing-field",
+                format!(
+                    "Flux configuration `{}` has `sourceKind: OCIRepository` but no `ociRepository`",
+                    f.name
+                ),
+                &at.key("sourceKind"),
+            )
+            .with_hint("add `ociRepository: {url: oci://registry/path, tag: ...}`"),
+        );
+        return;
+    };
+    let here = at.key("ociRepository");
+    if !(o.url.starts_with("oci://") && o.url.len() > "oci://".len()) {
+        out.push(
+            err(
+                "invalid-format",
+                format!(
+                    "the OCI repository URL `{}` of Flux configuration `{}` is not an oci:// URL",
+                    o.url, f.name
+                ),
+                &here.key("url"),
+            )
+            .with_hint("write it as oci://registry/path"),
+        );
+    }
+    let refs: Vec<&str> = [
+        ("tag", &o.tag),
+        ("semver", &o.semver),
+        ("digest", &o.digest),
+    ]
+    .iter()
+    .filter(|(_, v)| v.is_some())
+    .map(|(k, _)| *k)
+    .collect();
+    if refs.len() > 1 {
+        out.push(
+            err(
+                "conflicting-settings",
+                format!(
+                    "the OCI repository of Flux configuration `{}` names {} references ({}); it follows exactly one",
+                    f.name,
+                    refs.len(),
+                    refs.join(", ")
+                ),
+                &here.key(refs[1]),
+            )
+            .with_hint(format!("keep only `{}`", refs[0])),
+        );
+    }
+    for (k, v) in [("syncInterval", &o.sync_interval), ("timeout", &o.timeout)] {
+        check_duration(
+            err,
+            &format!("`ociRepository.{k}`"),
+            v.as_ref(),
+            &here.key(k),
+            out,
         );
     }
 }

@@ -20,8 +20,9 @@ pub struct FluxConfiguration {
     /// `namespace`). Changing it replaces the configuration.
     #[serde(default)]
     pub scope: FluxScope,
-    /// The source kind: `GitRepository` (with `gitRepository`) or `Bucket` (an S3-compatible
-    /// bucket, with `bucket`). Changing it replaces the configuration.
+    /// The source kind: `GitRepository` (with `gitRepository`), `Bucket` (an S3-compatible
+    /// bucket, with `bucket`) or `OCIRepository` (an OCI artifact, with `ociRepository`).
+    /// Changing it replaces the configuration.
     #[serde(default)]
     pub source_kind: FluxSourceKind,
     /// The Git repository (for `sourceKind: GitRepository`).
@@ -30,6 +31,9 @@ pub struct FluxConfiguration {
     /// The bucket (for `sourceKind: Bucket`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket: Option<Bucket>,
+    /// The OCI repository (for `sourceKind: OCIRepository`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oci_repository: Option<OciRepository>,
     /// The kustomizations, by name (at least one).
     #[serde(default)]
     pub kustomizations: BTreeMap<String, Kustomization>,
@@ -62,6 +66,37 @@ pub enum FluxSourceKind {
     GitRepository,
     /// An S3-compatible bucket (`bucket`).
     Bucket,
+    /// An OCI artifact in a registry (`ociRepository`).
+    #[serde(rename = "OCIRepository")]
+    OciRepository,
+}
+
+/// The OCI repository of a Flux configuration (public, or reachable with the cluster's own
+/// credentials: arcplan sets no OCI credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OciRepository {
+    /// The repository URL, `oci://registry/path`.
+    pub url: String,
+    /// A tag to pull (the default when none of `tag`, `semver` and `digest` is given:
+    /// `latest`, as Flux defaults it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// A semver range of tags to follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semver: Option<String>,
+    /// An image digest to pull (`sha256:...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Reach the registry over plain HTTP (default false).
+    #[serde(default)]
+    pub insecure: bool,
+    /// How often the repository is fetched (a duration; the service's default: 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sync_interval: Option<String>,
+    /// The timeout of a fetch (a duration; the service's default: 10m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
 }
 
 /// The S3-compatible bucket of a Flux configuration.

@@ -702,7 +702,7 @@ fn a_flux_configuration_takes_the_services_defaults() {
 }
 
 #[test]
-fn a_bucket_source_is_checked_too() {
+fn bucket_and_oci_sources_are_checked_too() {
     let base = GOOD.split("clusters:").next().unwrap();
     let text = format!(
         "{base}clusters:
@@ -723,6 +723,14 @@ fn a_bucket_source_is_checked_too() {
           httpsKey: {{ env: K }}
       - name: no-bucket
         sourceKind: Bucket
+        kustomizations:
+          apps: {{}}
+      - name: from-oci
+        sourceKind: OCIRepository
+        ociRepository:
+          url: https://ghcr.io/x
+          tag: v1
+          digest: sha256:abc
         kustomizations:
           apps: {{}}
 "
@@ -755,5 +763,13 @@ fn a_bucket_source_is_checked_too() {
     keyed(
         "missing-field",
         "clusters[0].fluxConfigurations[1].sourceKind",
+    );
+    keyed(
+        "invalid-format",
+        "clusters[0].fluxConfigurations[2].ociRepository.url",
+    );
+    keyed(
+        "conflicting-settings",
+        "clusters[0].fluxConfigurations[2].ociRepository.digest",
     );
 }

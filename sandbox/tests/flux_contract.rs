@@ -384,3 +384,58 @@ async fn a_bucket_source_matches_the_spec() {
     );
     env.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_oci_source_matches_the_spec() {
+    let env = Env::start(quick()).await;
+    let cluster = cluster(&env, true).await;
+    let path =
+        format!("{cluster}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/o");
+    // The body arcplan sends for `sourceKind: OCIRepository`.
+    let put = json!({"properties": {
+        "scope": "cluster", "namespace": "default", "sourceKind": "OCIRepository", "suspend": false,
+        "ociRepository": {"url": "oci://ghcr.io/org/manifests", "repositoryRef": {"tag": "v1.2.0"},
+                          "insecure": false, "syncIntervalInSeconds": 60},
+        "kustomizations": {"apps": {"path": "./", "dependsOn": [], "prune": false, "force": false, "wait": true}},
+    }});
+    check("flux", "FluxConfiguration", &put);
+    let (s, h, b) = env.put(&path, FLUX_API, &put).await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    check("flux", "FluxConfiguration", &b);
+    env.poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    let body = settled(&env, &path).await;
+    let p = &body["properties"];
+    assert_eq!(p["complianceState"], "Compliant");
+    assert_eq!(p["ociRepository"]["timeoutInSeconds"], 600, "the default");
+    assert_eq!(p["ociRepository"]["useWorkloadIdentity"], false);
+    assert!(
+        p["sourceSyncedCommitId"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.2.0@sha256:")
+    );
+    let patch = json!({"properties": {
+        "suspend": false,
+        "ociRepository": {"url": "oci://ghcr.io/org/manifests", "repositoryRef": {"tag": "v1.3.0"},
+                          "insecure": false, "syncIntervalInSeconds": null, "timeoutInSeconds": null},
+    }});
+    check("flux", "FluxConfigurationPatch", &patch);
+    let (s, h, _) = env
+        .call(Method::PATCH, &env.url(&path, Some(FLUX_API)), Some(&patch))
+        .await;
+    assert_eq!(s, StatusCode::ACCEPTED);
+    env.poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    let body = settled(&env, &path).await;
+    assert_eq!(
+        body["properties"]["ociRepository"]["repositoryRef"]["tag"],
+        "v1.3.0"
+    );
+    let mut bad = put.clone();
+    bad["properties"]["ociRepository"]["url"] = json!("https://ghcr.io/org/manifests");
+    let (s, _, b) = env.put(&path, FLUX_API, &bad).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(error_code(&b), "InvalidOCIRepositoryUrl");
+    env.shutdown().await;
+}

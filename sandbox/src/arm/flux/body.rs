@@ -31,7 +31,19 @@ pub(super) fn reconcile(
 ) -> (String, Vec<Value>, Value) {
     let ns = p["namespace"].as_str().unwrap_or("default");
     // The source: a Git repository (followed by its reference) or a bucket.
-    let (kind, url, reference) = if p["bucket"].is_object() {
+    let (kind, url, reference) = if p["ociRepository"].is_object() {
+        let o = &p["ociRepository"];
+        let r = &o["repositoryRef"];
+        let reference = ["tag", "semver", "digest"]
+            .iter()
+            .find_map(|k| r[*k].as_str().map(|v| format!("{k}/{v}")))
+            .unwrap_or_else(|| "tag/latest".into());
+        (
+            "OCIRepository",
+            o["url"].as_str().unwrap_or_default(),
+            reference,
+        )
+    } else if p["bucket"].is_object() {
         let b = &p["bucket"];
         let url = b["url"].as_str().unwrap_or_default();
         let at = format!("bucket/{}", b["bucketName"].as_str().unwrap_or_default());
@@ -65,6 +77,10 @@ pub(super) fn reconcile(
     if broken.iter().any(|b| b == url) {
         let message = if kind == "Bucket" {
             format!("failed to confirm existence of bucket at '{url}': the bucket does not exist")
+        } else if kind == "OCIRepository" {
+            format!(
+                "failed to determine artifact digest: unable to pull '{url}': repository not found"
+            )
         } else {
             format!(
                 "failed to checkout and determine revision: unable to clone '{url}': repository not found"
@@ -87,6 +103,11 @@ pub(super) fn reconcile(
     let commit = revision(url, &reference);
     let rev = if kind == "Bucket" {
         format!("sha256:{commit}")
+    } else if kind == "OCIRepository" {
+        format!(
+            "{}@sha256:{commit}",
+            reference.rsplit('/').next().unwrap_or("latest")
+        )
     } else {
         format!("{}@sha1:{commit}", reference.replace('/', ":"))
     };
@@ -207,6 +228,49 @@ pub(super) fn bucket(b: &Value) -> Result<Value, ArmError> {
     });
     for k in ["accessKey", "localAuthRef"] {
         if let Some(v) = b.get(k).filter(|v| !v.is_null()) {
+            out[k] = v.clone();
+        }
+    }
+    Ok(out)
+}
+
+/// The OCI repository as stored (defaults filled in), or the service's error.
+pub(super) fn oci_repository(o: &Value) -> Result<Value, ArmError> {
+    let at = "properties.ociRepository";
+    let Some(url) = o
+        .get("url")
+        .and_then(Value::as_str)
+        .filter(|u| u.starts_with("oci://"))
+    else {
+        return Err(ArmError::bad_request(
+            "InvalidOCIRepositoryUrl",
+            "Error: Invalid configuration: the 'url' of the OCIRepository source must be an oci:// URL.",
+        ));
+    };
+    let r = o.get("repositoryRef").cloned().unwrap_or(Value::Null);
+    let given: Vec<&str> = ["tag", "semver", "digest"]
+        .into_iter()
+        .filter(|k| r.get(*k).is_some_and(|v| !v.is_null()))
+        .collect();
+    if given.len() > 1 {
+        return Err(ArmError::bad_request(
+            "InvalidRepositoryRef",
+            "Error: Invalid configuration: the OCIRepository source takes at most one of 'tag', 'semver' and 'digest' in 'repositoryRef'.",
+        ));
+    }
+    let flag = |k: &str| o.get(k).and_then(Value::as_bool).unwrap_or(false);
+    let mut out = json!({
+        "url": url,
+        "timeoutInSeconds": seconds(o, "timeoutInSeconds", at, Some(600))?,
+        "syncIntervalInSeconds": seconds(o, "syncIntervalInSeconds", at, Some(600))?,
+        "insecure": flag("insecure"),
+        "useWorkloadIdentity": flag("useWorkloadIdentity"),
+    });
+    if let Some(k) = given.first() {
+        out["repositoryRef"] = json!({*k: r[*k].clone()});
+    }
+    for k in ["serviceAccountName", "localAuthRef"] {
+        if let Some(v) = o.get(k).filter(|v| !v.is_null()) {
             out[k] = v.clone();
         }
     }

@@ -5,7 +5,7 @@
 //!
 //! The stand-in: once a write's operation ends, the configuration is `Pending` for one
 //! operation's time, then `Compliant` with one `ObjectStatusDefinition` for the source
-//! (`GitRepository` or `Bucket`; other source kinds are refused as not emulated) and one per
+//! (`GitRepository`, `Bucket` or `OCIRepository`; `AzureBlob` is refused as not emulated) and one per
 //! kustomization (kind `Kustomization`, named
 //! `<configuration>-<kustomization>`), or `Non-Compliant` when its repository URL is one the
 //! sandbox was told is broken (`ArmApi::set_broken_repository`), or `Suspended`.
@@ -29,7 +29,9 @@ use super::operations::OpEffect;
 use super::request::{json_body, only};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route};
 use super::state::{ArmState, FluxConfig};
-use body::{bucket, git_repository, kustomizations, merge, protected_settings, reconcile};
+use body::{
+    bucket, git_repository, kustomizations, merge, oci_repository, protected_settings, reconcile,
+};
 
 mod body;
 use super::{ArmError, Ctx, eq, json_response, rfc3339};
@@ -346,12 +348,12 @@ impl ArmState {
                 ),
             ));
         }
-        if !matches!(source_kind, "GitRepository" | "Bucket") {
+        if !matches!(source_kind, "GitRepository" | "Bucket" | "OCIRepository") {
             // The emulator's limit, not the service's.
             return Err(ArmError::bad_request(
                 "UnsupportedSourceKind",
                 format!(
-                    "sandbox: sourceKind '{source_kind}' is not emulated; use GitRepository or Bucket."
+                    "sandbox: sourceKind '{source_kind}' is not emulated; use GitRepository, Bucket or OCIRepository."
                 ),
             ));
         }
@@ -365,10 +367,10 @@ impl ArmState {
                 "'properties.scope' must be 'cluster' or 'namespace'.",
             ));
         }
-        let key = if source_kind == "Bucket" {
-            "bucket"
-        } else {
-            "gitRepository"
+        let key = match source_kind {
+            "Bucket" => "bucket",
+            "OCIRepository" => "ociRepository",
+            _ => "gitRepository",
         };
         let given = props.get(key).cloned().unwrap_or(Value::Null);
         if given.is_null() {
@@ -379,10 +381,10 @@ impl ArmState {
                 ),
             ));
         }
-        let source = if source_kind == "Bucket" {
-            bucket(&given)?
-        } else {
-            git_repository(&given)?
+        let source = match key {
+            "bucket" => bucket(&given)?,
+            "ociRepository" => oci_repository(&given)?,
+            _ => git_repository(&given)?,
         };
         let ks = match props.get("kustomizations") {
             None | Some(Value::Null) => Map::new(),

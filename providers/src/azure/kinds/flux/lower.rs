@@ -1,7 +1,7 @@
 //! The lowering of `arc.fluxConfiguration`: a configuration's attributes from the file, and the
 //! cluster's `microsoft.flux` extension it runs on (the declared one, or one added implicitly).
 
-use super::{Attributes, BucketSource, GitRepository, Kustomization, address};
+use super::{Attributes, BucketSource, GitRepository, Kustomization, OciSource, address};
 use crate::azure::kinds::{connected_cluster, extension};
 use arcplan_config::conventions::{
     FLUX_DEFAULT_BRANCH, FLUX_EXTENSION_TYPE, FLUX_IMPLICIT_EXTENSION, FLUX_RELEASE_NAMESPACE,
@@ -76,9 +76,27 @@ pub fn attributes_of(cfg: &Config, c: &Cluster, f: &FluxConfiguration) -> Attrib
         sync_interval_in_seconds: seconds(&b.sync_interval),
         timeout_in_seconds: seconds(&b.timeout),
     });
-    let (source_kind, git, bucket) = match f.source_kind {
-        FluxSourceKind::GitRepository => ("GitRepository", git, None),
-        FluxSourceKind::Bucket => ("Bucket", None, bucket),
+    let oci = f.oci_repository.as_ref().map(|o| {
+        let reference = [
+            ("tag", &o.tag),
+            ("semver", &o.semver),
+            ("digest", &o.digest),
+        ]
+        .into_iter()
+        .find_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+        .unwrap_or_else(|| ("tag".to_owned(), "latest".to_owned()));
+        OciSource {
+            url: o.url.clone(),
+            repository_ref: BTreeMap::from([reference]),
+            insecure: o.insecure,
+            sync_interval_in_seconds: seconds(&o.sync_interval),
+            timeout_in_seconds: seconds(&o.timeout),
+        }
+    });
+    let (source_kind, git, bucket, oci) = match f.source_kind {
+        FluxSourceKind::GitRepository => ("GitRepository", git, None, None),
+        FluxSourceKind::Bucket => ("Bucket", None, bucket, None),
+        FluxSourceKind::OciRepository => ("OCIRepository", None, None, oci),
     };
     Attributes {
         subscription_id: cfg.azure.subscription.clone(),
@@ -95,6 +113,7 @@ pub fn attributes_of(cfg: &Config, c: &Cluster, f: &FluxConfiguration) -> Attrib
         suspend: f.suspend,
         git_repository: git,
         bucket,
+        oci_repository: oci,
         kustomizations: f
             .kustomizations
             .iter()

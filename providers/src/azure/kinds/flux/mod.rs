@@ -93,6 +93,22 @@ pub struct BucketSource {
     pub timeout_in_seconds: Option<u64>,
 }
 
+/// The OCI repository, in ARM's shape.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OciSource {
+    /// The `oci://` URL.
+    pub url: String,
+    /// The one reference followed (`tag`, `semver` or `digest`).
+    pub repository_ref: BTreeMap<String, String>,
+    /// Plain HTTP.
+    pub insecure: bool,
+    /// Fetch interval (`None`: the service's default).
+    pub sync_interval_in_seconds: Option<u64>,
+    /// Fetch timeout (`None`: the service's default).
+    pub timeout_in_seconds: Option<u64>,
+}
+
 /// A kustomization, in ARM's shape.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -131,7 +147,7 @@ pub struct Attributes {
     pub scope: String,
     /// The namespace of the source and kustomizations.
     pub namespace: String,
-    /// `GitRepository` or `Bucket`.
+    /// `GitRepository`, `Bucket` or `OCIRepository`.
     pub source_kind: String,
     /// Reconciliation suspended.
     pub suspend: bool,
@@ -139,6 +155,8 @@ pub struct Attributes {
     pub git_repository: Option<GitRepository>,
     /// The bucket source (`sourceKind: Bucket`).
     pub bucket: Option<BucketSource>,
+    /// The OCI source (`sourceKind: OCIRepository`).
+    pub oci_repository: Option<OciSource>,
     /// The kustomizations, by name.
     pub kustomizations: BTreeMap<String, Kustomization>,
     /// Protected settings, as references (their values are read at plan and apply time).
@@ -188,6 +206,7 @@ pub fn flux_state(b: &Value, owner: Option<&str>) -> Value {
     let field = |v: &Value, k: &str| v.get(k).cloned().unwrap_or(Value::Null);
     let g = field(&p, "gitRepository");
     let bucket = field(&p, "bucket");
+    let oci = field(&p, "ociRepository");
     let kustomizations: serde_json::Map<String, Value> = p
         .get("kustomizations")
         .and_then(Value::as_object)
@@ -238,6 +257,17 @@ pub fn flux_state(b: &Value, owner: Option<&str>) -> Value {
                 "accessKey": field(&bucket, "accessKey"),
                 "syncIntervalInSeconds": field(&bucket, "syncIntervalInSeconds"),
                 "timeoutInSeconds": field(&bucket, "timeoutInSeconds"),
+            })
+        } else {
+            Value::Null
+        },
+        "ociRepository": if oci.is_object() {
+            json!({
+                "url": field(&oci, "url"),
+                "repositoryRef": field(&oci, "repositoryRef"),
+                "insecure": oci.get("insecure").cloned().unwrap_or(json!(false)),
+                "syncIntervalInSeconds": field(&oci, "syncIntervalInSeconds"),
+                "timeoutInSeconds": field(&oci, "timeoutInSeconds"),
             })
         } else {
             Value::Null
@@ -339,6 +369,15 @@ fn planned(d: &Attributes, prior: Option<&Value>, protected: Option<&str>, stack
             "timeoutInSeconds": or_default(b.timeout_in_seconds),
         })
     });
+    after["ociRepository"] = d.oci_repository.as_ref().map_or(Value::Null, |o| {
+        json!({
+            "url": o.url,
+            "repositoryRef": o.repository_ref,
+            "insecure": o.insecure,
+            "syncIntervalInSeconds": or_default(o.sync_interval_in_seconds),
+            "timeoutInSeconds": or_default(o.timeout_in_seconds),
+        })
+    });
     after["kustomizations"] = d
         .kustomizations
         .iter()
@@ -436,6 +475,7 @@ impl Kind<AzureCx> for FluxConfigurationKind {
                     state["suspend"],
                     state["gitRepository"],
                     state["bucket"],
+                    state["ociRepository"],
                     state["kustomizations"],
                     state["owner"],
                 ])));

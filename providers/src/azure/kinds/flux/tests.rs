@@ -13,6 +13,7 @@ fn attrs() -> Attributes {
         source_kind: "GitRepository".into(),
         suspend: false,
         bucket: None,
+        oci_repository: None,
         git_repository: Some(GitRepository {
             url: "https://example.com/apps.git".into(),
             repository_ref: BTreeMap::from([("branch".to_owned(), "main".to_owned())]),
@@ -60,7 +61,7 @@ fn attrs() -> Attributes {
 fn served(d: &Attributes) -> Value {
     let mut b = put_body(d, None);
     let p = &mut b["properties"];
-    for source in ["gitRepository", "bucket"] {
+    for source in ["gitRepository", "bucket", "ociRepository"] {
         if let Some(s) = p.get_mut(source) {
             for f in ["syncIntervalInSeconds", "timeoutInSeconds"] {
                 if s.get(f).is_none() {
@@ -188,6 +189,31 @@ fn a_bucket_source_has_its_own_body_and_state() {
     assert_eq!(replacements(&git, &read).0, vec!["/sourceKind"]);
     let patch = patch_body(&d, None);
     assert!(patch["properties"]["bucket"]["syncIntervalInSeconds"].is_null());
+}
+
+#[test]
+fn an_oci_source_has_its_own_body_and_state() {
+    let mut d = attrs();
+    d.source_kind = "OCIRepository".into();
+    d.git_repository = None;
+    d.oci_repository = Some(OciSource {
+        url: "oci://ghcr.io/org/manifests".into(),
+        repository_ref: BTreeMap::from([("tag".to_owned(), "v1.2.0".to_owned())]),
+        insecure: false,
+        sync_interval_in_seconds: Some(60),
+        timeout_in_seconds: None,
+    });
+    let put = put_body(&d, None);
+    let p = &put["properties"];
+    assert_eq!(p["sourceKind"], "OCIRepository");
+    assert_eq!(
+        p["ociRepository"]["repositoryRef"],
+        json!({"tag": "v1.2.0"})
+    );
+    assert!(p.get("gitRepository").is_none() && p.get("bucket").is_none());
+    let read = flux_state(&served(&d), Some("s1"));
+    assert_eq!(planned(&d, Some(&read), None, "s1"), read, "idempotent");
+    assert_eq!(replacements(&attrs(), &read).0, vec!["/sourceKind"]);
 }
 
 #[test]

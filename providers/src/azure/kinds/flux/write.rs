@@ -42,6 +42,17 @@ fn source(d: &Attributes, patch: bool) -> Option<(&'static str, Value)> {
         ];
         return Some(("gitRepository", with_optional(v, optional, patch)));
     }
+    if let Some(o) = &d.oci_repository {
+        let v = json!({"url": o.url, "repositoryRef": o.repository_ref, "insecure": o.insecure});
+        let optional = vec![
+            (
+                "syncIntervalInSeconds",
+                o.sync_interval_in_seconds.map(Value::from),
+            ),
+            ("timeoutInSeconds", o.timeout_in_seconds.map(Value::from)),
+        ];
+        return Some(("ociRepository", with_optional(v, optional, patch)));
+    }
     let b = d.bucket.as_ref()?;
     let v = json!({"url": b.url, "bucketName": b.bucket_name, "insecure": b.insecure});
     let optional = vec![
