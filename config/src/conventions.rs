@@ -27,3 +27,19 @@ pub const EXTENSION_OWNER_SETTING: &str = "arcplan.stack";
 /// The configuration setting holding the digest of an extension's protected settings (ARM
 /// never returns their values, so a change is seen by its digest).
 pub const EXTENSION_DIGEST_SETTING: &str = "arcplan.protectedSettingsDigest";
+
+/// The extension type that runs Flux configurations.
+pub const FLUX_EXTENSION_TYPE: &str = "microsoft.flux";
+
+/// The name of the `microsoft.flux` extension arcplan adds to a cluster whose Flux
+/// configurations have none declared (as `az k8s-configuration flux create` does).
+pub const FLUX_IMPLICIT_EXTENSION: &str = "flux";
+
+/// The namespace of the implicit `microsoft.flux` extension's release.
+pub const FLUX_RELEASE_NAMESPACE: &str = "flux-system";
+
+/// A Flux configuration's namespace when none is given (the service's default).
+pub const FLUX_DEFAULT_NAMESPACE: &str = "default";
+
+/// The branch a Git repository follows when no reference is given (as `az` defaults it).
+pub const FLUX_DEFAULT_BRANCH: &str = "main";

@@ -136,6 +136,12 @@ pub const EXTENSION_TYPES: &[&str] = &[
     "microsoft.iotoperations",
 ];
 
+/// The protected settings a Flux configuration's Git source takes.
+pub const FLUX_PROTECTED_SETTINGS: &[&str] = &["httpsKey", "sshPrivateKey"];
+
+/// The protected settings a Flux configuration's bucket source takes.
+pub const FLUX_BUCKET_PROTECTED_SETTINGS: &[&str] = &["bucketSecretKey"];
+
 #[cfg(test)]
 mod tests {
     use super::*;

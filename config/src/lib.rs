@@ -18,6 +18,8 @@
 
 pub mod conventions;
 pub mod extensions;
+pub mod flux;
+mod flux_types;
 pub mod known;
 mod load;
 mod loaded;
@@ -27,6 +29,7 @@ mod types;
 pub mod validate;
 pub mod yaml;
 
+pub use flux_types::*;
 pub use load::{load_bytes, load_file, load_str, read_file, read_regular, read_source};
 pub use loaded::Loaded;
 pub use types::*;

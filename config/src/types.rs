@@ -282,6 +282,11 @@ pub struct Cluster {
     /// Azure Policy, Flux and others, installed once the cluster is connected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extensions: Vec<Extension>,
+    /// Flux GitOps configurations (`Microsoft.KubernetesConfiguration/fluxConfigurations`),
+    /// as `az k8s-configuration flux create` makes them. The cluster's `microsoft.flux`
+    /// extension is added implicitly (named `flux`) unless one is declared in `extensions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flux_configurations: Vec<super::FluxConfiguration>,
 }
 
 /// The kind of a connected cluster.

@@ -520,6 +520,7 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
             );
         }
         super::extensions::check(loaded, c, &base, &mut out);
+        super::flux::check(loaded, c, &base, &mut out);
         if let Some(proxy) = &c.agents.proxy {
             for (key, url) in [
                 ("httpProxy", &proxy.http_proxy),

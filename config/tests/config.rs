@@ -665,3 +665,201 @@ fn custom_locations_name_what_is_missing() {
         Some("customLocations[0].cluster")
     );
 }
+
+#[test]
+fn flux_rules_point_at_the_key() {
+    let base = GOOD.split("clusters:").next().unwrap();
+    let text = format!(
+        "{base}clusters:
+  - name: c1
+    resourceGroup: myAzureResourceGroup
+    extensions:
+      - name: flux
+        extensionType: microsoft.azuremonitor.containers
+    fluxConfigurations:
+      - name: apps
+        gitRepository:
+          url: https://example.com/apps.git
+          branch: main
+          tag: v1
+          syncInterval: soon
+          httpsUser: bot
+        kustomizations:
+          infra:
+            path: ./infra
+            dependsOn: [apps, infra]
+          apps:
+            dependsOn: [infra]
+        configurationProtectedSettings:
+          httpsPassword: {{ env: K }}
+      - name: apps
+        namespace: Not_A_Namespace
+        gitRepository:
+          url: example.com/x
+"
+    );
+    let d = errors(&text);
+    let line_of = |needle: &str| {
+        text.lines()
+            .position(|l| l.contains(needle))
+            .map(|i| i as u64 + 1)
+            .unwrap()
+    };
+    let keyed = |code: &str, key: &str| {
+        d.iter()
+            .find(|x| x.code == code && x.key.as_deref() == Some(key))
+            .unwrap_or_else(|| panic!("no `{code}` at {key} in:\n{d}"))
+    };
+    let two_refs = keyed(
+        "conflicting-settings",
+        "clusters[0].fluxConfigurations[0].gitRepository.tag",
+    );
+    assert_eq!(at(two_refs).0, line_of("tag: v1"));
+    assert!(two_refs.hint.as_deref().unwrap().contains("branch"));
+    let unknown = keyed(
+        "unknown-reference",
+        "clusters[0].fluxConfigurations[0].kustomizations.infra.dependsOn[1]",
+    );
+    assert!(unknown.message.contains("depends on itself"), "{unknown:?}");
+    assert_eq!(at(unknown).0, line_of("dependsOn: [apps, infra]"));
+    let cycle = find(&d, "dependency-cycle");
+    assert!(cycle.message.contains("apps -> infra -> apps"), "{cycle:?}");
+    let duration = keyed(
+        "invalid-duration",
+        "clusters[0].fluxConfigurations[0].gitRepository.syncInterval",
+    );
+    assert_eq!(at(duration).0, line_of("syncInterval: soon"));
+    keyed(
+        "missing-field",
+        "clusters[0].fluxConfigurations[0].gitRepository.httpsUser",
+    );
+    let secret = keyed(
+        "unknown-value",
+        "clusters[0].fluxConfigurations[0].configurationProtectedSettings.httpsPassword",
+    );
+    assert!(secret.hint.as_deref().unwrap().contains("httpsKey"));
+    let dup = keyed("duplicate-name", "clusters[0].fluxConfigurations[1].name");
+    let second = text
+        .lines()
+        .collect::<Vec<_>>()
+        .iter()
+        .rposition(|l| l.contains("- name: apps"))
+        .unwrap() as u64
+        + 1;
+    assert_eq!(at(dup).0, second);
+    keyed(
+        "invalid-name",
+        "clusters[0].fluxConfigurations[1].namespace",
+    );
+    keyed(
+        "invalid-format",
+        "clusters[0].fluxConfigurations[1].gitRepository.url",
+    );
+    let none = d
+        .iter()
+        .find(|x| x.code == "missing-field" && x.message.contains("no kustomizations"))
+        .unwrap_or_else(|| panic!("{d}"));
+    assert_eq!(
+        none.key.as_deref(),
+        Some("clusters[0].fluxConfigurations[1].name")
+    );
+    let taken = keyed("conflicting-settings", "clusters[0].extensions[0].name");
+    assert!(taken.message.contains("microsoft.flux"), "{taken:?}");
+}
+
+#[test]
+fn a_flux_configuration_takes_the_services_defaults() {
+    let base = GOOD.split("clusters:").next().unwrap();
+    let text = format!(
+        "{base}clusters:
+  - name: c1
+    resourceGroup: myAzureResourceGroup
+    fluxConfigurations:
+      - name: apps
+        gitRepository:
+          url: https://example.com/apps.git
+        kustomizations:
+          apps: {{}}
+"
+    );
+    let loaded = load_str(&text, "f.yaml").unwrap_or_else(|d| panic!("{d}"));
+    let f = &loaded.config.clusters[0].flux_configurations[0];
+    assert_eq!(f.namespace, "default");
+    assert_eq!(f.scope, arcplan_config::FluxScope::Cluster);
+    assert!(!f.suspend);
+    let k = &f.kustomizations["apps"];
+    assert!(k.wait && !k.prune && !k.force);
+}
+
+#[test]
+fn bucket_and_oci_sources_are_checked_too() {
+    let base = GOOD.split("clusters:").next().unwrap();
+    let text = format!(
+        "{base}clusters:
+  - name: c1
+    resourceGroup: myAzureResourceGroup
+    fluxConfigurations:
+      - name: from-bucket
+        sourceKind: Bucket
+        gitRepository:
+          url: https://example.com/apps.git
+        bucket:
+          url: http://minio.example.com
+          bucketName: manifests
+          accessKey: AKIA0000
+        kustomizations:
+          apps: {{}}
+        configurationProtectedSettings:
+          httpsKey: {{ env: K }}
+      - name: no-bucket
+        sourceKind: Bucket
+        kustomizations:
+          apps: {{}}
+      - name: from-oci
+        sourceKind: OCIRepository
+        ociRepository:
+          url: https://ghcr.io/x
+          tag: v1
+          digest: sha256:abc
+        kustomizations:
+          apps: {{}}
+"
+    );
+    let d = errors(&text);
+    let keyed = |code: &str, key: &str| {
+        d.iter()
+            .find(|x| x.code == code && x.key.as_deref() == Some(key))
+            .unwrap_or_else(|| panic!("no `{code}` at {key} in:\n{d}"))
+    };
+    keyed(
+        "conflicting-settings",
+        "clusters[0].fluxConfigurations[0].gitRepository",
+    );
+    let plain = keyed(
+        "conflicting-settings",
+        "clusters[0].fluxConfigurations[0].bucket.url",
+    );
+    assert!(plain.hint.as_deref().unwrap().contains("insecure: true"));
+    let key = keyed(
+        "missing-field",
+        "clusters[0].fluxConfigurations[0].bucket.url",
+    );
+    assert!(key.message.contains("bucketSecretKey"), "{key:?}");
+    let wrong = keyed(
+        "unknown-value",
+        "clusters[0].fluxConfigurations[0].configurationProtectedSettings.httpsKey",
+    );
+    assert!(wrong.hint.as_deref().unwrap().contains("bucketSecretKey"));
+    keyed(
+        "missing-field",
+        "clusters[0].fluxConfigurations[1].sourceKind",
+    );
+    keyed(
+        "invalid-format",
+        "clusters[0].fluxConfigurations[2].ociRepository.url",
+    );
+    keyed(
+        "conflicting-settings",
+        "clusters[0].fluxConfigurations[2].ociRepository.digest",
+    );
+}

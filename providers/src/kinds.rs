@@ -15,6 +15,7 @@ pub use az::connected_cluster::TYPE as CONNECTED_CLUSTER;
 pub use az::connectivity::TYPE as CONNECTIVITY;
 pub use az::custom_location::TYPE as CUSTOM_LOCATION;
 pub use az::extension::TYPE as EXTENSION;
+pub use az::flux::TYPE as FLUX_CONFIGURATION;
 pub use az::resource_group::TYPE as RESOURCE_GROUP;
 pub use az::resource_provider::TYPE as RESOURCE_PROVIDER;
 pub use az::role_check::TYPE as ROLE_CHECK;
@@ -37,6 +38,7 @@ pub const LOWERINGS: &[(ResourceType, Lowering)] = &[
     (CONNECTIVITY, az::connectivity::lower),
     (EXTENSION, az::extension::lower),
     (CUSTOM_LOCATION, az::custom_location::lower),
+    (FLUX_CONFIGURATION, az::flux::lower),
 ];
 
 /// Lowers a configuration into its graph: every kind adds its nodes and edges, then references
@@ -62,6 +64,7 @@ const PER_CLUSTER: &[(ResourceType, &str)] = &[
     (ARC_AGENTS, "agents"),
     (CONNECTIVITY, "connected"),
     (EXTENSION, "extensions"),
+    (FLUX_CONFIGURATION, "flux configurations"),
 ];
 
 /// The cluster a resource or check belongs to; `None` for what the clusters share

@@ -24,6 +24,8 @@ pub enum ApiKind {
     Extensions,
     /// `Microsoft.ExtendedLocation/customLocations`.
     CustomLocations,
+    /// `Microsoft.KubernetesConfiguration/fluxConfigurations`.
+    FluxConfigurations,
 }
 
 impl ApiKind {
@@ -36,6 +38,7 @@ impl ApiKind {
             ApiKind::ConnectedClusters => "Microsoft.Kubernetes/connectedClusters",
             ApiKind::Extensions => "Microsoft.KubernetesConfiguration/extensions",
             ApiKind::CustomLocations => "Microsoft.ExtendedLocation/customLocations",
+            ApiKind::FluxConfigurations => "Microsoft.KubernetesConfiguration/fluxConfigurations",
         }
     }
 
@@ -48,17 +51,19 @@ impl ApiKind {
             ApiKind::ConnectedClusters => "2026-05-01",
             ApiKind::Extensions => "2025-03-01",
             ApiKind::CustomLocations => "2021-08-15",
+            ApiKind::FluxConfigurations => "2025-04-01",
         }
     }
 
     /// Every kind, for validation of overrides.
-    pub const ALL: [ApiKind; 6] = [
+    pub const ALL: [ApiKind; 7] = [
         ApiKind::Subscriptions,
         ApiKind::Resources,
         ApiKind::Authorization,
         ApiKind::ConnectedClusters,
         ApiKind::Extensions,
         ApiKind::CustomLocations,
+        ApiKind::FluxConfigurations,
     ];
 }
 

@@ -105,7 +105,7 @@ pub struct AzureCx {
     /// Subscription-wide lists read once per plan (providers, resource groups, connected
     /// clusters), cleared by any apply. Failures are kept too, so 500 readers do not retry a
     /// forbidden list 500 times.
-    lists: tokio::sync::Mutex<HashMap<&'static str, ListResult>>,
+    lists: tokio::sync::Mutex<HashMap<String, ListResult>>,
     /// What a change of each kind needs of the credential, by type.
     needs: HashMap<ResourceType, NeedsOf>,
 }
@@ -140,10 +140,10 @@ impl AzureCx {
         self.arm.request(method, path, api, body)
     }
 
-    /// A subscription-wide list under `key`, read once per plan.
+    /// A list under `key` (subscription-wide, or one cluster's extensions), read once per plan.
     pub async fn cached_list(
         &self,
-        key: &'static str,
+        key: &str,
         path: &str,
         api: ApiKind,
     ) -> Result<Arc<Vec<Value>>, ArmError> {
@@ -153,7 +153,7 @@ impl AzureCx {
         }
         let req = self.req(Method::GET, path, api, None);
         let result = self.arm.list_all(&req).await.map(Arc::new);
-        lists.insert(key, result.clone());
+        lists.insert(key.to_owned(), result.clone());
         result
     }
 

@@ -14,8 +14,8 @@ pub use super::kinds::connected_cluster::cluster_state;
 use super::arm::ArmClient;
 use super::kinds::role_check::NeedsOf;
 use super::kinds::{
-    connected_cluster, connectivity, custom_location, extension, resource_group, resource_provider,
-    role_check, subscription,
+    connected_cluster, connectivity, custom_location, extension, flux, resource_group,
+    resource_provider, role_check, subscription,
 };
 use crate::kind::{Kind, Registry};
 use arcplan_engine::address::ResourceType;
@@ -35,6 +35,7 @@ fn kinds() -> Vec<Arc<dyn Kind<AzureCx>>> {
         Arc::new(connectivity::Connectivity),
         Arc::new(extension::Extension),
         Arc::new(custom_location::CustomLocation),
+        Arc::new(flux::FluxConfigurationKind),
     ]
 }
 
@@ -45,6 +46,7 @@ const NEEDS: &[(ResourceType, NeedsOf)] = &[
     (connected_cluster::TYPE, connected_cluster::needs),
     (extension::TYPE, extension::needs),
     (custom_location::TYPE, custom_location::needs),
+    (flux::TYPE, flux::needs),
 ];
 
 /// The Azure provider.
@@ -166,10 +168,11 @@ mod tests {
             connectivity::TYPE,
             extension::TYPE,
             custom_location::TYPE,
+            flux::TYPE,
         ] {
             assert!(types.contains(&t), "{t} is served");
         }
-        assert_eq!(types.len(), 8);
+        assert_eq!(types.len(), 9);
     }
 
     #[tokio::test]

@@ -70,6 +70,8 @@ pub(crate) const CUSTOM_LOCATION_VERSIONS: &[&str] =
 /// Api-versions of `Microsoft.KubernetesConfiguration/extensions`.
 pub(crate) const EXTENSION_VERSIONS: &[&str] =
     &["2025-03-01", "2024-11-01", "2023-05-01", "2022-11-01"];
+/// Api-versions of `Microsoft.KubernetesConfiguration/fluxConfigurations`.
+pub(crate) const FLUX_VERSIONS: &[&str] = &["2025-04-01", "2024-11-01", "2023-05-01", "2022-11-01"];
 /// Api-versions of `Microsoft.Kubernetes/connectedClusters` (stable and preview).
 pub(crate) const KUBERNETES_VERSIONS: &[&str] = &[
     "2026-05-01",
@@ -206,11 +208,7 @@ pub(crate) static PROVIDERS: &[ProviderInfo] = &[
         always_registered: false,
         types: &[
             ("extensions", true, EXTENSION_VERSIONS),
-            (
-                "fluxConfigurations",
-                true,
-                &["2025-04-01", "2024-11-01", "2023-05-01", "2022-11-01"],
-            ),
+            ("fluxConfigurations", true, FLUX_VERSIONS),
             (
                 "sourceControlConfigurations",
                 true,

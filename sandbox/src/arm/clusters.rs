@@ -586,6 +586,7 @@ impl ArmState {
                         created: now,
                         changed: now,
                         extensions: Default::default(),
+                        flux_configurations: Default::default(),
                     },
                 );
             }

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::catalog::EXTENSION_VERSIONS;
-use super::operations::{OpEffect, OpStatus};
+use super::operations::OpEffect;
 use super::request::{json_body, only};
 use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route};
 use super::state::{ArmState, Extension};
@@ -48,7 +48,7 @@ pub(crate) const KIND: Kind = Kind {
 };
 
 /// (subscription, resource group, cluster) of a route.
-type ClusterKey = (String, String, String);
+pub(super) type ClusterKey = (String, String, String);
 
 #[derive(Debug, Clone)]
 enum ExtRoute {
@@ -224,7 +224,7 @@ fn busy(name: &str) -> ArmError {
 }
 
 /// The properties object of a body (`{}` when absent), or ARM's error.
-fn properties<'a>(
+pub(super) fn properties<'a>(
     body: &'a Map<String, Value>,
     empty: &'a Map<String, Value>,
 ) -> Result<&'a Map<String, Value>, ArmError> {
@@ -239,7 +239,7 @@ fn properties<'a>(
 }
 
 /// A string-to-string map property, or ARM's error.
-fn string_map(
+pub(super) fn string_map(
     props: &Map<String, Value>,
     key: &str,
 ) -> Result<Option<Map<String, Value>>, ArmError> {
@@ -582,34 +582,7 @@ impl ArmState {
         name: &str,
         id: &str,
     ) -> Result<Response, ArmError> {
-        only(ctx, &[Method::GET])?;
-        let op = self
-            .ops
-            .get(id)
-            .filter(|o| eq(&o.sub, &key.0) && o.namespace == NAMESPACE)
-            .ok_or_else(|| {
-                ArmError::new(
-                    StatusCode::NOT_FOUND,
-                    "OperationNotFound",
-                    format!("The operation '{id}' on extension '{name}' was not found."),
-                )
-            })?;
-        let mut v = json!({
-            "id": ctx.path,
-            "name": op.id,
-            "status": match op.status {
-                OpStatus::InProgress => "InProgress",
-                OpStatus::Succeeded => "Succeeded",
-                OpStatus::Failed => "Failed",
-            },
-            "properties": {},
-        });
-        if op.status == OpStatus::Failed
-            && let Some((code, message)) = &op.failure
-        {
-            v["error"] = json!({"code": code, "message": message});
-        }
-        Ok(json_response(StatusCode::OK, &v))
+        self.operation_status_result(ctx, &key.0, NAMESPACE, &format!("extension '{name}'"), id)
     }
 }
 

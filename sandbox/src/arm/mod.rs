@@ -22,8 +22,7 @@
 //! each request against `tokio::time::Instant`, so no background task is needed and paused test clocks
 //! work.
 //!
-//! Limits: one response shape for every accepted api-version (the latest); no extensions, flux
-//! configurations, custom locations or generic `/{resourceId}` routes; no ETags; RP operation-status
+//! Limits: one response shape for every accepted api-version (the latest); no custom locations or generic `/{resourceId}` routes; no ETags; RP operation-status
 //! polling is not RBAC-checked; `MissingSubscriptionRegistration` is raised for writes only; finished
 //! operations are forgotten after ten minutes.
 //!
@@ -68,6 +67,7 @@ mod custom_locations;
 pub mod error;
 mod extensions;
 mod filter;
+mod flux;
 mod operations;
 mod paging;
 mod request;
@@ -123,6 +123,9 @@ pub struct ArmConfig {
     pub lro_failure_rate: f64,
     /// Resource names (case-insensitive) whose long-running operations end `Failed`.
     pub fail_lro_for: Vec<String>,
+    /// Repository URLs the Flux controller stand-in cannot clone (their configurations report
+    /// `Non-Compliant`).
+    pub broken_repositories: Vec<String>,
     /// `Retry-After` (seconds) on long-running operation responses.
     pub retry_after_secs: u32,
     /// Page size of list operations.
@@ -382,6 +385,37 @@ impl ArmApi {
             .map(|e| e.protected.clone())
     }
 
+    /// A connected cluster's Flux configurations as ARM returns them (protected settings never
+    /// among them), by name.
+    pub fn flux_configurations(&self, subscription: &str, rg: &str, cluster: &str) -> Vec<Value> {
+        let mut st = self.lock();
+        st.settle();
+        st.cluster(subscription, rg, cluster)
+            .map(|c| {
+                c.flux_configurations
+                    .values()
+                    .map(|f| f.resource.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The protected settings a Flux configuration was given (what the service received), if
+    /// it exists.
+    pub fn flux_protected_settings(
+        &self,
+        subscription: &str,
+        rg: &str,
+        cluster: &str,
+        name: &str,
+    ) -> Option<Map<String, Value>> {
+        let st = self.lock();
+        st.cluster(subscription, rg, cluster)?
+            .flux_configurations
+            .get(&name.to_ascii_lowercase())
+            .map(|f| f.protected.clone())
+    }
+
     /// Removes an extension at once (as if uninstalled with the portal). Returns false if
     /// absent.
     pub fn remove_extension(
@@ -424,6 +458,15 @@ impl ArmApi {
         let mut st = self.lock();
         st.settle();
         f(&mut ConnectedClusters { st: &mut st })
+    }
+
+    /// Makes the Flux controller stand-in fail to clone `url`: Flux configurations reconciled
+    /// from it from now on report `Non-Compliant`.
+    pub fn set_broken_repository(&self, url: &str) {
+        let mut st = self.lock();
+        if !st.cfg.broken_repositories.iter().any(|u| u == url) {
+            st.cfg.broken_repositories.push(url.to_owned());
+        }
     }
 
     /// Makes long-running operations on resources named in `names` end `Failed`, and a fraction

@@ -178,6 +178,46 @@ impl ArmState {
         id
     }
 
+    /// `OperationStatusResult` (the `Microsoft.KubernetesConfiguration` shape) of operation `id`
+    /// on `what` (like `extension 'monitor'`), served under the resource's `operations/{id}`.
+    pub(crate) fn operation_status_result(
+        &self,
+        ctx: &Ctx,
+        sub: &str,
+        namespace: &str,
+        what: &str,
+        id: &str,
+    ) -> Result<Response, ArmError> {
+        only(ctx, &[Method::GET])?;
+        let op = self
+            .ops
+            .get(id)
+            .filter(|o| eq(&o.sub, sub) && o.namespace == namespace)
+            .ok_or_else(|| {
+                ArmError::new(
+                    StatusCode::NOT_FOUND,
+                    "OperationNotFound",
+                    format!("The operation '{id}' on {what} was not found."),
+                )
+            })?;
+        let mut v = json!({
+            "id": ctx.path,
+            "name": op.id,
+            "status": match op.status {
+                OpStatus::InProgress => "InProgress",
+                OpStatus::Succeeded => "Succeeded",
+                OpStatus::Failed => "Failed",
+            },
+            "properties": {},
+        });
+        if op.status == OpStatus::Failed
+            && let Some((code, message)) = &op.failure
+        {
+            v["error"] = json!({"code": code, "message": message});
+        }
+        Ok(json_response(StatusCode::OK, &v))
+    }
+
     /// `{status…}` of an operation, as served at its `Azure-AsyncOperation` URL.
     pub fn op_status_json(&self, op: &Operation) -> Value {
         let mut v = json!({

@@ -15,7 +15,7 @@ use super::catalog::{
 };
 use super::state::ArmState;
 use super::{
-    ArmError, Ctx, authorization, clusters, custom_locations, eq, extensions, operations,
+    ArmError, Ctx, authorization, clusters, custom_locations, eq, extensions, flux, operations,
     resources, tenancy,
 };
 use crate::entra::TokenClaims;
@@ -94,6 +94,7 @@ pub(crate) static KINDS: &[Kind] = &[
     clusters::KIND,
     extensions::KIND,
     custom_locations::KIND,
+    flux::KIND,
 ];
 
 /// `Some(Ok(route))`.
@@ -339,6 +340,16 @@ mod tests {
                     "{cc}/c1/providers/Microsoft.KubernetesConfiguration/extensions/e/operations/o"
                 ),
                 "extensions",
+            ),
+            (
+                format!("{cc}/c1/providers/Microsoft.KubernetesConfiguration/fluxConfigurations"),
+                "fluxConfigurations",
+            ),
+            (
+                format!(
+                    "{cc}/c1/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/f/operations/o"
+                ),
+                "fluxConfigurations",
             ),
         ];
         for (path, kind) in cases {

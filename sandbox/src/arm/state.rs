@@ -41,6 +41,18 @@ pub(crate) struct Cluster {
     pub changed: time::OffsetDateTime,
     /// Its extensions, by lowercase name.
     pub extensions: BTreeMap<String, Extension>,
+    /// Its Flux configurations, by lowercase name.
+    pub flux_configurations: BTreeMap<String, FluxConfig>,
+}
+
+/// A Flux configuration: the resource as ARM returns it, its protected settings (stored, never
+/// returned), the operation in progress on it, and when the Flux controller stand-in reports
+/// its compliance (`None`: reported).
+pub(crate) struct FluxConfig {
+    pub resource: Value,
+    pub protected: Map<String, Value>,
+    pub busy: Option<String>,
+    pub reconciles_at: Option<Instant>,
 }
 
 /// A cluster extension: the resource as ARM returns it, its protected settings (stored, never
@@ -184,6 +196,7 @@ impl ArmState {
             }
         }
         self.settle_operations(now);
+        self.settle_flux(now);
     }
 
     pub fn provider_state(&self, sub: &str, ns: &str) -> Option<RegistrationState> {

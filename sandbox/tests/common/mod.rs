@@ -19,6 +19,7 @@ pub const CC_API: &str = "2026-05-01";
 pub const AUTHZ_API: &str = "2022-04-01";
 pub const EXT_API: &str = "2025-03-01";
 pub const CL_API: &str = "2021-08-15";
+pub const FLUX_API: &str = "2025-04-01";
 
 /// A test's view of a running sandbox.
 pub struct Env {
@@ -362,7 +363,26 @@ impl jsonschema::Retrieve for FileRetriever {
             .ok_or_else(|| format!("only file URIs are resolved, not {s}"))?;
         let path = percent_decode(path);
         let text = std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))?;
-        Ok(serde_json::from_str(&text)?)
+        let mut spec: Value = serde_json::from_str(&text)?;
+        nullable(&mut spec);
+        Ok(spec)
+    }
+}
+
+/// OpenAPI 2's `x-nullable: true` (AutoRest's extension) in JSON Schema terms: a typed schema
+/// that carries it also takes `null`, so a patch may clear a field where the spec allows it.
+fn nullable(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            if m.get("x-nullable") == Some(&Value::Bool(true))
+                && let Some(Value::String(t)) = m.get("type").cloned()
+            {
+                m.insert("type".into(), json!([t, "null"]));
+            }
+            m.values_mut().for_each(nullable);
+        }
+        Value::Array(a) => a.iter_mut().for_each(nullable),
+        _ => {}
     }
 }
 
@@ -409,6 +429,9 @@ pub fn spec(name: &str) -> PathBuf {
         }
         "customlocations" => {
             "specification/extendedlocation/resource-manager/Microsoft.ExtendedLocation/CustomLocations/stable/2021-08-15/customlocations.json"
+        }
+        "flux" => {
+            "specification/kubernetesconfiguration/resource-manager/Microsoft.KubernetesConfiguration/fluxConfigurations/stable/2025-04-01/fluxconfiguration.json"
         }
         "kc-common" => {
             "specification/kubernetesconfiguration/resource-manager/Microsoft.KubernetesConfiguration/common/2022-03-01/definitions.json"

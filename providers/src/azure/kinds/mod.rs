@@ -4,6 +4,7 @@ pub mod connected_cluster;
 pub mod connectivity;
 pub mod custom_location;
 pub mod extension;
+pub mod flux;
 pub mod resource_group;
 pub mod resource_provider;
 pub mod role_check;

@@ -94,6 +94,12 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 .iter()
                 .map(|e| super::extension::address(&c.name, &e.name).to_string())
         }));
+        covers.extend(
+            clusters
+                .iter()
+                .flat_map(|c| super::flux::covered(c))
+                .map(|a| a.to_string()),
+        );
         let attrs = Attributes {
             scope: format!("/subscriptions/{sub}/resourceGroups/{}", rg.name),
             fallback_scope: Some(format!("/subscriptions/{sub}")),

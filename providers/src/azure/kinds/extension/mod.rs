@@ -26,7 +26,6 @@ use arcplan_engine::graph::{GraphBuilder, Mode};
 use arcplan_engine::plan::{Action, PlanMode, Reason, ReasonCode};
 use arcplan_engine::provider::*;
 use async_trait::async_trait;
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
@@ -85,6 +84,10 @@ pub struct Attributes {
     pub configuration_settings: BTreeMap<String, String>,
     /// Protected settings, as references (their values are read at plan and apply time).
     pub configuration_protected_settings: BTreeMap<String, SecretRef>,
+    /// Why arcplan added the extension without the file declaring it (`None`: declared), shown
+    /// as the reason of its creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub added_implicitly: Option<String>,
 }
 
 /// An extension's address: `arc.extension.<cluster>/<name>`.
@@ -97,7 +100,6 @@ pub fn address(cluster: &str, name: &str) -> Address {
 pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
     for (i, c) in cfg.clusters.iter().enumerate() {
         for (j, e) in c.extensions.iter().enumerate() {
-            let a = address(&c.name, &e.name);
             let attrs = Attributes {
                 subscription_id: cfg.azure.subscription.clone(),
                 resource_group: c.resource_group.clone(),
@@ -117,25 +119,29 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 },
                 configuration_settings: e.configuration_settings.clone(),
                 configuration_protected_settings: e.configuration_protected_settings.clone(),
+                added_implicitly: None,
             };
-            b.node(
-                a.clone(),
-                Mode::Managed,
-                &attrs,
-                format!("clusters[{i}].extensions[{j}]"),
-            );
-            b.edge(&a, &connected_cluster::address(&c.name));
-            for after in [
-                arc_agents::address(&c.name),
-                Address::new(connectivity::TYPE, &c.name),
-                Address::new(resource_provider::TYPE, "Microsoft.KubernetesConfiguration"),
-            ] {
-                if b.has(&after) {
-                    b.edge(&a, &after);
-                }
-            }
+            add_node(b, &attrs, format!("clusters[{i}].extensions[{j}]"));
         }
     }
+}
+
+/// Adds an extension's node (`source`: where it comes from in the file), after its cluster is
+/// connected and `Microsoft.KubernetesConfiguration` registered; returns its address.
+pub(crate) fn add_node(b: &mut GraphBuilder, attrs: &Attributes, source: String) -> Address {
+    let a = address(&attrs.cluster, &attrs.name);
+    b.node(a.clone(), Mode::Managed, attrs, source);
+    b.edge(&a, &connected_cluster::address(&attrs.cluster));
+    for after in [
+        arc_agents::address(&attrs.cluster),
+        Address::new(connectivity::TYPE, &attrs.cluster),
+        Address::new(resource_provider::TYPE, "Microsoft.KubernetesConfiguration"),
+    ] {
+        if b.has(&after) {
+            b.edge(&a, &after);
+        }
+    }
+    a
 }
 
 /// What a change of an extension needs of the credential.
@@ -152,6 +158,25 @@ fn list_path(cx: &AzureCx, resource_group: &str, cluster: &str) -> String {
         "{}/resourceGroups/{resource_group}/providers/Microsoft.Kubernetes/connectedClusters/{cluster}/providers/{ARM_TYPE}",
         cx.sub_path()
     )
+}
+
+/// A cluster's extensions, listed once per plan (prune discovery of extensions and of Flux
+/// configurations share it).
+pub(crate) async fn cluster_extensions(
+    cx: &AzureCx,
+    rg: &str,
+    cluster: &str,
+) -> Result<std::sync::Arc<Vec<Value>>, crate::azure::arm::ArmError> {
+    cx.cached_list(
+        &format!(
+            "extensions:{}/{}",
+            rg.to_ascii_lowercase(),
+            cluster.to_ascii_lowercase()
+        ),
+        &list_path(cx, rg, cluster),
+        ApiKind::Extensions,
+    )
+    .await
 }
 
 /// The extension's ARM path: its id once it exists, else built from its cluster and name.
@@ -384,6 +409,9 @@ impl Kind<AzureCx> for Extension {
         };
         let Some(prior) = &req.prior else {
             resp.action = Some(Action::Create);
+            if let Some(why) = &d.added_implicitly {
+                resp.reason = Some(Reason::new(ReasonCode::Other, why.clone()));
+            }
             resp.after = Some(planned(&d, None, &protected, stack));
             return resp;
         };
@@ -487,19 +515,13 @@ impl Kind<AzureCx> for Extension {
         let ours = clusters.iter().filter(|c| has_extensions_of(c, &req.stack));
         for c in ours {
             let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
-            let list = cx.req(
-                Method::GET,
-                &list_path(cx, &rg, cluster),
-                ApiKind::Extensions,
-                None,
-            );
-            match cx.arm.list_all(&list).await {
+            match cluster_extensions(cx, &rg, cluster).await {
                 Ok(items) => {
-                    for e in items {
-                        let state = extension_state(&e);
+                    for e in items.iter() {
+                        let state = extension_state(e);
                         if state["owner"].as_str() == Some(req.stack.as_str()) {
                             out.resources.push(Discovered {
-                                address: address(cluster, s(&e, "name")),
+                                address: address(cluster, s(e, "name")),
                                 state,
                                 version: None,
                                 depends_on: vec![connected_cluster::address(cluster)],
@@ -557,6 +579,7 @@ mod tests {
             },
             configuration_settings: BTreeMap::from([("a".to_owned(), "1".to_owned())]),
             configuration_protected_settings: BTreeMap::new(),
+            added_implicitly: None,
         }
     }
 

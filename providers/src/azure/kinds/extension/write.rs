@@ -135,14 +135,10 @@ pub(super) async fn write(
     if let Some(e) = provisioning_failure(&format!("extension {name}"), &done, path, detail) {
         return Err(e);
     }
-    if method_created(req.change.action) {
-        mark_cluster(cx, d).await?;
-    }
+    // Created, replaced or adopted: the cluster says this stack has extensions (prune of
+    // extensions, Flux configurations and custom locations looks only there).
+    mark_cluster(cx, d).await?;
     Ok(Some(state))
-}
-
-fn method_created(action: Action) -> bool {
-    matches!(action, Action::Create | Action::Replace)
 }
 
 /// Tags the connected cluster `arcplan-extensions=<stack>` (once), so prune lists its
