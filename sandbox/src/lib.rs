@@ -109,9 +109,6 @@ pub struct SandboxOptions {
     pub lro_failure_rate: f64,
     /// Resource names whose long-running operations end `Failed`.
     pub fail_lro_for: Vec<String>,
-    /// Repository URLs the Flux controller stand-in cannot clone (see
-    /// `ArmApi::set_broken_repository`).
-    pub broken_repositories: Vec<String>,
     /// Page size of ARM lists.
     pub page_size: usize,
     /// `expires_in` of Entra tokens.
@@ -165,7 +162,6 @@ impl Default for SandboxOptions {
             slow_lro_delay: Duration::from_secs(5),
             lro_failure_rate: 0.0,
             fail_lro_for: Vec::new(),
-            broken_repositories: Vec::new(),
             page_size: 100,
             token_lifetime: Duration::from_secs(3599),
             deployment_ready_delay: Duration::from_millis(100),
@@ -533,7 +529,7 @@ impl Sandbox {
                 slow_lro_delay: opts.slow_lro_delay,
                 lro_failure_rate: opts.lro_failure_rate,
                 fail_lro_for: opts.fail_lro_for.clone(),
-                broken_repositories: opts.broken_repositories.clone(),
+                broken_repositories: Vec::new(),
                 retry_after_secs: opts.lro_retry_after_secs,
                 page_size: opts.page_size,
                 authority_host: authority.clone(),

@@ -124,7 +124,7 @@ pub struct ArmConfig {
     /// Resource names (case-insensitive) whose long-running operations end `Failed`.
     pub fail_lro_for: Vec<String>,
     /// Repository URLs the Flux controller stand-in cannot clone (their configurations report
-    /// `Non-Compliant`).
+    /// `Non-Compliant`); set with [`ArmApi::set_broken_repository`].
     pub broken_repositories: Vec<String>,
     /// `Retry-After` (seconds) on long-running operation responses.
     pub retry_after_secs: u32,
