@@ -1,6 +1,7 @@
 //! Day 2 end to end, on the sandbox with the real binary: `examples/day2.yaml` (the quickstart
 //! with workload identity and pinned agents, plus Azure Monitor and Azure Policy as cluster
-//! extensions, the monitor's workspace key a protected setting from the environment) planned,
+//! extensions, a Flux configuration with two kustomizations, a custom location, the monitor's
+//! workspace key and the Flux HTTPS key protected settings from the environment) planned,
 //! applied, re-planned empty; a protected setting changed is planned as an update shown by
 //! digest, never by value; an extension deleted out of band is planned again; a pinned
 //! extension version bumped is one in-place update; an agent version bump is an in-place
@@ -16,9 +17,15 @@ const KEY_VAR: &str = "ARCPLAN_MONITOR_WORKSPACE_KEY";
 const FIRST_KEY: &str = "wk-1a2b3c4d5e6f-first-workspace-key";
 const SECOND_KEY: &str = "wk-9z8y7x6w5v4u-second-workspace-key";
 
-/// Runs arcplan with the workspace key in the environment.
+const FLUX_KEY_VAR: &str = "ARCPLAN_FLUX_HTTPS_KEY";
+const FLUX_KEY: &str = "ghp-flux-https-key-0f1e2d3c4b5a";
+
+/// Runs arcplan with the workspace key (and the Flux repository's key) in the environment.
 fn run(w: &World, args: &[&str], key: &str) -> (i32, String, String) {
-    let o = w.spawn(args, &[(KEY_VAR, key)]).wait_with_output().unwrap();
+    let o = w
+        .spawn(args, &[(KEY_VAR, key), (FLUX_KEY_VAR, FLUX_KEY)])
+        .wait_with_output()
+        .unwrap();
     w.record(&format!("arcplan {} ({KEY_VAR} set)", args.join(" ")), &o)
 }
 
@@ -52,6 +59,8 @@ async fn day2_extensions_lifecycle() {
         "arc.extension.mynewcluster/azuremonitor-containers will be created",
         "arc.extension.mynewcluster/azurepolicy will be created",
         "arc.customLocation.mynewcluster-services will be created",
+        "arc.extension.mynewcluster/flux will be created",
+        "arc.fluxConfiguration.mynewcluster/cluster-config will be created",
     ] {
         assert!(out.contains(a), "{a}:\n{out}");
     }
@@ -93,6 +102,22 @@ async fn day2_extensions_lifecycle() {
         assert_eq!(
             d["metadata"]["labels"]["clusterconfig.azure.com/extension-name"],
             name
+        );
+    }
+    // Flux: Compliant, each kustomization reported.
+    let flux =
+        w.sandbox
+            .arm()
+            .flux_configurations(&ids(&w).0, "myAzureResourceGroup", "mynewcluster");
+    assert_eq!(flux.len(), 1);
+    assert_eq!(flux[0]["properties"]["complianceState"], "Compliant");
+    let statuses = flux[0]["properties"]["statuses"].as_array().unwrap();
+    for k in ["cluster-config-infra", "cluster-config-apps"] {
+        assert!(
+            statuses
+                .iter()
+                .any(|st| st["name"] == k && st["complianceState"] == "Compliant"),
+            "{k}: {statuses:?}"
         );
     }
     let location = w
@@ -315,7 +340,7 @@ async fn day2_extensions_lifecycle() {
 
     // Neither key, in anything arcplan printed.
     let transcript = w.transcript.borrow().clone();
-    for key in [FIRST_KEY, SECOND_KEY] {
+    for key in [FIRST_KEY, SECOND_KEY, FLUX_KEY] {
         assert!(!transcript.contains(key), "a protected setting leaked");
     }
     w.assert_no_secrets(&[]);
