@@ -8,7 +8,8 @@ use crate::azure::STACK_TAG;
 use arcplan_engine::address::Address;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::events::Event;
-use arcplan_engine::provider::{ApplyRequest, ApplyResponse, ReadResponse};
+use arcplan_engine::plan::{Action, Reason, ReasonCode};
+use arcplan_engine::provider::{ApplyRequest, ApplyResponse, PlanResponse, ReadResponse};
 use reqwest::Method;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -153,6 +154,29 @@ pub(crate) fn applied(result: Result<Option<Value>, ArmError>, address: &Address
             ..Default::default()
         },
     }
+}
+
+/// The plan of a destroy: an absent resource is nothing to do, one this stack owns is deleted
+/// (`reason` says what deleting it does), any other is left with the warning `not_owned` gives.
+pub(crate) fn plan_destroy(
+    prior: Option<&Value>,
+    ours: bool,
+    reason: &str,
+    not_owned: impl FnOnce() -> Diagnostic,
+) -> PlanResponse {
+    let mut resp = PlanResponse::default();
+    resp.action = Some(match (prior, ours) {
+        (None, _) => Action::NoOp,
+        (Some(_), true) => {
+            resp.reason = Some(Reason::new(ReasonCode::DeleteBecauseDestroy, reason));
+            Action::Delete
+        }
+        (Some(_), false) => {
+            resp.diagnostics.push(not_owned());
+            Action::NoOp
+        }
+    });
+    resp
 }
 
 /// Reads one resource by GET of `path`: absent on 404, else its `state` with a version

@@ -14,9 +14,10 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use super::catalog::EXTENSION_VERSIONS;
+use super::cluster_children::{self, ChildType, ClusterKey};
 use super::operations::OpEffect;
 use super::request::{json_body, only};
-use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route};
+use super::routing::{Kind, Parsed};
 use super::state::{ArmState, Extension};
 use super::{ArmError, Ctx, eq, json_response, rfc3339};
 
@@ -47,83 +48,18 @@ pub(crate) const KIND: Kind = Kind {
     parse,
 };
 
-/// (subscription, resource group, cluster) of a route.
-pub(super) type ClusterKey = (String, String, String);
-
-#[derive(Debug, Clone)]
-enum ExtRoute {
-    List(ClusterKey),
-    One(ClusterKey, String),
-    Operation(ClusterKey, String, String),
-}
+/// The type's routes.
+static TYPE: ChildType = ChildType {
+    namespace: NAMESPACE,
+    type_name: "extensions",
+    versions: EXTENSION_VERSIONS,
+    what: "extension",
+    list: ArmState::list_extensions,
+    one: ArmState::extension,
+};
 
 fn parse(s: &[&str], _path: &str) -> Parsed {
-    let o = |x: &str| x.to_string();
-    match s {
-        [a, sub, b, rg, p, ns, t, cluster, p2, ns2, t2, rest @ ..]
-            if eq(a, "subscriptions")
-                && eq(b, "resourceGroups")
-                && eq(p, "providers")
-                && eq(ns, "Microsoft.Kubernetes")
-                && eq(t, "connectedClusters")
-                && eq(p2, "providers")
-                && eq(ns2, NAMESPACE)
-                && eq(t2, "extensions") =>
-        {
-            let key = (o(sub), o(rg), o(cluster));
-            route(match rest {
-                [] => ExtRoute::List(key),
-                [name] => ExtRoute::One(key, o(name)),
-                [name, ops, id] if eq(ops, "operations") => {
-                    ExtRoute::Operation(key, o(name), o(id))
-                }
-                _ => return None,
-            })
-        }
-        _ => None,
-    }
-}
-
-impl ArmRoute for ExtRoute {
-    fn versions(&self) -> ApiVersions {
-        ApiVersions {
-            supported: EXTENSION_VERSIONS,
-            rp_type: Some("extensions"),
-        }
-    }
-
-    fn subscription(&self) -> Option<&str> {
-        match self {
-            ExtRoute::List((s, ..))
-            | ExtRoute::One((s, ..), _)
-            | ExtRoute::Operation((s, ..), ..) => Some(s),
-        }
-    }
-
-    fn action(&self, method: &Method, path: &str) -> Option<(String, String)> {
-        let read = format!("{RTYPE}/read");
-        Some(match self {
-            ExtRoute::List(_) => (read, path.to_string()),
-            ExtRoute::One(..) => (
-                by_method(
-                    method,
-                    &read,
-                    &format!("{RTYPE}/write"),
-                    &format!("{RTYPE}/delete"),
-                ),
-                path.to_string(),
-            ),
-            ExtRoute::Operation(..) => (format!("{RTYPE}/operations/read"), path.to_string()),
-        })
-    }
-
-    fn handle(&self, st: &mut ArmState, ctx: &Ctx) -> Result<Response, ArmError> {
-        match self {
-            ExtRoute::List(k) => st.list_extensions(ctx, k),
-            ExtRoute::One(k, name) => st.extension(ctx, k, name),
-            ExtRoute::Operation(k, name, id) => st.extension_operation(ctx, k, name, id),
-        }
-    }
+    cluster_children::parse(&TYPE, s)
 }
 
 /// An operation on an extension: creating and updating end `Succeeded` (or `Failed`, with
@@ -572,17 +508,6 @@ impl ArmState {
             e.resource["properties"]["provisioningState"] = json!("Deleting");
         }
         Ok(self.extension_op(ctx, key, name, true, StatusCode::ACCEPTED, None))
-    }
-
-    /// `OperationStatusResult` of an operation on the extension.
-    fn extension_operation(
-        &self,
-        ctx: &Ctx,
-        key: &ClusterKey,
-        name: &str,
-        id: &str,
-    ) -> Result<Response, ArmError> {
-        self.operation_status_result(ctx, &key.0, NAMESPACE, &format!("extension '{name}'"), id)
     }
 }
 

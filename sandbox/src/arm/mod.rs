@@ -62,6 +62,7 @@
 mod authorization;
 pub mod authz;
 mod catalog;
+mod cluster_children;
 mod clusters;
 mod custom_locations;
 pub mod error;

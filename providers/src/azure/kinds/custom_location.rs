@@ -217,31 +217,17 @@ impl Kind<AzureCx> for CustomLocation {
         let owner = req.prior.as_ref().and_then(owner_of);
         let ours = owner.as_deref() == Some(stack);
         if req.mode == PlanMode::Destroy {
-            resp.action = Some(match (&req.prior, ours) {
-                (None, _) => Action::NoOp,
-                (Some(_), true) => {
-                    resp.reason = Some(Reason::new(
-                        ReasonCode::DeleteBecauseDestroy,
-                        "destroy was requested",
-                    ));
-                    Action::Delete
-                }
-                (Some(_), false) => {
-                    resp.diagnostics.push(
-                        Diagnostic::warning(
-                            "not-owned",
-                            format!(
-                                "custom location {} is not tagged {}={stack}; destroy leaves it",
-                                req.address.name,
-                                crate::azure::STACK_TAG
-                            ),
-                        )
-                        .with_address(req.address.to_string()),
-                    );
-                    Action::NoOp
-                }
+            return plan_destroy(req.prior.as_ref(), ours, "destroy was requested", || {
+                Diagnostic::warning(
+                    "not-owned",
+                    format!(
+                        "custom location {} is not tagged {}={stack}; destroy leaves it",
+                        req.address.name,
+                        crate::azure::STACK_TAG
+                    ),
+                )
+                .with_address(req.address.to_string())
             });
-            return resp;
         }
         let d: Attributes = match attributes(&req.address, &req.desired) {
             Ok(a) => a,

@@ -24,10 +24,11 @@ use serde_json::{Map, Value, json};
 use tokio::time::Instant;
 
 use super::catalog::{FLUX_VERSIONS, RegistrationState};
-use super::extensions::{ClusterKey, properties};
+use super::cluster_children::{self, ChildType, ClusterKey};
+use super::extensions::properties;
 use super::operations::OpEffect;
 use super::request::{json_body, only};
-use super::routing::{ApiVersions, ArmRoute, Kind, Parsed, by_method, route};
+use super::routing::{Kind, Parsed};
 use super::state::{ArmState, FluxConfig};
 use body::{
     bucket, git_repository, kustomizations, merge, oci_repository, protected_settings, reconcile,
@@ -46,86 +47,18 @@ pub(crate) const KIND: Kind = Kind {
     parse,
 };
 
-#[derive(Debug, Clone)]
-enum FluxRoute {
-    List(ClusterKey),
-    One(ClusterKey, String),
-    Operation(ClusterKey, String, String),
-}
+/// The type's routes.
+static TYPE: ChildType = ChildType {
+    namespace: NAMESPACE,
+    type_name: "fluxConfigurations",
+    versions: FLUX_VERSIONS,
+    what: "Flux configuration",
+    list: ArmState::list_flux,
+    one: ArmState::flux,
+};
 
 fn parse(s: &[&str], _path: &str) -> Parsed {
-    let o = |x: &str| x.to_string();
-    match s {
-        [a, sub, b, rg, p, ns, t, cluster, p2, ns2, t2, rest @ ..]
-            if eq(a, "subscriptions")
-                && eq(b, "resourceGroups")
-                && eq(p, "providers")
-                && eq(ns, "Microsoft.Kubernetes")
-                && eq(t, "connectedClusters")
-                && eq(p2, "providers")
-                && eq(ns2, NAMESPACE)
-                && eq(t2, "fluxConfigurations") =>
-        {
-            let key = (o(sub), o(rg), o(cluster));
-            route(match rest {
-                [] => FluxRoute::List(key),
-                [name] => FluxRoute::One(key, o(name)),
-                [name, ops, id] if eq(ops, "operations") => {
-                    FluxRoute::Operation(key, o(name), o(id))
-                }
-                _ => return None,
-            })
-        }
-        _ => None,
-    }
-}
-
-impl ArmRoute for FluxRoute {
-    fn versions(&self) -> ApiVersions {
-        ApiVersions {
-            supported: FLUX_VERSIONS,
-            rp_type: Some("fluxConfigurations"),
-        }
-    }
-
-    fn subscription(&self) -> Option<&str> {
-        match self {
-            FluxRoute::List((s, ..))
-            | FluxRoute::One((s, ..), _)
-            | FluxRoute::Operation((s, ..), ..) => Some(s),
-        }
-    }
-
-    fn action(&self, method: &Method, path: &str) -> Option<(String, String)> {
-        let read = format!("{RTYPE}/read");
-        Some(match self {
-            FluxRoute::List(_) => (read, path.to_string()),
-            FluxRoute::One(..) => (
-                by_method(
-                    method,
-                    &read,
-                    &format!("{RTYPE}/write"),
-                    &format!("{RTYPE}/delete"),
-                ),
-                path.to_string(),
-            ),
-            FluxRoute::Operation(..) => (format!("{RTYPE}/operations/read"), path.to_string()),
-        })
-    }
-
-    fn handle(&self, st: &mut ArmState, ctx: &Ctx) -> Result<Response, ArmError> {
-        match self {
-            FluxRoute::List(k) => st.list_flux(ctx, k),
-            FluxRoute::One(k, name) => st.flux(ctx, k, name),
-            FluxRoute::Operation(k, name, id) => st.operation_status_result(
-                ctx,
-                &k.0,
-                NAMESPACE,
-                &format!("Flux configuration '{name}'"),
-                id,
-            ),
-        }
-    }
+    cluster_children::parse(&TYPE, s)
 }
 
 /// An operation on a Flux configuration: writes end `Succeeded` (the stand-in then reconciles)

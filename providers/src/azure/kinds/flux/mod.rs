@@ -496,22 +496,12 @@ impl Kind<AzureCx> for FluxConfigurationKind {
             .map(str::to_owned);
         let ours = owner.as_deref() == Some(stack);
         if req.mode == PlanMode::Destroy {
-            resp.action = Some(match (&req.prior, ours) {
-                (None, _) => Action::NoOp,
-                (Some(_), true) => {
-                    resp.reason = Some(Reason::new(
-                        ReasonCode::DeleteBecauseDestroy,
-                        "destroy: removes the Flux configuration (and, with prune, what it applied)",
-                    ));
-                    Action::Delete
-                }
-                (Some(_), false) => {
-                    resp.diagnostics
-                        .push(not_owned(&req.address, stack, "destroy"));
-                    Action::NoOp
-                }
-            });
-            return resp;
+            return plan_destroy(
+                req.prior.as_ref(),
+                ours,
+                "destroy: removes the Flux configuration (and, with prune, what it applied)",
+                || not_owned(&req.address, stack, "destroy"),
+            );
         }
         let d: Attributes = match attributes(&req.address, &req.desired) {
             Ok(a) => a,
