@@ -7,6 +7,7 @@
 //!   onboarding key's Secret was in the cluster when the connected cluster was "PUT".
 //! - [`graph_with_key_bits`]: the graph of a desired-state text, with fast onboarding keys.
 //! - [`Harness`]: plan, apply and converge a graph over providers, as `arcplan` runs them.
+//! - [`contains_jwt`]: the secret scans' test for a token in what arcplan printed.
 
 use arcplan_config::load_str;
 use arcplan_engine::address::{Address, ResourceType as T};
@@ -222,4 +223,34 @@ pub fn changes(plan: &Plan) -> Vec<String> {
         .filter(|c| c.action.is_change())
         .map(|c| format!("{} {:?}: {:?}", c.address, c.action, c.reason))
         .collect()
+}
+
+/// Whether `text` holds a JWT: `eyJ…` (a base64url JSON header), a dot, `eyJ…` (its JSON
+/// payload) and a dot. Random base64 (a public key a plan shows) may hold `eyJ` by chance,
+/// never this.
+pub fn contains_jwt(text: &str) -> bool {
+    let segment = |s: &str| -> Option<usize> {
+        let rest = s.strip_prefix("eyJ")?;
+        let n = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+            .count();
+        (n >= 4 && rest.as_bytes().get(n) == Some(&b'.')).then_some(3 + n + 1)
+    };
+    text.match_indices("eyJ")
+        .any(|(i, _)| segment(&text[i..]).is_some_and(|len| segment(&text[i + len..]).is_some()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains_jwt;
+
+    #[test]
+    fn a_jwt_is_told_from_base64_that_holds_eyj() {
+        let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln";
+        assert!(contains_jwt(&format!("token {jwt} leaked")));
+        assert!(!contains_jwt(
+            "MIIBCgKCAQEAeyJ+q1/Zx0eyJ7 and eyJ. and eyJab.c and eyJabcdef.x"
+        ));
+    }
 }
