@@ -156,6 +156,49 @@ pub(crate) fn applied(result: Result<Option<Value>, ArmError>, address: &Address
     }
 }
 
+/// The plan of a resource that belongs to another stack (`owner`): nothing, and the error
+/// saying so. `what` names the kind, like `custom location`.
+pub(crate) fn owned_by_another_stack(address: &Address, what: &str, owner: &str) -> PlanResponse {
+    PlanResponse {
+        diagnostics: Diagnostic::error(
+            "owned-by-another-stack",
+            format!("{what} {} belongs to stack `{owner}`", address.name),
+        )
+        .with_address(address.to_string())
+        .with_hint(format!(
+            "rename the {what} in this file, or manage it from stack `{owner}`"
+        ))
+        .into(),
+        ..Default::default()
+    }
+}
+
+/// The values of protected settings (`None`: none declared), read from their references.
+/// Errors name the setting, `what` (like `extension monitor`) and the reference, never a value.
+pub(crate) fn read_protected(
+    cx: &AzureCx,
+    refs: &BTreeMap<String, arcplan_config::SecretRef>,
+    what: &str,
+    address: &Address,
+) -> Result<Option<BTreeMap<String, String>>, Diagnostic> {
+    if refs.is_empty() {
+        return Ok(None);
+    }
+    let mut out = BTreeMap::new();
+    for (k, r) in refs {
+        let v = cx.settings.secrets.read(r).map_err(|e| {
+            Diagnostic::error(
+                "secret-missing",
+                format!("protected setting `{k}` of {what}: {}", e.message),
+            )
+            .with_address(address.to_string())
+            .with_hint(e.hint)
+        })?;
+        out.insert(k.clone(), v);
+    }
+    Ok(Some(out))
+}
+
 /// The plan of a destroy: an absent resource is nothing to do, one this stack owns is deleted
 /// (`reason` says what deleting it does), any other is left with the warning `not_owned` gives.
 pub(crate) fn plan_destroy(

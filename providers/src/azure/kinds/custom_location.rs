@@ -244,20 +244,7 @@ impl Kind<AzureCx> for CustomLocation {
             return resp;
         };
         if let Some(o) = owner.as_deref().filter(|o| *o != stack) {
-            resp.diagnostics.push(
-                Diagnostic::error(
-                    "owned-by-another-stack",
-                    format!(
-                        "custom location {} belongs to stack `{o}`",
-                        req.address.name
-                    ),
-                )
-                .with_address(req.address.to_string())
-                .with_hint(format!(
-                    "rename the custom location in this file, or manage it from stack `{o}`"
-                )),
-            );
-            return resp;
+            return owned_by_another_stack(&req.address, "custom location", o);
         }
         resp.outputs = Some(prior.clone());
         let mut after = prior.clone();

@@ -301,20 +301,7 @@ impl Kind<AzureCx> for ConnectedCluster {
         if let Some(o) = &owner
             && !ours
         {
-            resp.diagnostics.push(
-                Diagnostic::error(
-                    "owned-by-another-stack",
-                    format!(
-                        "connected cluster {} belongs to stack `{o}`",
-                        req.address.name
-                    ),
-                )
-                .with_address(req.address.to_string())
-                .with_hint(format!(
-                    "rename the cluster in this file, or manage it from stack `{o}`"
-                )),
-            );
-            return resp;
+            return owned_by_another_stack(&req.address, "connected cluster", o);
         }
         let (replace, why) = replacements(&d, prior, key_unknown);
         let mut after = prior.clone();

@@ -231,25 +231,8 @@ fn protected_values(
     a: &Attributes,
     address: &Address,
 ) -> Result<Option<BTreeMap<String, String>>, Diagnostic> {
-    if a.configuration_protected_settings.is_empty() {
-        return Ok(None);
-    }
-    let mut out = BTreeMap::new();
-    for (k, r) in &a.configuration_protected_settings {
-        let v = cx.settings.secrets.read(r).map_err(|e| {
-            Diagnostic::error(
-                "secret-missing",
-                format!(
-                    "protected setting `{k}` of extension {}: {}",
-                    a.name, e.message
-                ),
-            )
-            .with_address(address.to_string())
-            .with_hint(e.hint)
-        })?;
-        out.insert(k.clone(), v);
-    }
-    Ok(Some(out))
+    let what = format!("extension {}", a.name);
+    read_protected(cx, &a.configuration_protected_settings, &what, address)
 }
 
 /// The scope kind (`cluster`/`namespace`) and its namespace, from a state or an ARM scope.
@@ -406,17 +389,7 @@ impl Kind<AzureCx> for Extension {
             return resp;
         };
         if let Some(o) = owner.as_deref().filter(|o| *o != stack) {
-            resp.diagnostics.push(
-                Diagnostic::error(
-                    "owned-by-another-stack",
-                    format!("extension {} belongs to stack `{o}`", req.address.name),
-                )
-                .with_address(req.address.to_string())
-                .with_hint(format!(
-                    "rename the extension in this file, or manage it from stack `{o}`"
-                )),
-            );
-            return resp;
+            return owned_by_another_stack(&req.address, "extension", o);
         }
         resp.outputs = Some(prior.clone());
         let (replace, why) = replacements(&d, prior);

@@ -292,24 +292,11 @@ fn protected_values(
     address: &Address,
 ) -> Result<Option<Protected>, Diagnostic> {
     use base64::Engine;
-    if a.configuration_protected_settings.is_empty() {
+    let what = format!("Flux configuration {}", a.name);
+    let Some(plain) = read_protected(cx, &a.configuration_protected_settings, &what, address)?
+    else {
         return Ok(None);
-    }
-    let mut plain = BTreeMap::new();
-    for (k, r) in &a.configuration_protected_settings {
-        let v = cx.settings.secrets.read(r).map_err(|e| {
-            Diagnostic::error(
-                "secret-missing",
-                format!(
-                    "protected setting `{k}` of Flux configuration {}: {}",
-                    a.name, e.message
-                ),
-            )
-            .with_address(address.to_string())
-            .with_hint(e.hint)
-        })?;
-        plain.insert(k.clone(), v);
-    }
+    };
     let d = digest(&json!(plain));
     let encoded = plain
         .into_iter()
@@ -523,20 +510,7 @@ impl Kind<AzureCx> for FluxConfigurationKind {
             return resp;
         };
         if let Some(o) = owner.as_deref().filter(|o| *o != stack) {
-            resp.diagnostics.push(
-                Diagnostic::error(
-                    "owned-by-another-stack",
-                    format!(
-                        "Flux configuration {} is on a cluster of stack `{o}`",
-                        req.address.name
-                    ),
-                )
-                .with_address(req.address.to_string())
-                .with_hint(format!(
-                    "rename the Flux configuration in this file, or manage it from stack `{o}`"
-                )),
-            );
-            return resp;
+            return owned_by_another_stack(&req.address, "Flux configuration", o);
         }
         resp.outputs = Some(prior.clone());
         let (replace, why) = replacements(&d, prior);
