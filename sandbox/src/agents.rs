@@ -184,6 +184,8 @@ struct ClusterCache {
     observed_at: Option<u64>,
     observation: Option<Observation>,
     key: KeyCache,
+    /// The extension manager may have workloads in the cluster.
+    extensions_installed: bool,
 }
 
 impl ClusterCache {
@@ -375,9 +377,14 @@ pub async fn run(
             _ = tick.tick() => {
                 let verdicts = beat(&arm, &clusters, &mut caches, &opts);
                 // The extension manager of every Connected cluster.
-                for ((kube, cache), verdict) in clusters.iter().zip(&caches).zip(verdicts) {
+                for ((kube, cache), verdict) in clusters.iter().zip(caches.iter_mut()).zip(verdicts) {
                     if let (Heartbeat::Connected, Some(o)) = (verdict, &cache.observation) {
-                        crate::extension_manager::reconcile(&arm, kube, &o.subscription, &o.resource_group, &o.name);
+                        crate::extension_manager::reconcile(
+                            &arm,
+                            kube,
+                            (&o.subscription, &o.resource_group, &o.name),
+                            &mut cache.extensions_installed,
+                        );
                     }
                 }
             }

@@ -25,8 +25,20 @@ fn available(d: &Value) -> bool {
 }
 
 /// One pass of the manager of `kube`, the cluster of connected cluster `sub/rg/cluster`.
-pub(crate) fn reconcile(arm: &ArmApi, kube: &KubeApi, sub: &str, rg: &str, cluster: &str) {
+/// `installed` says whether the manager may have workloads in the cluster (it is kept by the
+/// caller between passes): a cluster with no extension and none installed costs no request to
+/// the cluster, so an idle fleet's heartbeat stays cheap.
+pub(crate) fn reconcile(
+    arm: &ArmApi,
+    kube: &KubeApi,
+    (sub, rg, cluster): (&str, &str, &str),
+    installed: &mut bool,
+) {
     let releases = arm.extension_releases(sub, rg, cluster);
+    if releases.is_empty() && !*installed {
+        return;
+    }
+    *installed = !releases.is_empty();
     for r in &releases {
         if kube.get("v1", "Namespace", None, &r.namespace).is_none() {
             let _ = kube.put(json!({
@@ -78,6 +90,8 @@ pub(crate) fn reconcile(arm: &ArmApi, kube: &KubeApi, sub: &str, rg: &str, clust
         if releases.iter().any(|r| r.name == owner) {
             continue;
         }
+        // Removed next pass too, until nothing of the manager's is left.
+        *installed = true;
         let ns = d
             .pointer("/metadata/namespace")
             .and_then(Value::as_str)
