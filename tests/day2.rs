@@ -104,6 +104,29 @@ async fn day2_extensions_lifecycle() {
             name
         );
     }
+    // The agents' features: the cluster-connect agent, and the binding that lets the Custom
+    // Locations service in (the custom location was created through it).
+    assert!(
+        kube.get(
+            "apps/v1",
+            "Deployment",
+            Some("azure-arc"),
+            "clusterconnect-agent"
+        )
+        .is_some()
+    );
+    let binding = kube
+        .get(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRoleBinding",
+            None,
+            "azure-arc-custom-locations",
+        )
+        .expect("the custom-locations feature's binding");
+    assert_eq!(
+        binding["subjects"][0]["name"],
+        arcplan_sandbox::CUSTOM_LOCATIONS_OID
+    );
     // Flux: Compliant, each kustomization reported.
     let flux =
         w.sandbox
@@ -219,8 +242,9 @@ async fn day2_extensions_lifecycle() {
         "1.11.0"
     );
 
-    // An agent upgrade: planned as in-place updates (the resource's desired version, then the
-    // agents rolled to it), nothing replaced.
+    // An agent upgrade: one in-place update (the connected cluster's desiredAgentVersion; the
+    // agents roll themselves to it and arc.connectivity waits until they report it), nothing
+    // replaced, no second change of the agents that would roll them back.
     let upgraded = w.dir.join("day2-upgraded.yaml");
     let text = std::fs::read_to_string(w.dir.join("day2-bumped.yaml"))
         .unwrap()
@@ -243,7 +267,8 @@ async fn day2_extensions_lifecycle() {
         out.contains("agents upgraded to 1.22.0"),
         "the reason says it:\n{out}"
     );
-    assert!(out.contains("0 to add, 2 to change, 0 to destroy"), "{out}");
+    assert!(out.contains("0 to add, 1 to change, 0 to destroy"), "{out}");
+    assert!(!out.contains("k8s.arcAgents.mynewcluster will be"), "{out}");
     let (code, out, err) = tokio::task::block_in_place(|| {
         run(
             &w,
@@ -261,6 +286,17 @@ async fn day2_extensions_lifecycle() {
         cluster["properties"]["arcAgentProfile"]["desiredAgentVersion"],
         "1.22.0"
     );
+    // The apply waited for the agents to roll and report the new version.
+    assert_eq!(cluster["properties"]["agentVersion"], "1.22.0", "{out}");
+    let agent = w
+        .sandbox
+        .kube()
+        .get("apps/v1", "Deployment", Some("azure-arc"), "config-agent")
+        .unwrap();
+    assert_eq!(
+        agent["spec"]["template"]["spec"]["containers"][0]["image"],
+        "mcr.microsoft.com/azurearck8s/config-agent:1.22.0"
+    );
     let (code, out, err) = tokio::task::block_in_place(|| {
         run(
             &w,
@@ -275,7 +311,7 @@ async fn day2_extensions_lifecycle() {
     let text = std::fs::read_to_string(&upgraded).unwrap();
     let (from, to) = (
         text.find("      - name: azurepolicy").unwrap(),
-        text.find("customLocations:").unwrap(),
+        text.find("\ncustomLocations:").unwrap() + 1,
     );
     std::fs::write(&pruned, format!("{}{}", &text[..from], &text[to..])).unwrap();
     let pruned = pruned.display().to_string();

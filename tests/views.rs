@@ -138,7 +138,10 @@ async fn updates_status_and_plain_output() {
     // An update of the agents: the read-only state (ownership record, readiness, counts) is
     // named as such, never shown as a removal.
     let changed = quickstart_with(&w, "upgrade.yaml", |t| {
-        t.replace("timeout: 20m", "timeout: 20m\n      version: 1.22.0")
+        t.replace(
+            "timeout: 20m",
+            "timeout: 20m\n      autoUpgrade: false\n      version: 1.21.10",
+        )
     });
     let (code, out, err) =
         tokio::task::block_in_place(|| w.run(&["plan", "-f", &changed, "--detailed-exitcode"]));

@@ -70,6 +70,78 @@ pub(crate) fn check(loaded: &Loaded, c: &Cluster, base: &Path, out: &mut Diagnos
             ));
         }
     }
+    let features = base.key("features");
+    if let Some(cl) = &c.features.custom_locations {
+        if uuid_like(&cl.oid).is_none() {
+            out.push(
+                err(
+                    "invalid-format",
+                    format!(
+                        "`{}` is not the object id (a GUID) of the Custom Locations service principal",
+                        cl.oid
+                    ),
+                    &features.key("customLocations").key("oid"),
+                )
+                .with_hint("`az ad sp show --id bc313c14-388c-4e7d-a58e-70017303ee3b --query id -o tsv` prints it"),
+            );
+        }
+        if c.features.cluster_connect != Some(true) {
+            out.push(
+                err(
+                    "conflicting-settings",
+                    format!(
+                        "cluster `{}` enables the custom-locations feature without cluster-connect, which it needs",
+                        c.name
+                    ),
+                    &features.key("customLocations"),
+                )
+                .with_hint("add `clusterConnect: true` under `features` (as `az connectedk8s enable-features --features cluster-connect custom-locations` does)"),
+            );
+        }
+    }
+    if let Some(pl) = &c.features.private_link {
+        if !pl
+            .scope
+            .to_ascii_lowercase()
+            .contains("/providers/microsoft.hybridcompute/privatelinkscopes/")
+        {
+            out.push(err(
+                "invalid-format",
+                format!(
+                    "`{}` is not the ARM id of an Azure Arc Private Link Scope (…/providers/Microsoft.HybridCompute/privateLinkScopes/NAME)",
+                    pl.scope
+                ),
+                &features.key("privateLink").key("scope"),
+            ));
+        }
+        if c.features.cluster_connect == Some(true) {
+            out.push(
+                err(
+                    "conflicting-settings",
+                    format!(
+                        "cluster `{}` enables cluster-connect with private link, which does not offer it",
+                        c.name
+                    ),
+                    &features.key("clusterConnect"),
+                )
+                .with_hint("remove `clusterConnect` (and `customLocations`), or `privateLink`"),
+            );
+        }
+    }
+    if c.agents.auto_upgrade && c.agents.version.is_some() {
+        out.push(
+            Diagnostic::warning(
+                "unpinned-agents",
+                format!(
+                    "cluster `{}` names `agents.version` with auto-upgrade on: it is the version of the first install only, Azure Arc upgrades the agents after that",
+                    c.name
+                ),
+            )
+            .with_location(loaded.location(&base.key("agents").key("version")))
+            .with_key(base.key("agents").key("version").to_string())
+            .with_hint("add `autoUpgrade: false` to pin the agents (arcAgentProfile.desiredAgentVersion; bumping `version` is then a planned upgrade)"),
+        );
+    }
     if !c.agents.auto_upgrade && c.agents.version.is_none() {
         out.push(
             Diagnostic::warning(
@@ -290,6 +362,22 @@ pub(crate) fn check_custom_locations(loaded: &Loaded, out: &mut Diagnostics) {
             );
             continue;
         };
+        if host.features.custom_locations.is_none() {
+            out.push(
+                err(
+                    "missing-feature",
+                    format!(
+                        "custom location `{}` is hosted by cluster `{}`, whose agents do not have the custom-locations feature",
+                        l.name, host.name
+                    ),
+                    &at.key("cluster"),
+                )
+                .with_hint(format!(
+                    "add `clusterConnect: true` and `customLocations: {{ oid: ... }}` under cluster `{}`'s `features` (`az connectedk8s enable-features --features cluster-connect custom-locations`)",
+                    host.name
+                )),
+            );
+        }
         if l.extensions.is_empty() {
             out.push(
                 err(

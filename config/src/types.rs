@@ -315,6 +315,43 @@ pub struct ClusterFeatures {
     /// Azure Hybrid Benefit (`azureHybridBenefit`: `True`, `False`, `NotApplicable`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub azure_hybrid_benefit: Option<HybridBenefit>,
+    /// The Arc gateway for outbound connectivity (`gateway.enabled`; updated in place).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<bool>,
+    /// Private link (`privateLinkState: Enabled` with `privateLinkScopeResourceId`; `az
+    /// connectedk8s connect --enable-private-link --pls-arm-id`). Set at onboarding only:
+    /// changing it replaces the connected cluster. Cluster connect is not available with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_link: Option<PrivateLink>,
+    /// The agents' cluster-connect feature (the `clusterconnect-agent` reverse proxy; `az
+    /// connectedk8s enable-features --features cluster-connect`), applied by the installer.
+    /// Not declared: Helm's default (on, as `az connectedk8s connect` does, off with private
+    /// link); the built-in manifests set has it only when `true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_connect: Option<bool>,
+    /// The agents' custom-locations feature (`enable-features --features custom-locations`),
+    /// which lets the Custom Locations service reach the cluster. Needs `clusterConnect: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_locations: Option<CustomLocationsFeature>,
+}
+
+/// Private link for a connected cluster.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrivateLink {
+    /// The ARM id of the Azure Arc Private Link Scope (`Microsoft.HybridCompute/privateLinkScopes`)
+    /// in the cluster's region.
+    pub scope: String,
+}
+
+/// The agents' custom-locations feature.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CustomLocationsFeature {
+    /// The object id, in your tenant, of the Custom Locations service principal (app id
+    /// `bc313c14-388c-4e7d-a58e-70017303ee3b`): `az ad sp show --id
+    /// bc313c14-388c-4e7d-a58e-70017303ee3b --query id -o tsv` (`--custom-locations-oid`).
+    pub oid: String,
 }
 
 impl ClusterFeatures {

@@ -664,6 +664,65 @@ fn custom_locations_name_what_is_missing() {
         find(&host, "undeclared-cluster").key.as_deref(),
         Some("customLocations[0].cluster")
     );
+    // The host's agents without the custom-locations feature.
+    let start = day2.find("      clusterConnect: true").unwrap();
+    let end = day2.find("    fluxConfigurations:").unwrap();
+    let without = format!("{}{}", &day2[..start], &day2[end..]);
+    let d = errors(&without);
+    let f = find(&d, "missing-feature");
+    assert_eq!(f.key.as_deref(), Some("customLocations[0].cluster"));
+    assert!(
+        f.message.contains("custom-locations feature"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.hint
+            .as_deref()
+            .unwrap()
+            .contains("customLocations: { oid")
+    );
+    // custom-locations needs cluster-connect, and private link offers no cluster connect.
+    let d = errors(&day2.replace("clusterConnect: true", "clusterConnect: false"));
+    assert_eq!(
+        find(&d, "conflicting-settings").key.as_deref(),
+        Some("clusters[0].features.customLocations")
+    );
+    let d = errors(&day2.replace(
+        "      clusterConnect: true",
+        "      privateLink: { scope: /subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/privateLinkScopes/pls }\n      clusterConnect: true",
+    ));
+    assert_eq!(
+        find(&d, "conflicting-settings").key.as_deref(),
+        Some("clusters[0].features.clusterConnect")
+    );
+    let d = errors(&day2.replace(
+        "oid: 51dfe1e8-70c6-4de5-a08e-e18aff23d815",
+        "oid: custom-locations-rp",
+    ));
+    assert_eq!(
+        find(&d, "invalid-format").key.as_deref(),
+        Some("clusters[0].features.customLocations.oid")
+    );
+}
+
+#[test]
+fn a_version_with_auto_upgrade_on_is_only_the_first_install() {
+    let day2 = include_str!("../../examples/day2.yaml");
+    let loaded = load_str(
+        &day2.replace("autoUpgrade: false", "autoUpgrade: true"),
+        "f.yaml",
+    )
+    .unwrap();
+    let w = loaded
+        .warnings
+        .iter()
+        .find(|w| w.code == "unpinned-agents")
+        .expect("a warning");
+    assert_eq!(w.key.as_deref(), Some("clusters[0].agents.version"));
+    assert!(w.message.contains("first install only"), "{}", w.message);
+    let loaded = load_str(day2, "f.yaml").unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 }
 
 #[test]

@@ -376,16 +376,20 @@ async fn helm_release_state_is_read_from_helm_storage() {
     let same = provider.plan(plan(desired(), state.clone())).await;
     assert!(same.diagnostics.is_empty(), "{:?}", same.diagnostics);
     assert_eq!(same.action, Some(Action::NoOp), "{:?}", same.reason);
+    // Installed agents stay at the version they run: Azure Arc upgrades them (a pinned version
+    // through the connected cluster's desiredAgentVersion), so a new `version` plans nothing here.
+    assert_eq!(state["agentVersion"], "1.21.10");
     let mut newer = desired();
     newer["version"] = json!("1.22.0");
+    let same = provider.plan(plan(newer.clone(), state.clone())).await;
+    assert_eq!(same.action, Some(Action::NoOp), "{:?}", same.reason);
+    // A values change is an update, at the installed chart version.
+    newer["distribution"] = json!("k3s");
     let up = provider.plan(plan(newer, state.clone())).await;
     assert_eq!(up.action, Some(Action::Update));
-    assert!(
-        up.reason
-            .unwrap()
-            .message
-            .contains("chart version: 1.21.10 → 1.22.0")
-    );
+    let reason = up.reason.unwrap().message;
+    assert!(!reason.contains("chart version"), "{reason}");
+    assert_eq!(up.after.unwrap()["release"]["version"], "1.21.10");
     let helm_missing = up.diagnostics.iter().any(|d| d.code == "helm-not-found");
     assert!(helm_missing, "an update needs helm");
     env.stop().await;

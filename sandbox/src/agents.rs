@@ -10,7 +10,10 @@
 //!    the DER PKCS#1 RSAPublicKey, to equal the resource's `properties.agentPublicKeyCertificate`;
 //! 4. then write back `connectivityStatus: Connected`, `agentVersion`, `kubernetesVersion`,
 //!    `totalNodeCount`, `totalCoreCount`, `lastConnectivityTime`,
-//!    `managedIdentityCertificateExpirationTime` (90 days) and `offering`.
+//!    `managedIdentityCertificateExpirationTime` (90 days) and `offering`;
+//! 5. when the resource pins another version (`arcAgentProfile.desiredAgentVersion` with
+//!    `agentAutoUpgrade: Disabled`), roll themselves to it (image tags and the ConfigMap's
+//!    `AZURE_ARC_AGENT_VERSION`), the ARM way of `az connectedk8s upgrade`.
 //!
 //! A cluster that stays `Connected` but whose agents stop qualifying turns `Offline` after
 //! [`AgentOptions::offline_after`] without heartbeat (Azure uses 15 minutes). A key that does not match
@@ -167,6 +170,9 @@ struct Observation {
     nodes: usize,
     cores: u64,
     git_version: String,
+    /// Whom the custom-locations feature lets in: the User subject of ClusterRoleBinding
+    /// `azure-arc-custom-locations`, when the cluster-connect agent runs too.
+    custom_locations_oid: Option<String>,
 }
 
 /// The last private key seen in one cluster and its public key: parsing an RSA key costs far more
@@ -234,6 +240,7 @@ fn observe(kube: &KubeApi, opts: &AgentOptions, cache: &mut KeyCache) -> Option<
         nodes: 0,
         cores: 0,
         git_version: String::new(),
+        custom_locations_oid: None,
     };
     let deployments = kube.list("apps/v1", "Deployment", Some(AGENT_NAMESPACE));
     obs.agents_ready = !deployments.is_empty() && deployments.iter().all(deployment_available);
@@ -248,13 +255,70 @@ fn observe(kube: &KubeApi, opts: &AgentOptions, cache: &mut KeyCache) -> Option<
     if obs.public_key.is_some() {
         (obs.nodes, obs.cores, obs.git_version) = kube.nodes_summary();
         obs.agent_version = agent_version(&cm, &deployments, &opts.agent_version);
+        obs.custom_locations_oid = custom_locations_oid(kube, &deployments);
     }
     Some(obs)
 }
 
+/// The ClusterRoleBinding through which the agents' custom-locations feature lets the Custom
+/// Locations service in (the chart's `systemDefaultValues.customLocations`, as the sandbox
+/// models it).
+pub const CUSTOM_LOCATIONS_BINDING: &str = "azure-arc-custom-locations";
+
+/// The object id the custom-locations feature lets in, when cluster-connect (the way in) runs.
+fn custom_locations_oid(kube: &KubeApi, deployments: &[Value]) -> Option<String> {
+    let connect = deployments.iter().any(|d| {
+        d.pointer("/metadata/name").and_then(Value::as_str) == Some("clusterconnect-agent")
+    });
+    if !connect {
+        return None;
+    }
+    let binding = kube.get(
+        "rbac.authorization.k8s.io/v1",
+        "ClusterRoleBinding",
+        None,
+        CUSTOM_LOCATIONS_BINDING,
+    )?;
+    binding["subjects"]
+        .as_array()?
+        .iter()
+        .find(|s| s["kind"] == "User")
+        .and_then(|s| s["name"].as_str())
+        .map(str::to_owned)
+}
+
 /// Judges one observation against its ARM resource and, when everything matches, reports
 /// Connected into it.
+/// Returns, besides the verdict, the version the agents are to roll to: the connected cluster
+/// pins one (`arcAgentProfile.desiredAgentVersion` with `agentAutoUpgrade: Disabled`) other than
+/// the one they run.
 fn report(
+    clusters: &mut ConnectedClusters<'_>,
+    obs: Option<&Observation>,
+    stamp: &str,
+    expiry: &str,
+) -> (Heartbeat, Option<String>) {
+    let verdict = report_into(clusters, obs, stamp, expiry);
+    if let (Heartbeat::Connected, Some(obs)) = (&verdict, obs) {
+        clusters.set_custom_locations_oid(
+            (&obs.subscription, &obs.resource_group, &obs.name),
+            obs.custom_locations_oid.clone(),
+        );
+    }
+    let pinned = match (&verdict, obs) {
+        (Heartbeat::Connected, Some(obs)) => clusters
+            .get_mut(&obs.subscription, &obs.resource_group, &obs.name)
+            .map(|r| &r["properties"]["arcAgentProfile"])
+            .filter(|p| p["agentAutoUpgrade"] == "Disabled")
+            .and_then(|p| p["desiredAgentVersion"].as_str())
+            .filter(|v| !v.is_empty() && *v != obs.agent_version)
+            .map(str::to_owned),
+        _ => None,
+    };
+    (verdict, pinned)
+}
+
+fn report_into(
     clusters: &mut ConnectedClusters<'_>,
     obs: Option<&Observation>,
     stamp: &str,
@@ -334,14 +398,55 @@ fn beat(
         .zip(caches.iter_mut())
         .map(|(kube, cache)| cache.observe(kube, opts))
         .collect();
-    arm.with_connected_clusters(|arm_clusters| {
-        let verdicts = observations
-            .iter()
-            .map(|obs| report(arm_clusters, *obs, &stamp, &expiry))
-            .collect();
-        expire(arm_clusters, opts, now);
-        verdicts
-    })
+    let (verdicts, rolls): (Vec<Heartbeat>, Vec<Option<String>>) =
+        arm.with_connected_clusters(|arm_clusters| {
+            let judged = observations
+                .iter()
+                .map(|obs| report(arm_clusters, *obs, &stamp, &expiry))
+                .unzip();
+            expire(arm_clusters, opts, now);
+            judged
+        });
+    for (kube, version) in clusters.iter().zip(rolls) {
+        if let Some(v) = version {
+            roll(kube, &v);
+        }
+    }
+    verdicts
+}
+
+/// The repository of the agents' images; a tag after it is the agent version.
+const AGENT_REPOSITORY: &str = "mcr.microsoft.com/azurearck8s/";
+
+/// The agents upgrade themselves to `version`, as Arc's agents do when their connected cluster
+/// pins one: every agent image in `azure-arc` gets that tag (the Deployments roll) and the
+/// ConfigMap's `AZURE_ARC_AGENT_VERSION` says it. Once they are available again the next
+/// heartbeat reports the new `agentVersion`. A write that fails is tried again next tick.
+fn roll(kube: &KubeApi, version: &str) {
+    for mut d in kube.list("apps/v1", "Deployment", Some(AGENT_NAMESPACE)) {
+        let mut changed = false;
+        let containers = d
+            .pointer_mut("/spec/template/spec/containers")
+            .and_then(Value::as_array_mut);
+        for c in containers.into_iter().flatten() {
+            let Some((repo, tag)) = c["image"].as_str().and_then(|i| i.rsplit_once(':')) else {
+                continue;
+            };
+            if repo.starts_with(AGENT_REPOSITORY) && tag != version {
+                c["image"] = json!(format!("{repo}:{version}"));
+                changed = true;
+            }
+        }
+        if changed {
+            let _ = kube.put(d);
+        }
+    }
+    if let Some(mut cm) = kube.get("v1", "ConfigMap", Some(AGENT_NAMESPACE), CONFIG_MAP)
+        && cm["data"]["AZURE_ARC_AGENT_VERSION"] != version
+    {
+        cm["data"]["AZURE_ARC_AGENT_VERSION"] = json!(version);
+        let _ = kube.put(cm);
+    }
 }
 
 /// One heartbeat of one cluster's agents: inspects the cluster and updates ARM (including turning

@@ -56,7 +56,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use agents::AgentOptions;
-pub use arm::{ArmApi, PrincipalRole, RegistrationState};
+pub use arm::{ArmApi, CUSTOM_LOCATIONS_OID, PrincipalRole, RegistrationState};
 pub use entra::{FederatedCredential, TokenClaims};
 pub use faults::{BucketSpec, Endpoint, FaultConfig, Faults, ThrottleOptions};
 pub use kube::{KubeApi, KubeOptions};

@@ -213,6 +213,41 @@ async fn custom_locations_match_the_spec() {
     assert_eq!(error_code(&b), "ClusterExtensionNotFound");
     check("common3", "ErrorResponse", &b);
 
+    // The host's agents without the custom-locations feature: the creation fails, saying so.
+    let (s, h, body) = env.put(&path, CL_API, &put).await;
+    assert_eq!(s, StatusCode::CREATED, "{body}");
+    let status = env
+        .poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    check("common3", "OperationStatusResult", &status);
+    assert_eq!(status["status"], "Failed", "{status}");
+    assert_eq!(status["error"]["code"], "CustomLocationsFeatureDisabled");
+    assert!(
+        status["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("enable-features --features cluster-connect custom-locations"),
+        "{status}"
+    );
+    let (_, _, body) = env.get(&path, CL_API).await;
+    assert_eq!(body["properties"]["provisioningState"], "Failed");
+    // Bound to another principal: refused too.
+    let host = (sub.as_str(), "arc", "c1");
+    env.sandbox
+        .arm()
+        .report_custom_locations(host, Some("00000000-0000-0000-0000-00000000beef"));
+    let (_, h, _) = env.put(&path, CL_API, &put).await;
+    let status = env
+        .poll_async(h["azure-asyncoperation"].to_str().unwrap())
+        .await;
+    assert_eq!(
+        status["error"]["code"],
+        "CustomLocationsFeatureMisconfigured"
+    );
+    env.sandbox
+        .arm()
+        .report_custom_locations(host, Some(arcplan_sandbox::CUSTOM_LOCATIONS_OID));
+
     let (s, h, body) = env.put(&path, CL_API, &put).await;
     assert_eq!(s, StatusCode::CREATED, "{body}");
     check_arm_headers(&h);

@@ -93,11 +93,28 @@ pub fn desired_values(desired: &Value) -> Value {
         );
     }
     set(&mut v, "systemDefaultValues.spnOnboarding", false.into());
+    let features = desired.get("features").cloned().unwrap_or(Value::Null);
+    let private_link = features["privateLink"].as_bool().unwrap_or(false);
     set(
         &mut v,
         "systemDefaultValues.clusterconnect-agent.enabled",
-        true.into(),
+        features["clusterConnect"]
+            .as_bool()
+            .unwrap_or(!private_link)
+            .into(),
     );
+    if let Some(oid) = features["customLocationsOid"].as_str() {
+        set(
+            &mut v,
+            "systemDefaultValues.customLocations.enabled",
+            true.into(),
+        );
+        set(
+            &mut v,
+            "systemDefaultValues.customLocations.oid",
+            oid.into(),
+        );
+    }
     set(
         &mut v,
         "systemDefaultValues.azureArcAgents.autoUpdate",
@@ -512,6 +529,27 @@ mod tests {
                 "AZURE_ENVIRONMENT": "AzureCloud"
             }
         })
+    }
+
+    #[test]
+    fn agent_features_are_chart_values() {
+        let v = desired_values(&desired());
+        let sys = &v["systemDefaultValues"];
+        assert_eq!(sys["clusterconnect-agent"]["enabled"], true, "az's default");
+        assert!(sys.get("customLocations").is_none());
+        let mut d = desired();
+        d["features"] = json!({"privateLink": true});
+        let v = desired_values(&d);
+        assert_eq!(
+            v["systemDefaultValues"]["clusterconnect-agent"]["enabled"], false,
+            "private link turns cluster connect off"
+        );
+        d["features"] = json!({"clusterConnect": true, "customLocationsOid": "oid-1"});
+        let v = desired_values(&d);
+        let sys = &v["systemDefaultValues"];
+        assert_eq!(sys["clusterconnect-agent"]["enabled"], true);
+        assert_eq!(sys["customLocations"]["enabled"], true);
+        assert_eq!(sys["customLocations"]["oid"], "oid-1");
     }
 
     #[test]

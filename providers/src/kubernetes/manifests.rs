@@ -11,7 +11,7 @@
 //! This module is pure: building, parsing, ordering and diffing. Talking to the cluster is
 //! [`super::installer::manifests`]' job.
 
-use super::{AGENTS, CONFIG_MAP, MANAGED_BY_LABEL, NAMESPACE};
+use super::{AGENTS, AgentFeatures, CONFIG_MAP, MANAGED_BY_LABEL, NAMESPACE};
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -146,10 +146,24 @@ pub fn config_map_object(data: &Map<String, Value>) -> Value {
     })
 }
 
-/// The built-in agent set: namespace `azure-arc`, the ConfigMap, one Deployment per agent.
-pub fn builtin_objects(version: &str, config_data: &Map<String, Value>) -> Vec<DesiredObject> {
+/// The optional agent of the cluster-connect feature.
+pub const CLUSTER_CONNECT_AGENT: &str = "clusterconnect-agent";
+/// The ClusterRoleBinding of the custom-locations feature: what the chart's
+/// `systemDefaultValues.customLocations` grants the Custom Locations service principal, so the
+/// service can create a custom location's namespace and resources in the cluster.
+pub const CUSTOM_LOCATIONS_BINDING: &str = "azure-arc-custom-locations";
+
+/// The built-in agent set: namespace `azure-arc`, the ConfigMap, one Deployment per agent,
+/// plus what the agents' features add (the `clusterconnect-agent` Deployment, the custom
+/// locations binding).
+pub fn builtin_objects(
+    version: &str,
+    config_data: &Map<String, Value>,
+    features: &AgentFeatures,
+) -> Vec<DesiredObject> {
     let mut out = vec![namespace_object(NAMESPACE), config_map_object(config_data)];
-    for agent in AGENTS {
+    let connect = (features.cluster_connect == Some(true)).then_some(CLUSTER_CONNECT_AGENT);
+    for agent in AGENTS.into_iter().chain(connect) {
         out.push(json!({
             "apiVersion": "apps/v1",
             "kind": "Deployment",
@@ -169,6 +183,15 @@ pub fn builtin_objects(version: &str, config_data: &Map<String, Value>) -> Vec<D
                     },
                 },
             },
+        }));
+    }
+    if let Some(oid) = &features.custom_locations_oid {
+        out.push(json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "ClusterRoleBinding",
+            "metadata": {"name": CUSTOM_LOCATIONS_BINDING},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "cluster-admin"},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": oid}],
         }));
     }
     out.into_iter()
@@ -413,8 +436,35 @@ mod tests {
     }
 
     #[test]
+    fn agent_features_add_the_connect_agent_and_the_custom_locations_binding() {
+        let features = AgentFeatures {
+            cluster_connect: Some(true),
+            private_link: false,
+            custom_locations_oid: Some("51dfe1e8-70c6-4de5-a08e-e18aff23d815".into()),
+        };
+        let set = builtin_objects("1.2.3", &data(), &features);
+        let ids: Vec<String> = set.iter().map(DesiredObject::id).collect();
+        assert_eq!(set.len(), 13, "{ids:?}");
+        assert!(ids.contains(&"apps/v1 Deployment azure-arc/clusterconnect-agent".to_string()));
+        let binding = set
+            .iter()
+            .find(|o| o.kind == "ClusterRoleBinding")
+            .expect("the custom locations binding");
+        assert_eq!(binding.name, CUSTOM_LOCATIONS_BINDING);
+        assert_eq!(
+            binding.body["subjects"][0]["name"],
+            "51dfe1e8-70c6-4de5-a08e-e18aff23d815"
+        );
+        let off = AgentFeatures {
+            cluster_connect: Some(false),
+            ..AgentFeatures::default()
+        };
+        assert_eq!(builtin_objects("1.2.3", &data(), &off).len(), 11);
+    }
+
+    #[test]
     fn builtin_set_has_namespace_configmap_and_nine_agents() {
-        let set = builtin_objects("1.2.3", &data());
+        let set = builtin_objects("1.2.3", &data(), &AgentFeatures::default());
         assert_eq!(set.len(), 11);
         assert_eq!(set[0].id(), "v1 Namespace azure-arc");
         assert_eq!(set[1].id(), "v1 ConfigMap azure-arc/azure-clusterconfig");

@@ -49,6 +49,7 @@ use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::provider::*;
 use async_trait::async_trait;
 use context::KubeCx;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -89,6 +90,34 @@ pub const AGENTS: [&str; 9] = [
     "extension-manager",
     "kube-aad-proxy",
 ];
+
+/// The agents' own features, as `az connectedk8s enable-features` turns them on: values of the
+/// chart, objects of the built-in set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AgentFeatures {
+    /// cluster-connect (`None`: the installer's default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_connect: Option<bool>,
+    /// Private link is on (the chart then turns cluster-connect off by default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private_link: bool,
+    /// custom-locations: the Custom Locations service principal's object id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_locations_oid: Option<String>,
+}
+
+impl AgentFeatures {
+    /// The features a cluster of the configuration declares.
+    pub fn of(c: &arcplan_config::Cluster) -> Self {
+        let f = &c.features;
+        Self {
+            cluster_connect: f.cluster_connect,
+            private_link: f.private_link.is_some(),
+            custom_locations_oid: f.custom_locations.as_ref().map(|x| x.oid.clone()),
+        }
+    }
+}
 
 /// Looks up an environment variable.
 pub type EnvLookup = Arc<dyn Fn(&str) -> Option<String> + Send + Sync>;

@@ -587,6 +587,7 @@ impl ArmState {
                         changed: now,
                         extensions: Default::default(),
                         flux_configurations: Default::default(),
+                        custom_locations_oid: None,
                     },
                 );
             }

@@ -18,6 +18,9 @@ use super::state::ArmState;
 use super::{ArmError, Ctx, eq, json_response, rfc3339};
 
 const RTYPE: &str = "Microsoft.ExtendedLocation/customLocations";
+/// The object id of the Custom Locations service principal (app id
+/// `bc313c14-388c-4e7d-a58e-70017303ee3b`) in the sandbox's tenant.
+pub const CUSTOM_LOCATIONS_OID: &str = "51dfe1e8-70c6-4de5-a08e-e18aff23d815";
 const NAMESPACE: &str = "Microsoft.ExtendedLocation";
 
 /// Custom locations.
@@ -107,6 +110,44 @@ struct LocOp {
 impl OpEffect for LocOp {
     fn deletes(&self) -> bool {
         self.deletes
+    }
+
+    /// The Custom Locations service creates the namespace in the host cluster through cluster
+    /// connect, as the principal the agents' custom-locations feature lets in: without that
+    /// feature (or bound to another principal) the creation fails.
+    fn refuse(&self, st: &ArmState, sub: &str) -> Option<(String, String)> {
+        if self.deletes {
+            return None;
+        }
+        let (r, _) = st
+            .group(sub, &self.rg)?
+            .custom_locations
+            .get(&self.name.to_ascii_lowercase())?;
+        let host = r["properties"]["hostResourceId"]
+            .as_str()
+            .unwrap_or_default();
+        let parts: Vec<&str> = host.split('/').collect();
+        let granted = match parts.as_slice() {
+            ["", _, hs, _, hrg, _, _, _, c] => st
+                .cluster(hs, hrg, c)
+                .and_then(|c| c.custom_locations_oid.clone()),
+            _ => None,
+        };
+        match granted {
+            Some(oid) if oid.eq_ignore_ascii_case(CUSTOM_LOCATIONS_OID) => None,
+            Some(oid) => Some((
+                "CustomLocationsFeatureMisconfigured".into(),
+                format!(
+                    "The custom-locations feature of cluster '{host}' lets in '{oid}', not the Custom Locations service principal '{CUSTOM_LOCATIONS_OID}' of this tenant (sandbox wording)."
+                ),
+            )),
+            None => Some((
+                "CustomLocationsFeatureDisabled".into(),
+                format!(
+                    "The cluster '{host}' does not have the cluster-connect and custom-locations features enabled; enable them with 'az connectedk8s enable-features --features cluster-connect custom-locations' (sandbox wording)."
+                ),
+            )),
+        }
     }
 
     fn finish(&self, st: &mut ArmState, sub: &str, ok: bool) {
@@ -348,6 +389,11 @@ impl ArmState {
             }
         }
         let tags = parse_tags(body.get("tags"))?.unwrap_or_default();
+        // An update of a created custom location is synchronous; a first PUT, or one again after
+        // a failed creation, creates it (long-running).
+        let settled = existing
+            .as_ref()
+            .is_some_and(|(old, _)| old["properties"]["provisioningState"] == "Succeeded");
         let sub_id = self.subs[&s.to_ascii_lowercase()].id.clone();
         let now = rfc3339(time::OffsetDateTime::now_utc());
         let caller = ctx.claims.appid.clone();
@@ -363,7 +409,7 @@ impl ArmState {
                 "namespace": namespace,
                 "clusterExtensionIds": ids,
                 "displayName": text("displayName").unwrap_or_else(|| name.to_owned()),
-                "provisioningState": if existing.is_some() { "Succeeded" } else { "Creating" },
+                "provisioningState": if settled { "Succeeded" } else { "Creating" },
             },
             "systemData": {
                 "createdBy": caller, "createdByType": "Application", "createdAt": now,
@@ -374,7 +420,7 @@ impl ArmState {
             g.custom_locations
                 .insert(name.to_ascii_lowercase(), (resource.clone(), None));
         }
-        if existing.is_some() {
+        if settled {
             return Ok(json_response(StatusCode::OK, &resource));
         }
         self.start_location_op(

@@ -89,6 +89,7 @@ use serde_json::{Map, Value};
 
 pub use authz::PrincipalRole;
 pub use catalog::RegistrationState;
+pub use custom_locations::CUSTOM_LOCATIONS_OID;
 pub use error::ArmError;
 pub use extensions::ExtensionRelease;
 
@@ -183,6 +184,17 @@ pub(crate) struct ConnectedClusters<'a> {
 }
 
 impl ConnectedClusters<'_> {
+    /// Records whom a cluster's agents let the Custom Locations service in as.
+    pub(crate) fn set_custom_locations_oid(
+        &mut self,
+        (subscription, rg, name): (&str, &str, &str),
+        oid: Option<String>,
+    ) {
+        if let Some(c) = self.st.cluster_mut(subscription, rg, name) {
+            c.custom_locations_oid = oid;
+        }
+    }
+
     /// The stored resource JSON of one connected cluster (names are case-insensitive).
     pub(crate) fn get_mut(
         &mut self,
@@ -459,6 +471,19 @@ impl ArmApi {
         let mut st = self.lock();
         st.settle();
         f(&mut ConnectedClusters { st: &mut st })
+    }
+
+    /// Reports, as a cluster's agents do at each heartbeat, whom their custom-locations feature
+    /// lets the Custom Locations service in as (`None`: the feature is off). A custom location
+    /// on that cluster is created only when it is [`CUSTOM_LOCATIONS_OID`].
+    pub fn report_custom_locations(
+        &self,
+        (subscription, rg, cluster): (&str, &str, &str),
+        oid: Option<&str>,
+    ) {
+        self.with_connected_clusters(|c| {
+            c.set_custom_locations_oid((subscription, rg, cluster), oid.map(str::to_owned))
+        });
     }
 
     /// Makes the Flux controller stand-in fail to clone `url`: Flux configurations reconciled

@@ -43,6 +43,11 @@ pub(crate) trait OpEffect: Debug + Send + Sync {
     }
     /// Applied once, when half the operation's time has passed.
     fn halfway(&self, _st: &mut ArmState, _sub: &str) {}
+    /// Why the service fails the operation when it is due (`(code, message)`), besides an
+    /// injected failure: the kind's own rule about the world outside ARM.
+    fn refuse(&self, _st: &ArmState, _sub: &str) -> Option<(String, String)> {
+        None
+    }
     /// Applied when the operation ends; `ok` is false when it failed.
     fn finish(&self, st: &mut ArmState, sub: &str, ok: bool);
     /// The response of `operationResults` once the operation succeeded.
@@ -106,10 +111,12 @@ impl ArmState {
     }
 
     fn complete(&mut self, op: &Operation) {
-        let ok = op.failure.is_none();
         let sub = op.sub.clone();
+        let failure = op.failure.clone().or_else(|| op.kind.refuse(self, &sub));
+        let ok = failure.is_none();
         op.kind.finish(self, &sub, ok);
         if let Some(o) = self.ops.get_mut(&op.id) {
+            o.failure = failure;
             o.status = if ok {
                 OpStatus::Succeeded
             } else {

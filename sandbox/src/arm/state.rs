@@ -43,6 +43,10 @@ pub(crate) struct Cluster {
     pub extensions: BTreeMap<String, Extension>,
     /// Its Flux configurations, by lowercase name.
     pub flux_configurations: BTreeMap<String, FluxConfig>,
+    /// Whom its agents let the Custom Locations service in as (the object id their
+    /// custom-locations feature binds, with cluster-connect running), as their last heartbeat
+    /// saw it; `None`: the feature is off. Not part of the resource: ARM has no such property.
+    pub custom_locations_oid: Option<String>,
 }
 
 /// A Flux configuration: the resource as ARM returns it, its protected settings (stored, never

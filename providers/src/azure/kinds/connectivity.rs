@@ -33,6 +33,9 @@ pub struct Attributes {
     pub agents_ready: Deferred<bool>,
     /// How long to wait for `Connected` (humantime).
     pub timeout: String,
+    /// The pinned agent version (`arcAgentProfile.desiredAgentVersion`) the agents must report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_version: Option<String>,
 }
 
 /// One check per cluster, after its agents.
@@ -43,6 +46,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             connected_cluster_id: Deferred::reference(&cc, "id"),
             agents_ready: Deferred::reference(&arc_agents::address(&c.name), "ready"),
             timeout: c.agents.connect_timeout.clone(),
+            agent_version: connected_cluster::features::Features::of(c).desired_agent_version,
         };
         b.node(
             Address::new(TYPE, c.name.clone()),
@@ -115,6 +119,15 @@ impl Kind<AzureCx> for Connectivity {
                 }
             };
             let status = s(&last, "connectivityStatus").to_owned();
+            let reported = s(&last, "agentVersion");
+            let rolling = attrs
+                .agent_version
+                .as_deref()
+                .filter(|want| status == "Connected" && reported != *want);
+            let status = match rolling {
+                Some(want) => format!("Connected, agents at {reported} rolling to {want}"),
+                None => status,
+            };
             if status == "Connected" {
                 result.status = CheckStatus::Pass;
                 result.summary = format!(
@@ -174,6 +187,9 @@ fn fix(status: &str) -> &'static str {
             "the agents stopped reporting: check the cluster's outbound connectivity and the agents' logs (`kubectl -n azure-arc logs deploy/clusterconnect-agent`)"
         }
         "AgentNotInstalled" => "the agents are not installed: run apply again",
+        s if s.starts_with("Connected, agents at") => {
+            "the agents have not rolled to the pinned version (arcAgentProfile.desiredAgentVersion) yet: check `kubectl -n azure-arc get deployments -o wide` and the agents' logs (`kubectl -n azure-arc logs deploy/config-agent`)"
+        }
         _ => "check `kubectl -n azure-arc get pods` and the cluster's outbound connectivity",
     }
 }

@@ -194,6 +194,7 @@ impl Installer for Helm {
             installed,
             state,
             readiness,
+            version: release.map(|(rel, _)| rel.chart_version),
         })
     }
 

@@ -45,7 +45,7 @@ pub async fn desired_set(
         .unwrap_or(crate::kubernetes::DEFAULT_AGENT_VERSION);
     let data = config_data(attrs, version);
     match &attrs.manifests {
-        None => Ok(set::builtin_objects(version, &data)),
+        None => Ok(set::builtin_objects(version, &data, &attrs.features)),
         Some(file) => {
             let path = resolve_path(&cx.options().base_dir, file);
             let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
@@ -357,6 +357,7 @@ impl Installer for Manifests {
             installed,
             state,
             readiness,
+            version: None,
         })
     }
 

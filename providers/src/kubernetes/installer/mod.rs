@@ -64,6 +64,9 @@ pub struct Live {
     pub state: Map<String, Value>,
     /// The agents' readiness.
     pub readiness: Readiness,
+    /// The version the installer itself records (a Helm release's chart version), when the
+    /// ownership ConfigMap does not say (`AZURE_ARC_AGENT_VERSION`).
+    pub version: Option<String>,
 }
 
 /// What differs between the desired attributes and the live state.

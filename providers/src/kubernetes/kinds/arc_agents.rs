@@ -25,8 +25,8 @@ use crate::kubernetes::access::{Cluster, is_not_found};
 use crate::kubernetes::context::KubeCx;
 use crate::kubernetes::installer::{self, Installer, Step, Target};
 use crate::kubernetes::{
-    MANAGED_BY_LABEL, NAMESPACE, RELEASE_NAMESPACE, at, diags_at, duration_attr, ownership,
-    readiness,
+    AgentFeatures, MANAGED_BY_LABEL, NAMESPACE, RELEASE_NAMESPACE, at, diags_at, duration_attr,
+    ownership, readiness,
 };
 use arcplan_config::{Config, Installer as InstallerKind, Proxy};
 use arcplan_engine::address::{Address, ResourceType};
@@ -70,6 +70,9 @@ pub struct Attributes {
     pub distribution: String,
     /// The infrastructure.
     pub infrastructure: String,
+    /// The agents' features (`az connectedk8s enable-features`).
+    #[serde(default)]
+    pub features: AgentFeatures,
 }
 
 /// A cluster's agents.
@@ -91,6 +94,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             ownership: Ownership::of(cfg, c),
             distribution: c.distribution.clone(),
             infrastructure: c.infrastructure.clone(),
+            features: AgentFeatures::of(c),
         };
         b.node(
             address(&c.name),
@@ -234,7 +238,15 @@ async fn read(
         return Ok(None);
     }
     let r = &live.readiness;
+    let version = live_owner
+        .as_ref()
+        .and_then(|m| m.get(AGENT_VERSION_KEY))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or(live.version.clone())
+        .filter(|v| !v.is_empty());
     let mut state = live.state;
+    state.insert("agentVersion".into(), version.into());
     state.insert("installer".into(), installer_name(a.installer));
     state.insert("installed".into(), live.installed.into());
     state.insert("ownership".into(), ownership_state(live_owner.as_ref()));
@@ -247,6 +259,27 @@ async fn read(
         (r.total > 0 && r.not_ready.is_empty()).into(),
     );
     Ok(Some(Value::Object(state)))
+}
+
+/// The ownership ConfigMap's key naming the installed agents' version.
+const AGENT_VERSION_KEY: &str = "AZURE_ARC_AGENT_VERSION";
+
+/// Once installed, the agents' version is Azure Arc's to keep: with auto-upgrade the agents
+/// upgrade themselves, and a pinned version moves when the connected cluster's
+/// `arcAgentProfile.desiredAgentVersion` does (the agents roll to it and `arc.connectivity` waits
+/// for them to report it), as `az connectedk8s upgrade`'s ARM alternative does. So installed
+/// agents are diffed and re-applied at the version they run, and `version` is what a first
+/// install (or a reinstall) puts in; an agent upgrade is one planned change, of the connected
+/// cluster, never a second one here that would roll them back.
+fn at_installed_version(mut a: Attributes, prior: Option<&Value>) -> Attributes {
+    if let Some(v) = prior
+        .and_then(|p| p.get("agentVersion"))
+        .and_then(Value::as_str)
+        .filter(|v| !v.is_empty())
+    {
+        a.version = Some(v.to_owned());
+    }
+    a
 }
 
 fn ready_outputs(prior: &Value) -> Value {
@@ -282,6 +315,12 @@ async fn plan(cx: &KubeCx, req: &PlanRequest, resp: &mut PlanResponse) -> Result
         return Ok(());
     }
     let cluster = cx.cluster(&a.cluster).await.map_err(Diagnostics::from)?;
+    let cc_unknown = req.unknown.iter().any(|u| u == "/connectedClusterId");
+    let reinstalled = req.replace_requested || cc_unknown;
+    let a = match &req.prior {
+        Some(p) if !reinstalled => at_installed_version(a, Some(p)),
+        _ => a,
+    };
     let t = Target {
         cx,
         cluster: &cluster,
@@ -299,7 +338,6 @@ async fn plan(cx: &KubeCx, req: &PlanRequest, resp: &mut PlanResponse) -> Result
         .unwrap_or(false);
     let d = inst.diff(&t, Some(prior)).await?;
     resp.after = Some(d.after);
-    let cc_unknown = req.unknown.iter().any(|u| u == "/connectedClusterId");
     if installed && cc_unknown {
         let owner = prior
             .get("ownership")
@@ -391,6 +429,10 @@ async fn apply(
         });
     };
     let a: Attributes = attributes(address, &req.desired)?;
+    let a = match req.change.action {
+        Action::Update => at_installed_version(a, req.change.before.as_ref()),
+        _ => a,
+    };
     let cluster = cx.cluster(&a.cluster).await?;
     let inst = installer::of(a.installer);
     let step = Step {

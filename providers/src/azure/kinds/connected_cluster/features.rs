@@ -24,6 +24,12 @@ pub struct Features {
     pub azure_hybrid_benefit: Option<String>,
     /// The resource's `kind` (`None`: not declared).
     pub kind: Option<String>,
+    /// `gateway.enabled` (`None`: not declared, whatever Azure has is kept).
+    #[serde(default)]
+    pub gateway: Option<bool>,
+    /// `privateLinkScopeResourceId` with `privateLinkState: Enabled` (`None`: private link off).
+    #[serde(default)]
+    pub private_link_scope: Option<String>,
 }
 
 impl Features {
@@ -51,6 +57,8 @@ impl Features {
             kind: c
                 .kind
                 .map(|ClusterKind::ProvisionedCluster| "ProvisionedCluster".to_owned()),
+            gateway: f.gateway,
+            private_link_scope: f.private_link.as_ref().map(|p| p.scope.clone()),
         }
     }
 }
@@ -73,6 +81,9 @@ pub fn state_of(b: &Value) -> Value {
         "azureRbac": rbac,
         "azureHybridBenefit": p.get("azureHybridBenefit").cloned().unwrap_or(Value::Null),
         "kind": b.get("kind").cloned().unwrap_or(Value::Null),
+        "gateway": p.pointer("/gateway/enabled").cloned().unwrap_or(Value::Null),
+        "privateLinkScope": (p.get("privateLinkState").and_then(Value::as_str) == Some("Enabled"))
+            .then(|| p.get("privateLinkScopeResourceId").cloned().unwrap_or(Value::Null)),
     })
 }
 
@@ -88,6 +99,10 @@ pub fn plan_into(d: &Features, after: &mut Value) {
     if let Some(k) = &d.kind {
         after["kind"] = json!(k);
     }
+    if let Some(g) = d.gateway {
+        after["gateway"] = json!(g);
+    }
+    after["privateLinkScope"] = json!(d.private_link_scope);
 }
 
 /// What differs between the declared features and the live state, in words; `put` says whether
@@ -100,9 +115,10 @@ pub fn differences(d: &Features, prior: &Value) -> (Vec<String>, bool) {
     if let Some(v) = &d.desired_agent_version
         && live("desiredAgentVersion") != json!(v)
     {
+        let from = live("desiredAgentVersion");
         words.push(format!(
-            "agents upgraded to {v} (desiredAgentVersion {})",
-            live("desiredAgentVersion")
+            "agents upgraded to {v} (arcAgentProfile.desiredAgentVersion {} → {v}: the agents roll themselves to it, arc.connectivity waits until they report it)",
+            from.as_str().unwrap_or("unset")
         ));
         put = true;
     }
@@ -126,6 +142,14 @@ pub fn differences(d: &Features, prior: &Value) -> (Vec<String>, bool) {
         && live("azureHybridBenefit") != json!(b)
     {
         words.push(format!("azureHybridBenefit {b}"));
+    }
+    if let Some(g) = d.gateway
+        && live("gateway") != json!(g)
+    {
+        words.push(format!(
+            "the Arc gateway {}",
+            if g { "enabled" } else { "disabled" }
+        ));
     }
     (words, put)
 }
@@ -151,6 +175,41 @@ pub fn body_into(d: &Features, body: &mut Value, props: &mut Value) {
     if let Some(k) = &d.kind {
         body["kind"] = json!(k);
     }
+    if let Some(g) = d.gateway {
+        props["gateway"] = json!({"enabled": g});
+    }
+    if let Some(scope) = &d.private_link_scope {
+        props["privateLinkState"] = json!("Enabled");
+        props["privateLinkScopeResourceId"] = json!(scope);
+    }
+}
+
+/// The properties ARM's PATCH takes of these features (`azureHybridBenefit`, and `gateway` from
+/// the api-version that patches it on).
+pub fn patch_into(d: &Features, props: &mut Value) {
+    if let Some(b) = &d.azure_hybrid_benefit {
+        props["azureHybridBenefit"] = json!(b);
+    }
+    if let Some(g) = d.gateway {
+        props["gateway"] = json!({"enabled": g});
+    }
+}
+
+/// Why private link forces a new resource, if it differs (it is set at onboarding only).
+pub fn private_link_replacement(d: &Features, prior: &Value) -> Option<String> {
+    let live = prior.get("privateLinkScope").and_then(Value::as_str);
+    let same = match (live, d.private_link_scope.as_deref()) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => false,
+    };
+    (!same).then(|| {
+        format!(
+            "private link {} -> {} is set at onboarding only",
+            live.unwrap_or("(off)"),
+            d.private_link_scope.as_deref().unwrap_or("(off)")
+        )
+    })
 }
 
 /// The first api-version of `Microsoft.Kubernetes/connectedClusters` that has each feature.
@@ -170,6 +229,11 @@ const SINCE: &[(&str, &str)] = &[
     ("features.azureRbac (aadProfile)", "2022-10-01-preview"),
     ("features.azureHybridBenefit", "2022-05-01-preview"),
     ("kind", "2024-01-01"),
+    ("features.gateway", "2024-07-01-preview"),
+    (
+        "features.privateLink (privateLinkState)",
+        "2021-04-01-preview",
+    ),
 ];
 
 /// The declared features the api-version does not have, each with the first that has it.
@@ -181,6 +245,8 @@ pub fn unsupported(d: &Features, api_version: &str) -> Vec<(&'static str, &'stat
         d.azure_rbac.is_some(),
         d.azure_hybrid_benefit.is_some(),
         d.kind.is_some(),
+        d.gateway.is_some(),
+        d.private_link_scope.is_some(),
     ];
     SINCE
         .iter()
@@ -223,6 +289,8 @@ mod tests {
             azure_rbac: Some(vec!["00000000-0000-0000-0000-000000000001".into()]),
             azure_hybrid_benefit: Some("True".into()),
             kind: Some("ProvisionedCluster".into()),
+            gateway: Some(true),
+            private_link_scope: Some("/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/privateLinkScopes/pls".into()),
         };
         let mut body = json!({"properties": {}});
         let mut props = json!({});
@@ -245,5 +313,25 @@ mod tests {
             ..d
         };
         assert!(!differences(&ahb, &live).1, "azureHybridBenefit is patched");
+        let gw = Features {
+            gateway: Some(false),
+            ..ahb.clone()
+        };
+        let (words, put) = differences(&gw, &live);
+        assert!(
+            words.iter().any(|w| w.contains("gateway disabled")),
+            "{words:?}"
+        );
+        assert!(!put, "the gateway is patched");
+        let mut patch = json!({});
+        patch_into(&gw, &mut patch);
+        assert_eq!(patch["gateway"]["enabled"], false);
+        assert!(private_link_replacement(&ahb, &live).is_none());
+        let off = Features {
+            private_link_scope: None,
+            ..ahb
+        };
+        let why = private_link_replacement(&off, &live).unwrap();
+        assert!(why.contains("-> (off)"), "{why}");
     }
 }

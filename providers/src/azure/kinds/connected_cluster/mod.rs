@@ -106,12 +106,13 @@ const ARM_TYPE: &str = "Microsoft.Kubernetes/connectedClusters";
 
 /// Attributes a connected cluster cannot change in place, as JSON pointers (a change to any of
 /// them replaces the resource and the agents are onboarded again).
-pub const REPLACED_BY: [&str; 5] = [
+pub const REPLACED_BY: [&str; 6] = [
     "/location",
     "/identity",
     "/agentPublicKeyCertificate",
     "/infrastructure",
     "/kind",
+    "/privateLinkScope",
 ];
 
 /// What a change of a connected cluster needs of the credential.
@@ -402,7 +403,7 @@ impl Kind<AzureCx> for ConnectedCluster {
 
 /// The attributes of [`REPLACED_BY`] that differ from the live state, with why, in words.
 fn replacements(d: &Attributes, prior: &Value, key_unknown: bool) -> (Vec<String>, Vec<String>) {
-    let [location, identity, key, infrastructure, kind] = REPLACED_BY;
+    let [location, identity, key, infrastructure, kind, private_link] = REPLACED_BY;
     let mut replace = Vec::new();
     let mut why = Vec::new();
     let want_location = d.location.as_deref().unwrap_or_default();
@@ -438,6 +439,10 @@ fn replacements(d: &Attributes, prior: &Value, key_unknown: bool) -> (Vec<String
             s(prior, "infrastructure"),
             d.infrastructure
         ));
+    }
+    if let Some(why_pl) = features::private_link_replacement(&d.features, prior) {
+        replace.push(private_link.to_owned());
+        why.push(why_pl);
     }
     if let Some(k) = &d.features.kind
         && !k.eq_ignore_ascii_case(s(prior, "kind"))
@@ -547,9 +552,7 @@ async fn apply_cluster(
                 "tags": tags,
                 "properties": {"distribution": d.distribution},
             });
-            if let Some(b) = &d.features.azure_hybrid_benefit {
-                body["properties"]["azureHybridBenefit"] = json!(b);
-            }
+            features::patch_into(&d.features, &mut body["properties"]);
             let done = write_and_read(
                 cx,
                 req,
