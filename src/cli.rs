@@ -436,6 +436,10 @@ pub struct ValidateArgs {
     /// Print the result as JSON (for editors and pipelines).
     #[arg(long)]
     pub json: bool,
+    /// Also list the clusters after `clusterDefaults` and `clusterSets` are expanded, each with
+    /// the file and line it came from (its inventory row, or its entry in the file).
+    #[arg(long)]
+    pub expand: bool,
 }
 
 /// `arcplan graph`.

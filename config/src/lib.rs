@@ -14,10 +14,15 @@
 //!    rejected paths are set aside ([`salvage`]) and stage 4 still runs over the rest, so one
 //!    run shows structural and semantic problems together.
 //!
+//! Between 2 and 3, a fleet's `clusterDefaults` and `clusterSets` are expanded into `clusters`
+//! ([`fleet`]): every later stage sees the expanded clusters, and a cluster read from an
+//! inventory points at its row (`inventory.csv:13:1`).
+//!
 //! Every diagnostic carries `file:line:column` and the key path.
 
 pub mod conventions;
 pub mod extensions;
+mod fleet;
 pub mod flux;
 mod flux_types;
 pub mod known;
@@ -31,5 +36,5 @@ pub mod yaml;
 
 pub use flux_types::*;
 pub use load::{load_bytes, load_file, load_str, read_file, read_regular, read_source};
-pub use loaded::Loaded;
+pub use loaded::{Files, Loaded};
 pub use types::*;

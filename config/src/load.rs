@@ -1,8 +1,8 @@
 //! Reading a desired-state file into a validated [`Config`].
 
-use super::loaded::Loaded;
+use super::loaded::{Files, Loaded};
 use super::yaml::{MAX_DEPTH, MAX_FILE_BYTES, Node, Value};
-use super::{Config, salvage, schema, validate};
+use super::{Config, fleet, salvage, schema, validate};
 use arcplan_engine::diag::{Diagnostic, Diagnostics, SourceLocation};
 
 /// Reads and loads a file. I/O errors become a diagnostic naming the file.
@@ -152,11 +152,20 @@ pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
     if text.len() > MAX_FILE_BYTES {
         return Err(too_large(file, Some(text.len() as u64)).into());
     }
-    let tree = parse_tree(text, file)?;
+    let mut tree = parse_tree(text, file)?;
+    let mut files = Files(vec![file.to_owned()]);
     let mut diags = Diagnostics::new();
-    diags.extend(validate::inline_secrets(&tree, file, text));
+    // Before the expansion: a secret written in `clusterDefaults` is reported once, not per
+    // cluster.
+    diags.extend(validate::inline_secrets(&tree, &files, text));
     let secret_paths: Vec<String> = diags.iter().filter_map(|d| d.key.clone()).collect();
-    let (structural, broken) = schema::check(&tree, file);
+    let base = std::path::Path::new(file)
+        .parent()
+        .unwrap_or(std::path::Path::new(""));
+    let (expanded, expansion) = fleet::expand(&mut tree, &mut files, base);
+    diags.extend(expanded);
+    let (structural, broken) = schema::check(&tree, &files);
+    let structural = collapse_repeats(structural);
     for d in structural {
         // An inline secret is already reported with a precise message; the schema's type error
         // about the same key would only repeat it.
@@ -193,14 +202,21 @@ pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
                 }
             }
         };
+    let mut all = text.to_owned();
+    for t in &expansion.texts {
+        all.push('\0');
+        all.push_str(t);
+    }
     let mut loaded = Loaded {
         file: file.to_owned(),
         config,
-        digest: digest(text),
+        digest: digest(&all),
         tree,
         warnings: Diagnostics::new(),
+        files,
+        origins: expansion.origins,
     };
-    let sem = validate::validate(&loaded);
+    let sem = collapse_repeats(validate::validate(&loaded));
     if rejected {
         // A finding about a set-aside path would describe a placeholder, not the file.
         for d in sem {
@@ -286,6 +302,36 @@ fn parse_tree(text: &str, file: &str) -> Result<Node, Diagnostics> {
         .with_hint("start the file with `apiVersion: arcplan/v1`")
         .into()),
     }
+}
+
+/// One diagnostic per problem: a value every generated cluster took from `clusterDefaults` is
+/// reported once, at that value, saying how many clusters have it (same code, same place).
+fn collapse_repeats(diags: Diagnostics) -> Diagnostics {
+    let mut out: Vec<(Diagnostic, usize)> = Vec::new();
+    let mut at: std::collections::HashMap<(&'static str, String), usize> =
+        std::collections::HashMap::new();
+    for d in diags {
+        let Some(l) = &d.location else {
+            out.push((d, 1));
+            continue;
+        };
+        let key = (d.code, l.to_string());
+        match at.get(&key) {
+            Some(&i) => out[i].1 += 1,
+            None => {
+                at.insert(key, out.len());
+                out.push((d, 1));
+            }
+        }
+    }
+    out.into_iter()
+        .map(|(mut d, n)| {
+            if n > 1 {
+                d.message = format!("{} (and the same in {} more clusters)", d.message, n - 1);
+            }
+            d
+        })
+        .collect()
 }
 
 fn first_line(s: &str) -> &str {

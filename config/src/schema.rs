@@ -5,6 +5,7 @@
 //! key, missing key and wrong type at once, each mapped back to `file:line:column`.
 
 use super::Config;
+use super::loaded::Files;
 use super::yaml::{Node, Path, Seg, Value};
 use arcplan_engine::diag::{Diagnostic, Diagnostics, SourceLocation, did_you_mean};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
@@ -54,7 +55,7 @@ fn is_secretish(path: &Path) -> bool {
 /// Checks the parsed tree against the schema and returns one diagnostic per problem, and the
 /// key paths the schema rejects (a wrong value, an unknown key, a missing key), so the loader
 /// can set them aside and check the rest of the document.
-pub(crate) fn check(tree: &Node, file: &str) -> (Diagnostics, Vec<Path>) {
+pub(crate) fn check(tree: &Node, file: &Files) -> (Diagnostics, Vec<Path>) {
     let instance = tree.to_json();
     let mut out = Diagnostics::new();
     let mut broken = Vec::new();
@@ -80,20 +81,16 @@ pub(crate) fn check(tree: &Node, file: &str) -> (Diagnostics, Vec<Path>) {
     (out, broken)
 }
 
-fn loc(tree: &Node, file: &str, path: &Path) -> Option<SourceLocation> {
+fn loc(tree: &Node, file: &Files, path: &Path) -> Option<SourceLocation> {
     to_location(file, tree.pos_of(path))
 }
 
-fn key_loc(tree: &Node, file: &str, path: &Path) -> Option<SourceLocation> {
+fn key_loc(tree: &Node, file: &Files, path: &Path) -> Option<SourceLocation> {
     to_location(file, tree.pos_of_key(path))
 }
 
-fn to_location(file: &str, pos: super::yaml::Pos) -> Option<SourceLocation> {
-    Some(SourceLocation {
-        file: file.to_owned(),
-        line: pos.line.max(1),
-        column: pos.column.max(1),
-    })
+fn to_location(files: &Files, pos: super::yaml::Pos) -> Option<SourceLocation> {
+    Some(files.location(pos))
 }
 
 /// The property names the schema allows for the object at `path` (for suggestions).
@@ -117,7 +114,7 @@ fn keyword_pointer(err: &jsonschema::ValidationError<'_>) -> String {
         .unwrap_or_else(|| err.schema_path().as_str().to_owned())
 }
 
-fn describe(tree: &Node, file: &str, err: &jsonschema::ValidationError<'_>) -> Vec<Diagnostic> {
+fn describe(tree: &Node, file: &Files, err: &jsonschema::ValidationError<'_>) -> Vec<Diagnostic> {
     let path = tree.path_from_pointer(err.instance_path().as_str());
     let node = tree.get(&path);
     let actual = node.map(|n| n.value.kind()).unwrap_or("missing");

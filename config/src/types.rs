@@ -31,6 +31,14 @@ pub struct Config {
     /// Resource groups to create (or, with `existing: true`, that must already exist).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resource_groups: Vec<ResourceGroup>,
+    /// Fields every cluster gets unless it sets them itself (maps merge key by key; lists and
+    /// values are replaced): any field of `clusters[]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_defaults: Option<BTreeMap<String, serde_json::Value>>,
+    /// Clusters generated from an inventory file or from a kubeconfig's contexts, appended to
+    /// `clusters` in order (`arcplan validate --expand` lists them with where each came from).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cluster_sets: Vec<ClusterSet>,
     /// Kubernetes clusters to connect to Azure Arc.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub clusters: Vec<Cluster>,
@@ -38,6 +46,28 @@ pub struct Config {
     /// connected cluster that Azure services deploy into, through cluster extensions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub custom_locations: Vec<CustomLocation>,
+}
+
+/// A set of clusters generated from an inventory: a file, or the contexts of a kubeconfig.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSet {
+    /// An inventory file, relative to this file: `.csv` (a header row of cluster field names,
+    /// dotted for nested ones: `name`, `resourceGroup`, `location`, `context`, `kubeconfig`,
+    /// `tags.<key>`, `agents.version`, ...; one row per cluster; empty cells are left out) or
+    /// YAML (a list of cluster entries, or a mapping with `clusters:`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inventory: Option<String>,
+    /// A kubeconfig file (relative to this file, or `~/...`) whose contexts matching
+    /// `contexts` each become a cluster named after its context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig: Option<String>,
+    /// The pattern of the contexts to take from `kubeconfig` (`*` any characters, `?` one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contexts: Option<String>,
+    /// Cluster fields for this set's clusters, over `clusterDefaults`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<BTreeMap<String, serde_json::Value>>,
 }
 
 /// A custom location, as `az customlocation create` makes it.

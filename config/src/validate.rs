@@ -6,10 +6,10 @@
 
 use super::conventions::{EXTENSIONS_TAG, ONBOARDING_ROLES, STACK_TAG};
 use super::known::{DISTRIBUTIONS, INFRASTRUCTURES, REGIONS, unknown_value_hint};
-use super::loaded::{Loaded, cluster_path};
+use super::loaded::{Files, Loaded, cluster_path};
 use super::yaml::{Node, Path, Seg, Value};
 use super::{Cloud, Credential, Installer};
-use arcplan_engine::diag::{Diagnostic, Diagnostics, SourceLocation, did_you_mean};
+use arcplan_engine::diag::{Diagnostic, Diagnostics, did_you_mean};
 use std::collections::HashMap;
 
 /// True for a GUID in its usual 8-4-4-4-12 hexadecimal form.
@@ -550,18 +550,11 @@ pub const SECRET_KEYS: &[&str] = &["clientSecret", "certificate", "password", "c
 /// with a password. The value itself is never put in the message.
 /// Each diagnostic marks the secret's bytes in `text` (the source of `tree`), so renderers hide
 /// the value in snippets.
-pub fn inline_secrets(tree: &Node, file: &str, text: &str) -> Diagnostics {
+pub fn inline_secrets(tree: &Node, files: &Files, text: &str) -> Diagnostics {
     let mut out = Diagnostics::new();
     walk(tree, &Path::root(), &mut |path, node| {
         let key = path.last_key().unwrap_or_default();
-        let location = || {
-            let pos = tree.pos_of(path);
-            Some(SourceLocation {
-                file: file.to_owned(),
-                line: pos.line.max(1),
-                column: pos.column.max(1),
-            })
-        };
+        let location = || Some(files.location(tree.pos_of(path)));
         let Value::Str(text_value) = &node.value else {
             return;
         };

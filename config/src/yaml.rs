@@ -17,13 +17,16 @@ pub const MAX_FILE_BYTES: usize = 4 * 1024 * 1024;
 /// The deepest nesting accepted. arcplan's format needs fewer than ten levels.
 pub const MAX_DEPTH: usize = 48;
 
-/// A 1-based line and column.
+/// A 1-based line and column, in one of the files a document was read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Pos {
     /// Line, from 1 (0 when unknown).
     pub line: u64,
     /// Column, from 1 (0 when unknown).
     pub column: u64,
+    /// Which file: 0 the desired-state file, others its inventories (see
+    /// [`crate::loaded::Files`]).
+    pub file: u16,
 }
 
 impl From<serde_saphyr::Location> for Pos {
@@ -31,6 +34,7 @@ impl From<serde_saphyr::Location> for Pos {
         Pos {
             line: l.line(),
             column: l.column(),
+            file: 0,
         }
     }
 }

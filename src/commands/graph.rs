@@ -18,7 +18,12 @@ pub fn run(args: &GraphArgs, view: &View) -> Result<Outcome, Error> {
     view.diagnostics(&loaded.warnings, source.as_deref());
     match arcplan_providers::kinds::lower(&loaded.config) {
         Ok(g) => {
-            view.graph(&g);
+            let origins = loaded
+                .origins
+                .iter()
+                .map(|(i, o)| (format!("clusters[{i}]"), o.clone()))
+                .collect();
+            view.graph(&g, &origins);
             Ok(Outcome::Ok)
         }
         Err(d) => {

@@ -14,7 +14,9 @@ pub fn print(out: &Output, diags: &Diagnostics, source: Option<&str>) {
     }
     let spans: Vec<_> = diags.iter().flat_map(|d| d.secret_spans.clone()).collect();
     let masked = source.map(|s| mask_secrets(s, &spans));
-    let source = masked.as_deref();
+    // A diagnostic in another file (an inventory row) is shown with a line of that file: each
+    // file a diagnostic names is read once; `source` is the desired-state file's text.
+    let mut others: std::collections::HashMap<String, Option<String>> = Default::default();
     let renderer = if out.no_color {
         Renderer::plain()
     } else {
@@ -22,7 +24,18 @@ pub fn print(out: &Output, diags: &Diagnostics, source: Option<&str>) {
     };
     let mut text = String::new();
     for d in diags {
-        text.push_str(&render(&renderer, d, source));
+        let own = match (&d.location, source) {
+            (Some(l), Some(main)) => others
+                .entry(l.file.clone())
+                .or_insert_with(|| {
+                    arcplan_config::read_source(std::path::Path::new(&l.file))
+                        .filter(|t| t != main)
+                        .map(|t| mask_secrets(&t, &[]))
+                })
+                .as_deref(),
+            _ => None,
+        };
+        text.push_str(&render(&renderer, d, own.or(masked.as_deref())));
         text.push_str("\n\n");
     }
     let (errors, warnings) = diags.iter().fold((0, 0), |(e, w), d| match d.severity {
@@ -313,9 +326,13 @@ fn url_passwords(source: &str, hide: &mut [bool]) {
 }
 
 /// The machine-readable report of `validate --json`.
-pub fn json_report(diags: &Diagnostics, resources: Option<usize>) -> String {
+pub fn json_report(
+    diags: &Diagnostics,
+    resources: Option<usize>,
+    expanded: Option<&[ExpandedCluster]>,
+) -> String {
     let errors = diags.errors().count();
-    let doc = json!({
+    let mut doc = json!({
         "format_version": "1.0",
         "valid": errors == 0,
         "error_count": errors,
@@ -323,7 +340,63 @@ pub fn json_report(diags: &Diagnostics, resources: Option<usize>) -> String {
         "resource_count": resources,
         "diagnostics": diags,
     });
+    if let Some(rows) = expanded {
+        doc["clusters"] = rows
+            .iter()
+            .map(|r| json!({"origin": r.origin, "cluster": r.cluster}))
+            .collect();
+    }
     serde_json::to_string_pretty(&doc).unwrap_or_default()
+}
+
+/// One cluster of a file after `clusterDefaults` and `clusterSets` are expanded.
+#[derive(Debug, Clone)]
+pub struct ExpandedCluster {
+    /// The connected cluster's name.
+    pub name: String,
+    /// Its resource group.
+    pub resource_group: String,
+    /// Its region (its own, else its group's).
+    pub location: Option<String>,
+    /// Its kubeconfig context.
+    pub context: Option<String>,
+    /// `file:line` it came from.
+    pub origin: String,
+    /// The whole expanded entry.
+    pub cluster: serde_json::Value,
+}
+
+/// The expanded clusters as an aligned table, one row each, with where each came from.
+pub fn expansion_table(rows: &[ExpandedCluster]) -> String {
+    let w = |f: &dyn Fn(&ExpandedCluster) -> usize, title: usize| {
+        rows.iter().map(f).max().unwrap_or(0).max(title)
+    };
+    let (wn, wg, wl, wc) = (
+        w(&|r| r.name.len(), 7),
+        w(&|r| r.resource_group.len(), 14),
+        w(&|r| r.location.as_deref().map_or(1, str::len), 8),
+        w(&|r| r.context.as_deref().map_or(1, str::len), 7),
+    );
+    let mut out = format!(
+        "{} cluster{} after expansion:\n{:wn$}  {:wg$}  {:wl$}  {:wc$}  FROM\n",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        "CLUSTER",
+        "RESOURCE GROUP",
+        "LOCATION",
+        "CONTEXT",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:wn$}  {:wg$}  {:wl$}  {:wc$}  {}\n",
+            r.name,
+            r.resource_group,
+            r.location.as_deref().unwrap_or("-"),
+            r.context.as_deref().unwrap_or("-"),
+            r.origin,
+        ));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -2,14 +2,23 @@
 //! from a dependency to what depends on it; references are dashed; checks and data sources
 //! have their own shapes.
 
-use arcplan_engine::graph::{EdgeKind, Mode, ResourceGraph};
+use arcplan_engine::graph::{EdgeKind, Mode, ResourceGraph, ResourceNode};
 
 fn quote(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// DOT text.
-pub fn dot(g: &ResourceGraph) -> String {
+/// Where a node's configuration entry came from, when an inventory generated it (`origins`: by
+/// the entry's key path, `clusters[3]`).
+fn origin_of<'a>(n: &ResourceNode, origins: &'a Origins) -> Option<&'a str> {
+    origins.get(n.source.as_deref()?).map(String::as_str)
+}
+
+/// Inventory origins by configuration key path.
+pub type Origins = std::collections::BTreeMap<String, String>;
+
+pub fn dot(g: &ResourceGraph, origins: &Origins) -> String {
     let mut out = String::from(
         "digraph arcplan {\n  rankdir = \"LR\";\n  label = \"arcplan resource graph (arrows in apply order)\";\n  node [shape = \"box\", style = \"rounded\", fontname = \"Helvetica\"];\n",
     );
@@ -22,7 +31,10 @@ pub fn dot(g: &ResourceGraph) -> String {
         out.push_str(&format!(
             "  {} [label = {}, shape = \"{shape}\", style = \"{style}\"];\n",
             quote(&n.address.to_string()),
-            quote(&format!("{}\n{}", n.address.rtype, n.address.name)),
+            quote(&match origin_of(n, origins) {
+                Some(o) => format!("{}\n{}\nfrom {o}", n.address.rtype, n.address.name),
+                None => format!("{}\n{}", n.address.rtype, n.address.name),
+            }),
         ));
     }
     for (from, to, kind) in g.edges() {
@@ -41,7 +53,7 @@ pub fn dot(g: &ResourceGraph) -> String {
 }
 
 /// Mermaid text.
-pub fn mermaid(g: &ResourceGraph) -> String {
+pub fn mermaid(g: &ResourceGraph, origins: &Origins) -> String {
     let mut out = String::from("flowchart LR\n");
     let ids: std::collections::HashMap<String, String> = g
         .nodes()
@@ -50,7 +62,11 @@ pub fn mermaid(g: &ResourceGraph) -> String {
         .collect();
     for n in g.nodes() {
         let id = &ids[&n.address.to_string()];
-        let label = format!("{}<br/>{}", n.address.rtype, n.address.name).replace('"', "#quot;");
+        let label = match origin_of(n, origins) {
+            Some(o) => format!("{}<br/>{}<br/>from {o}", n.address.rtype, n.address.name),
+            None => format!("{}<br/>{}", n.address.rtype, n.address.name),
+        }
+        .replace('"', "#quot;");
         let shape = match n.mode {
             Mode::Managed => format!("{id}(\"{label}\")"),
             Mode::Data => format!("{id}[/\"{label}\"/]"),

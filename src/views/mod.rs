@@ -16,6 +16,7 @@ pub mod report;
 pub mod status;
 pub mod view;
 
+pub use diagnostics::ExpandedCluster;
 pub use view::{PlanContext, Stage, View};
 
 use anstyle::{AnsiColor, Style};

@@ -2,6 +2,7 @@
 //! parsed arguments ([`View::choose`]); commands hand it their results (a plan, the live events,
 //! an apply report, the clusters' status, diagnostics) and never pick a format themselves.
 
+use super::diagnostics::ExpandedCluster;
 use super::events::{self, Printer, Style};
 use super::live::{self, Totals};
 use super::{Output, diagnostics, graph, plan, progress, report, status};
@@ -225,12 +226,17 @@ impl View {
         source: Option<&str>,
         resources: Option<usize>,
         path: &Path,
+        expanded: Option<&[ExpandedCluster]>,
     ) {
         if matches!(self.format, Format::Json | Format::Ndjson) {
-            self.out.stdout(&diagnostics::json_report(diags, resources));
+            self.out
+                .stdout(&diagnostics::json_report(diags, resources, expanded));
             return;
         }
         self.diagnostics(diags, source);
+        if let Some(rows) = expanded {
+            self.out.stdout(&diagnostics::expansion_table(rows));
+        }
         if !diags.has_errors() {
             self.out.success(&format!(
                 "Success! {} is valid ({} resources and checks).",
@@ -241,10 +247,10 @@ impl View {
     }
 
     /// The resource graph, as Graphviz DOT or Mermaid (`--format`).
-    pub fn graph(&self, g: &ResourceGraph) {
+    pub fn graph(&self, g: &ResourceGraph, origins: &graph::Origins) {
         self.out.stdout(&match self.graph {
-            GraphFormat::Dot => graph::dot(g),
-            GraphFormat::Mermaid => graph::mermaid(g),
+            GraphFormat::Dot => graph::dot(g, origins),
+            GraphFormat::Mermaid => graph::mermaid(g, origins),
         });
     }
 }
