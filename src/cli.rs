@@ -303,6 +303,16 @@ pub struct RunArgs {
     /// Print machine-readable output (a JSON plan; NDJSON events for apply).
     #[arg(long)]
     pub json: bool,
+    /// Run one shard of several, K of N (1 <= K <= N): clusters are split between shards by a
+    /// stable hash of their address; what they share (providers, resource groups) is changed by
+    /// the shard that owns it and waited for by the others. `arcplan show --merge` merges the
+    /// shards' saved plans.
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
+}
+
+fn parse_shard(s: &str) -> Result<(u32, u32), String> {
+    arcplan_engine::shard::Shard::parse(s)
 }
 
 /// `arcplan plan`.
@@ -396,9 +406,13 @@ pub struct DestroyArgs {
 /// `arcplan show`.
 #[derive(Debug, Args)]
 pub struct ShowArgs {
-    /// A plan saved with `plan --out`.
-    #[arg(value_name = "PLANFILE")]
-    pub plan_file: PathBuf,
+    /// A plan saved with `plan --out` (with --merge: every shard's).
+    #[arg(value_name = "PLANFILE", required = true, num_args = 1..)]
+    pub plan_files: Vec<PathBuf>,
+    /// Merge the saved plans of every shard of a run (`plan --shard K/N --out ...`) into one:
+    /// each change from the shard that owns it, each check once.
+    #[arg(long)]
+    pub merge: bool,
     /// Print the JSON plan document.
     #[arg(long)]
     pub json: bool,
@@ -424,6 +438,9 @@ pub struct StatusArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+    /// Only the clusters of shard K of N (as `plan --shard` splits them).
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    pub shard: Option<(u32, u32)>,
     #[command(flatten)]
     pub target_args: TargetArgs,
 }

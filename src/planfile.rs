@@ -243,6 +243,7 @@ mod tests {
                 mode: PlanMode::Normal,
                 changes: vec![c],
                 checks: Vec::new(),
+                shard: None,
             },
         )
     }

@@ -134,3 +134,75 @@ fn the_oidc_token_is_refreshed_while_arcplan_runs_and_failures_are_commented() {
     let fail_at = pos(&|s| s["run"].as_str() == Some("exit 1"));
     assert!(comment_at < fail_at);
 }
+
+fn sharded() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/ci/github-actions-sharded.yml"
+    );
+    let text = std::fs::read_to_string(path).expect("the sharded workflow example");
+    serde_saphyr::from_str(&text).expect("the workflow is YAML")
+}
+
+#[test]
+fn the_sharded_workflow_plans_merges_and_applies_every_shard() {
+    let w = sharded();
+    let shards: u64 = w["env"]["SHARDS"].as_str().unwrap().parse().unwrap();
+    let jobs = &w["jobs"];
+    let every: Vec<u64> = (1..=shards).collect();
+    for job in ["plan", "apply"] {
+        let matrix: Vec<u64> = jobs[job]["strategy"]["matrix"]["shard"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{job} is a matrix over shards"))
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            matrix, every,
+            "{job}'s matrix covers shards 1..{shards}, each once"
+        );
+        assert_eq!(
+            jobs[job]["strategy"]["fail-fast"], false,
+            "{job}: one shard's failure does not cancel the others"
+        );
+    }
+    let plan = runs(&jobs["plan"]);
+    assert!(
+        plan.contains(r#"--shard "${{ matrix.shard }}/$SHARDS""#),
+        "{plan}"
+    );
+    assert!(
+        plan.contains(r#"--out "shard-${{ matrix.shard }}.plan""#),
+        "{plan}"
+    );
+    let merge = &jobs["merge"];
+    assert_eq!(merge["needs"], "plan");
+    assert!(
+        runs(merge).contains("arcplan show --merge shard-*.plan --format markdown"),
+        "{}",
+        runs(merge)
+    );
+    let downloads_all = steps(merge)
+        .into_iter()
+        .any(|s| s["with"]["pattern"] == "arc-plan-*" && s["with"]["merge-multiple"] == true);
+    assert!(downloads_all, "the merge job downloads every shard's plan");
+    assert!(
+        runs(merge).contains("gh pr comment"),
+        "one comment, from the merge job"
+    );
+    let apply = &jobs["apply"];
+    assert_eq!(apply["needs"], "merge");
+    assert!(
+        apply["environment"].is_string(),
+        "apply waits for reviewers"
+    );
+    assert!(
+        runs(apply).contains(r#"arcplan apply "shard-${{ matrix.shard }}.plan""#),
+        "each shard applies its own saved plan: {}",
+        runs(apply)
+    );
+    let gets_own_plan = steps(apply)
+        .into_iter()
+        .any(|s| s["with"]["name"] == "arc-plan-${{ matrix.shard }}");
+    assert!(gets_own_plan, "the apply job downloads its shard's plan");
+}

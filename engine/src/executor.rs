@@ -152,6 +152,14 @@ impl Step<'_> {
             Step::Check(_) => Action::Read,
         }
     }
+    /// The action that orders this step: for another shard's change, the owner's (a resource
+    /// group this shard deletes waits for the clusters another shard deletes).
+    fn order_action(&self) -> Action {
+        match self {
+            Step::Change(c) => c.owner.as_ref().map_or(c.action, |o| o.action),
+            Step::Check(_) => Action::Read,
+        }
+    }
     fn depends_on(&self) -> &[Address] {
         match self {
             Step::Change(c) => &c.depends_on,
@@ -196,7 +204,7 @@ pub async fn apply(
     let mut deps: Vec<Vec<usize>> = vec![Vec::new(); steps.len()];
     for (i, s) in steps.iter().enumerate() {
         let delete_after: &[Address] = match s {
-            Step::Change(c) if c.action == Action::Delete => &c.delete_after,
+            Step::Change(c) if s.order_action() == Action::Delete => &c.delete_after,
             _ => &[],
         };
         for d in s.depends_on() {
@@ -204,7 +212,8 @@ pub async fn apply(
             // Deletes run inside-out: a deleted dependent goes before the dependency it lives
             // in, unless the dependent asked to go after it. Everything else runs dependency
             // first.
-            let both_deleted = s.action() == Action::Delete && steps[j].action() == Action::Delete;
+            let both_deleted =
+                s.order_action() == Action::Delete && steps[j].order_action() == Action::Delete;
             if both_deleted && !delete_after.contains(d) {
                 deps[j].push(i);
             } else {
@@ -252,6 +261,30 @@ pub async fn apply(
                 let known = outputs.lock().unwrap_or_else(|e| e.into_inner());
                 resolve_references(&mut desired, &|a, o| known.get(a)?.get(o).cloned())
             };
+            if let Step::Change(c) = step
+                && let Some(owner) = &c.owner
+            {
+                // Another shard's change: wait until it is made, then go on with its outputs.
+                events.emit(Event::ApplyStart {
+                    address: address.clone(),
+                    action,
+                });
+                let started = Instant::now();
+                let out =
+                    await_owner(provider, c, owner, desired, unknown, &events, &cancel).await?;
+                events.emit(Event::ApplyComplete {
+                    address: address.clone(),
+                    action,
+                    elapsed_seconds: started.elapsed().as_secs_f64(),
+                });
+                if let Some(o) = out {
+                    outputs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(address, o);
+                }
+                return Ok(None);
+            }
             if matches!(step, Step::Change(c) if !c.action.is_change()) {
                 return Ok(None);
             }
@@ -382,6 +415,85 @@ pub async fn apply(
     Ok(report)
 }
 
+/// How long a shard waits for another shard's change.
+pub const OWNER_WAIT: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+/// How often it looks.
+const OWNER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Waits until the owning shard has converged `c`'s resource (it reads and plans as a no-op),
+/// returning its outputs; fails after [`OWNER_WAIT`] or when the run is interrupted.
+async fn await_owner(
+    provider: &Arc<dyn crate::provider::Provider>,
+    c: &crate::plan::Change,
+    owner: &crate::plan::Owner,
+    desired: Value,
+    unknown: Vec<String>,
+    events: &Arc<dyn EventSink>,
+    cancel: &CancellationToken,
+) -> Result<Option<Value>, Diagnostics> {
+    let started = Instant::now();
+    let address = &c.address;
+    loop {
+        provider.refresh().await;
+        let read = provider
+            .read(crate::provider::ReadRequest {
+                address: address.clone(),
+                desired: desired.clone(),
+            })
+            .await;
+        if read.diagnostics.has_errors() {
+            return Err(read.diagnostics);
+        }
+        let plan = provider
+            .plan(crate::provider::PlanRequest {
+                address: address.clone(),
+                prior: read.state.clone(),
+                desired: desired.clone(),
+                unknown: unknown.clone(),
+                replace_requested: false,
+                mode: if owner.action == Action::Delete {
+                    crate::plan::PlanMode::Destroy
+                } else {
+                    crate::plan::PlanMode::Normal
+                },
+            })
+            .await;
+        if plan.diagnostics.has_errors() {
+            return Err(plan.diagnostics);
+        }
+        if !plan.action.unwrap_or(Action::NoOp).is_change() {
+            return Ok(plan.outputs.or(read.state));
+        }
+        let waited = started.elapsed();
+        if waited >= OWNER_WAIT || cancel.is_cancelled() {
+            return Err(Diagnostic::error(
+                "shard-wait",
+                format!(
+                    "{address} is shard {}'s to {}, and it was not done after {}",
+                    owner.shard,
+                    owner.action,
+                    humantime::format_duration(std::time::Duration::from_secs(waited.as_secs()))
+                ),
+            )
+            .with_address(address.to_string())
+            .with_hint(format!(
+                "look at shard {}'s run (its log and exit code); apply this shard again once it has succeeded",
+                owner.shard
+            ))
+            .into());
+        }
+        events.emit(Event::ApplyProgress {
+            address: address.clone(),
+            message: format!("waiting for shard {} to {} it", owner.shard, owner.action),
+            elapsed_seconds: waited.as_secs_f64(),
+        });
+        tokio::select! {
+            () = tokio::time::sleep(OWNER_POLL) => {}
+            () = cancel.cancelled() => {}
+        }
+    }
+}
+
 /// A resource that changed since the plan was made.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stale {
@@ -425,6 +537,10 @@ pub async fn stale_resources(plan: &Plan, providers: &Providers) -> Result<Vec<S
         let Some(needer) = needed.get(&c.address) else {
             continue;
         };
+        // Another shard's change: it is expected to move (this run waits for it to).
+        if c.owner.is_some() {
+            continue;
+        }
         let provider = providers
             .get(&c.address.rtype)
             .ok_or_else(|| ApplyError::NoProvider(c.address.rtype.to_string()))?;

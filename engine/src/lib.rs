@@ -19,6 +19,7 @@ pub mod plan;
 pub mod planner;
 pub mod provider;
 pub mod session;
+pub mod shard;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod walk;

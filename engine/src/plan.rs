@@ -159,6 +159,19 @@ pub struct Change {
     /// configuration of the resource is still what arcplan last applied (see [`Drift`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<Drift>,
+    /// Set in a sharded run for a change another shard owns: this run's action is then `read`
+    /// (it only waits, during apply, for the owner to converge the resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+}
+
+/// The shard that owns a change a sharded run only waits for (see [`crate::shard`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    /// `K/N` of the owning shard.
+    pub shard: String,
+    /// What the owner will do.
+    pub action: Action,
 }
 
 /// A difference that arose outside arcplan.
@@ -208,6 +221,7 @@ impl Change {
             delete_after: Vec::new(),
             cascades_to: Vec::new(),
             drift: None,
+            owner: None,
         }
     }
 }
@@ -311,6 +325,9 @@ pub struct Plan {
     /// Check results.
     #[serde(default)]
     pub checks: Vec<CheckResult>,
+    /// `K/N` when the plan is one shard's (`--shard`); see [`crate::shard::merge`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<String>,
 }
 
 /// The plan's summary counts, as the human summary line shows them.
@@ -443,6 +460,7 @@ mod tests {
                 })
                 .collect(),
             checks: Vec::new(),
+            shard: None,
         }
     }
 

@@ -45,6 +45,8 @@ pub struct PlanOptions {
     pub config_digest: String,
     /// The stack.
     pub stack: String,
+    /// This run is one shard of several (`--shard K/N`): it changes only what it owns.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// The default number of nodes worked on at once.
@@ -176,7 +178,10 @@ pub async fn plan(
             // last applied (the digest recorded on the resource). See `plan::Drift`.
             // A resource that keeps no record cannot be told apart; a refresh-only plan still
             // lists its difference (it must not say the live state matches), as unattributed.
-            let differs = converge.is_change() && read.state.is_some();
+            // A destroy's deletes are what was asked for, never a difference that arose
+            // outside arcplan.
+            let differs =
+                converge.is_change() && read.state.is_some() && opts.mode != PlanMode::Destroy;
             let message = || {
                 resp.reason.as_ref().map_or_else(
                     || "the live state differs from what arcplan applied".to_owned(),
@@ -285,6 +290,36 @@ pub async fn plan(
         return Err(diags);
     }
 
+    // A sharded run's changes to what another shard owns are that shard's: here they are only
+    // waited for.
+    if let Some(shard) = &opts.shard {
+        for c in changes.iter_mut() {
+            if c.action.is_change() && !shard.owns(&c.address) {
+                let owner = shard.owner_label(&c.address);
+                let what = c.action;
+                c.reason = Some(Reason::new(
+                    ReasonCode::Other,
+                    match c.reason.as_ref() {
+                        Some(r) => format!(
+                            "shard {owner}'s to {what} ({}); shard {} waits for it during apply",
+                            r.message,
+                            shard.label()
+                        ),
+                        None => format!(
+                            "shard {owner}'s to {what}; shard {} waits for it during apply",
+                            shard.label()
+                        ),
+                    },
+                ));
+                c.owner = Some(crate::plan::Owner {
+                    shard: owner,
+                    action: what,
+                });
+                c.action = Action::Read;
+            }
+        }
+    }
+
     // Prune: owned resources the configuration no longer declares.
     if opts.mode != PlanMode::RefreshOnly && opts.targets.is_empty() {
         for (provider, types) in providers.distinct() {
@@ -300,7 +335,10 @@ pub async fn plan(
             }
             diags.extend(found.diagnostics);
             for r in found.resources {
-                if graph.node(&r.address).is_some() || opts.excludes.contains(&r.address) {
+                if graph.node(&r.address).is_some()
+                    || opts.excludes.contains(&r.address)
+                    || opts.shard.as_ref().is_some_and(|s| !s.owns(&r.address))
+                {
                     continue;
                 }
                 let mut change = Change::new(r.address.clone(), Action::Delete);
@@ -398,6 +436,7 @@ pub async fn plan(
             mode: opts.mode,
             changes,
             checks,
+            shard: opts.shard.as_ref().map(crate::shard::Shard::label),
         },
         diags,
     ))
@@ -455,11 +494,36 @@ fn select(graph: &ResourceGraph, opts: &PlanOptions, diags: &mut Diagnostics) ->
             diags.push(d);
         }
     }
-    let mut set: BTreeSet<Address> = if opts.targets.is_empty() {
+    let mut set: BTreeSet<Address> = if opts.targets.is_empty() && opts.shard.is_none() {
         graph.nodes().map(|n| n.address.clone()).collect()
     } else {
         let mut set = BTreeSet::new();
-        let mut stack: Vec<Address> = opts.targets.clone();
+        // What this run owns, and what that depends on.
+        let mut stack: Vec<Address> = if opts.targets.is_empty() {
+            graph.nodes().map(|n| n.address.clone()).collect()
+        } else {
+            opts.targets.clone()
+        };
+        if let Some(shard) = &opts.shard {
+            // Plan-time checks change nothing: every shard runs them over its own changes.
+            stack.retain(|a| {
+                shard.owns(a) || graph.node(a).is_some_and(|n| n.mode == Mode::PlanCheck)
+            });
+            // A destroy deletes what others live in last: a shared resource this shard owns
+            // (a resource group) waits for the other shards to delete what depends on it.
+            if opts.mode == PlanMode::Destroy {
+                let mut up: Vec<Address> = stack.clone();
+                let mut seen: BTreeSet<Address> = up.iter().cloned().collect();
+                while let Some(a) = up.pop() {
+                    for d in graph.dependents(&a) {
+                        if seen.insert(d.clone()) {
+                            up.push(d.clone());
+                            stack.push(d.clone());
+                        }
+                    }
+                }
+            }
+        }
         while let Some(a) = stack.pop() {
             if set.insert(a.clone()) {
                 stack.extend(graph.dependencies(&a).into_iter().cloned());

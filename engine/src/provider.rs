@@ -258,6 +258,10 @@ pub trait Provider: Send + Sync {
     async fn apply(&self, req: ApplyRequest) -> ApplyResponse;
     /// Evaluates a check.
     async fn check(&self, req: CheckRequest) -> CheckResponse;
+    /// Forgets what the provider keeps of earlier reads (batched lists), so the next reads see
+    /// what another process changed since (a shard waiting for another shard's change). The
+    /// default keeps nothing.
+    async fn refresh(&self) {}
     /// Lists resources owned by the stack. The default finds none.
     async fn discover(&self, _req: DiscoverRequest) -> DiscoverResponse {
         DiscoverResponse::default()

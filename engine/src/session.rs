@@ -14,7 +14,7 @@
 //! read nor changed; each is planned absent, with the warnings its provider gives about what it
 //! leaves behind ([`Provider::left_behind`]).
 
-use crate::address::ResourceType;
+use crate::address::{Address, ResourceType};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::events::EventSink;
 use crate::executor::{ApplyError, ApplyOptions, ApplyReport, Stale, apply, stale_resources};
@@ -149,15 +149,18 @@ pub async fn run(
     let resources = match &source {
         Source::Plan { graph, options } => {
             let chosen = selected(graph, options);
+            // A shard locks only what it owns: another shard's resources are only read.
+            let owned = |a: &Address| options.shard.as_ref().is_none_or(|s| s.owns(a));
             graph
                 .nodes()
-                .filter(|n| chosen.contains(&n.address))
+                .filter(|n| chosen.contains(&n.address) && owned(&n.address))
                 .map(|n| (n.address.clone(), n.desired.clone()))
                 .collect()
         }
         Source::Saved(p) => p
             .changes
             .iter()
+            .filter(|c| c.owner.is_none())
             .filter_map(|c| Some((c.address.clone(), c.desired.clone()?)))
             .collect(),
     };
@@ -390,6 +393,9 @@ impl Provider for Fenced {
     }
     async fn discover(&self, req: DiscoverRequest) -> DiscoverResponse {
         self.inner.discover(req).await
+    }
+    async fn refresh(&self) {
+        self.inner.refresh().await
     }
     async fn lock(&self, req: LockRequest) -> LockResponse {
         self.inner.lock(req).await

@@ -35,7 +35,7 @@ pub fn run_apply(args: &ApplyArgs, out: &View) -> Result<Outcome, Error> {
         // The plan starts generating the onboarding keys that this apply will need.
         run.kube.keys().set_prefetch(true);
         header(out, &run);
-        let mut opts = options(&run, PlanMode::Normal, args.run.parallelism, cancel.clone());
+        let mut opts = options(&run, PlanMode::Normal, &args.run, cancel.clone());
         selection.apply_to(&mut opts);
         let desk = Desk::new(out, &run, args.auto_approve, false);
         let options = session_options(&args.run, cancel, Vec::new());
@@ -52,12 +52,7 @@ pub fn run_destroy(args: &DestroyArgs, out: &View) -> Result<Outcome, Error> {
             return Ok(Outcome::Failed);
         };
         header(out, &run);
-        let opts = options(
-            &run,
-            PlanMode::Destroy,
-            args.run.parallelism,
-            cancel.clone(),
-        );
+        let opts = options(&run, PlanMode::Destroy, &args.run, cancel.clone());
         // The cluster side is neither locked, read nor changed: what it leaves behind is
         // reported.
         let unreachable = if args.cluster_unreachable {

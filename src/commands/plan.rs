@@ -9,6 +9,7 @@ use arcplan_engine::address::Address;
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
 use arcplan_engine::plan::{Plan, PlanMode};
 use arcplan_engine::planner::{PlanOptions, plan};
+use arcplan_engine::shard::Shard;
 use tokio_util::sync::CancellationToken;
 
 /// Parses `--target`/`--exclude`/`--replace` values.
@@ -64,17 +65,47 @@ impl Selection {
 pub fn options(
     run: &Run,
     mode: PlanMode,
-    parallelism: u16,
+    args: &crate::cli::RunArgs,
     cancel: CancellationToken,
 ) -> PlanOptions {
     PlanOptions {
         mode,
-        parallelism: Some(parallelism as usize),
+        parallelism: Some(args.parallelism as usize),
         cancel,
         config_digest: run.loaded.digest.clone(),
         stack: run.loaded.config.stack.clone(),
+        shard: args.shard.map(|(k, n)| shard(&run.graph, k, n)),
         ..Default::default()
     }
+}
+
+/// Shard `k` of `n` of a graph: every resource of a cluster is keyed by its cluster (so a
+/// cluster lives in one shard), a resource that lives on a cluster without being named after it
+/// (a custom location) by the cluster it depends on, anything else by its own address.
+pub fn shard(graph: &arcplan_engine::graph::ResourceGraph, k: u32, n: u32) -> Shard {
+    use arcplan_providers::kinds::cluster_of;
+    let cluster_key = |a: &Address| cluster_of(a).map(|c| format!("cluster {c}"));
+    let keys: std::collections::HashMap<Address, String> = graph
+        .nodes()
+        .filter_map(|node| {
+            let a = &node.address;
+            let key = cluster_key(a).or_else(|| {
+                graph
+                    .dependencies(a)
+                    .into_iter()
+                    .find_map(|d| cluster_key(d))
+            })?;
+            Some((a.clone(), key))
+        })
+        .collect();
+    let key: arcplan_engine::shard::KeyFn = std::sync::Arc::new(move |a: &Address| {
+        keys.get(a)
+            .cloned()
+            .or_else(|| cluster_key(a))
+            .unwrap_or_else(|| a.to_string())
+    });
+    // `--shard` was parsed as 1 <= K <= N.
+    Shard::new(k, n, key).unwrap_or_else(|e| unreachable!("{e}"))
 }
 
 /// Plans (the view shows the progress, if it does) and prints warnings; returns the plan or
@@ -129,7 +160,7 @@ pub fn run(args: &PlanArgs, out: &View) -> Result<Outcome, Error> {
         header(out, &run);
         let cancel = super::cancel_on_ctrl_c();
         let mode = if args.refresh_only { PlanMode::RefreshOnly } else { PlanMode::Normal };
-        let mut opts = options(&run, mode, args.run.parallelism, cancel);
+        let mut opts = options(&run, mode, &args.run, cancel);
         selection.apply_to(&mut opts);
         let outcome = match make_plan(out, &run, &opts).await {
             Err(Reported) => Outcome::Failed,

@@ -19,19 +19,24 @@ pub fn run(args: &StatusArgs, out: &View) -> Result<Outcome, Error> {
             return Ok(Outcome::Failed);
         };
         let cancel = super::cancel_on_ctrl_c();
-        let opts = options(&run, PlanMode::RefreshOnly, 10, cancel);
+        let run_args = crate::cli::RunArgs {
+            parallelism: 10,
+            lock_timeout: std::time::Duration::ZERO,
+            json: args.json,
+            shard: args.shard,
+        };
+        let opts = options(&run, PlanMode::RefreshOnly, &run_args, cancel);
         let Ok(plan) = make_plan(out, &run, &opts).await else {
             run.finish().await;
             return Ok(Outcome::Failed);
         };
         let mut clusters = Vec::new();
         for c in &run.loaded.config.clusters {
-            let cc = plan
-                .change(&Address::new(
-                    arcplan_providers::kinds::CONNECTED_CLUSTER,
-                    c.name.clone(),
-                ))
-                .and_then(|ch| ch.before.clone());
+            let address = Address::new(arcplan_providers::kinds::CONNECTED_CLUSTER, c.name.clone());
+            if opts.shard.as_ref().is_some_and(|s| !s.owns(&address)) {
+                continue;
+            }
+            let cc = plan.change(&address).and_then(|ch| ch.before.clone());
             let agents_change = plan.change(&Address::new(
                 arcplan_providers::kinds::ARC_AGENTS,
                 c.name.clone(),

@@ -321,6 +321,7 @@ mod tests {
             mode: PlanMode::Normal,
             changes,
             checks,
+            shard: None,
         }
     }
 

@@ -170,4 +170,15 @@ impl AzureCx {
             .map(|n| n(&change.address, change.action))
             .unwrap_or_default()
     }
+
+    /// What the owner of another shard's change needs (whether it creates a scope, for one).
+    pub fn owner_needs(&self, change: &Change) -> Option<Needs> {
+        let owner = change.owner.as_ref()?;
+        Some(
+            self.needs
+                .get(&change.address.rtype)
+                .map(|n| n(&change.address, owner.action))
+                .unwrap_or_default(),
+        )
+    }
 }

@@ -97,6 +97,10 @@ impl Provider for AzureProvider {
     async fn discover(&self, req: DiscoverRequest) -> DiscoverResponse {
         self.kinds.discover(&self.cx, req).await
     }
+
+    async fn refresh(&self) {
+        self.cx.forget_cached_reads().await;
+    }
 }
 
 #[cfg(test)]

@@ -173,6 +173,30 @@ async fn drift_is_a_difference_under_an_unchanged_configuration() {
     assert!(!refresh.has_drift());
 }
 
+/// A destroy deletes what arcplan applied: that is the plan's request, never drift, even where
+/// the resource records arcplan's last apply (it did, before: every destroy of applied agents
+/// listed them as "changed outside of arcplan").
+#[tokio::test]
+async fn a_destroy_is_not_drift() {
+    let (g, _fake, p) = applied_quickstart(FakeProvider::new(ALL)).await;
+    let destroy = plan_ok(
+        &g,
+        &p,
+        &PlanOptions {
+            mode: PlanMode::Destroy,
+            ..opts()
+        },
+    )
+    .await;
+    let agents = addr("k8s.arcAgents.mynewcluster");
+    assert_eq!(destroy.change(&agents).unwrap().action, Action::Delete);
+    assert!(
+        !destroy.has_drift(),
+        "{:?}",
+        destroy.drifted().collect::<Vec<_>>()
+    );
+}
+
 /// A resource that keeps no record of arcplan's last apply (the ARM resources): a normal plan
 /// shows its difference as a change, and a refresh-only plan must not say the live state
 /// matches: it lists the difference as drift it cannot attribute.

@@ -181,6 +181,7 @@ pub static RESOURCES: &[&ResourceDef] = &[
     &kinds::core::SERVICES,
     &kinds::apps::DEPLOYMENTS,
     &kinds::apps::REPLICASETS,
+    &kinds::batch::JOBS,
     &kinds::other::SELFSUBJECTACCESSREVIEWS,
     &kinds::other::LEASES,
     &kinds::rbac::CLUSTERROLEBINDINGS,
@@ -192,6 +193,7 @@ pub static RESOURCES: &[&ResourceDef] = &[
 /// The API groups served under `/apis`, in the order discovery lists them.
 pub const GROUPS: &[(&str, &str)] = &[
     ("apps", "v1"),
+    ("batch", "v1"),
     ("authorization.k8s.io", "v1"),
     ("rbac.authorization.k8s.io", "v1"),
     ("coordination.k8s.io", "v1"),

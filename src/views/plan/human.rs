@@ -34,6 +34,13 @@ pub fn human(plan: &Plan, color: bool, run: &Invocation) -> String {
             }
         }
     }
+    let elsewhere = super::owned_elsewhere(plan);
+    if !elsewhere.is_empty() {
+        out.push_str("\nOther shards' changes (this shard waits for them during apply):\n");
+        for line in &elsewhere {
+            out.push_str(&format!("  {line}\n"));
+        }
+    }
     if !plan.checks.is_empty() {
         out.push_str("\nChecks:\n");
         for check in &plan.checks {

@@ -114,6 +114,13 @@ pub fn markdown(plan: &Plan, opts: &MarkdownOptions) -> String {
     if let Some(why) = cannot_apply(plan) {
         head.push_str(&format!("\n> [!CAUTION]\n> **{}**\n", md_escape(&why)));
     }
+    let elsewhere = super::owned_elsewhere(plan);
+    if !elsewhere.is_empty() {
+        head.push_str("\n> [!NOTE]\n> **Other shards' changes** (this shard waits for them):\n");
+        for line in &elsewhere {
+            head.push_str(&format!("> - {}\n", md_escape(line)));
+        }
+    }
     if drifted > 0 {
         head.push_str("\n> [!NOTE]\n> **Changed outside arcplan (drift):**\n");
         for c in plan.drifted() {

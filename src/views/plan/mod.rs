@@ -80,6 +80,29 @@ fn cannot_apply(plan: &Plan) -> Option<String> {
     ))
 }
 
+/// The changes of a sharded plan that other shards own, one line each: `ADDRESS: shard 1/4
+/// will create it`.
+fn owned_elsewhere(plan: &Plan) -> Vec<String> {
+    plan.changes
+        .iter()
+        .filter_map(|c| {
+            let o = c.owner.as_ref()?;
+            Some(format!(
+                "{}: shard {} {} it",
+                c.address,
+                o.shard,
+                match o.action {
+                    Action::Create => "creates",
+                    Action::Update => "updates",
+                    Action::Replace => "replaces",
+                    Action::Delete => "deletes",
+                    Action::Read | Action::NoOp => "reads",
+                }
+            ))
+        })
+        .collect()
+}
+
 /// The words after the address in `# ADDRESS will be created`.
 fn verb(action: Action) -> &'static str {
     match action {

@@ -221,6 +221,12 @@ impl Kind<AzureCx> for ResourceGroup {
                     );
                     resp
                 }
+                // Gone between the list and this read (another run deleted it): nothing to do.
+                Err(e) if e.status == Some(404) => {
+                    resp.action = Some(Action::NoOp);
+                    resp.outputs = None;
+                    resp
+                }
                 Err(e) if e.status == Some(403) => {
                     resp.diagnostics.push(
                         Diagnostic::warning(

@@ -205,6 +205,12 @@ impl Kind<AzureCx> for RoleCheck {
             .iter()
             .filter(|c| attrs.covers.contains(&c.address.to_string()))
         {
+            // Another shard's change: its owner checks its rights; here it only says whether
+            // the scope exists yet.
+            if let Some(owner) = cx.owner_needs(c) {
+                scope_created |= owner.creates_scope;
+                continue;
+            }
             let needs = cx.needs_of(c);
             scope_created |= needs.creates_scope;
             for a in needs.actions {

@@ -4,6 +4,7 @@
 //! and listing it in [`super::resources::RESOURCES`].
 
 pub mod apps;
+pub mod batch;
 pub mod core;
 pub mod other;
 pub mod rbac;
