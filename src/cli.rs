@@ -140,6 +140,10 @@ pub fn command_line(
     if target.sandbox_azure_only {
         words.push("--sandbox-azure-only".into());
     }
+    if let Some(c) = &target.in_cluster {
+        words.push("--in-cluster".into());
+        words.push(shell_word(c));
+    }
     words.extend(rest.iter().map(|w| shell_word(w)));
     words.join(" ")
 }
@@ -275,6 +279,11 @@ pub struct TargetArgs {
     /// the file's own `kubeconfig:` and `context:` (a real cluster paired with an emulated Azure).
     #[arg(long)]
     pub sandbox_azure_only: bool,
+    /// Run as a pod inside cluster CLUSTER of the file (a Job in a store behind NAT): reach it
+    /// through the pod's service account and the in-cluster API, and change only that cluster's
+    /// resources (what the clusters share is the fleet's run's: waited for, not made).
+    #[arg(long, value_name = "CLUSTER")]
+    pub in_cluster: Option<String>,
 }
 
 /// Which resources a plan covers (plan, and apply without a plan file).
@@ -307,7 +316,7 @@ pub struct RunArgs {
     /// stable hash of their address; what they share (providers, resource groups) is changed by
     /// the shard that owns it and waited for by the others. `arcplan show --merge` merges the
     /// shards' saved plans.
-    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "in_cluster")]
     pub shard: Option<(u32, u32)>,
 }
 
@@ -439,7 +448,7 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     /// Only the clusters of shard K of N (as `plan --shard` splits them).
-    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    #[arg(long, value_name = "K/N", value_parser = parse_shard, conflicts_with = "in_cluster")]
     pub shard: Option<(u32, u32)>,
     #[command(flatten)]
     pub target_args: TargetArgs,

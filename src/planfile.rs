@@ -80,6 +80,7 @@ impl PlanFile {
             sandbox: false,
             sandbox_dir: self.sandbox_dir.clone(),
             sandbox_azure_only: self.sandbox_azure_only,
+            in_cluster: None,
         }
     }
 

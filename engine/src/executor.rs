@@ -469,7 +469,7 @@ async fn await_owner(
             return Err(Diagnostic::error(
                 "shard-wait",
                 format!(
-                    "{address} is shard {}'s to {}, and it was not done after {}",
+                    "{address} is {}'s to {}, and it was not done after {}",
                     owner.shard,
                     owner.action,
                     humantime::format_duration(std::time::Duration::from_secs(waited.as_secs()))
@@ -477,14 +477,14 @@ async fn await_owner(
             )
             .with_address(address.to_string())
             .with_hint(format!(
-                "look at shard {}'s run (its log and exit code); apply this shard again once it has succeeded",
+                "look at the run of {} (its log and exit code); apply this one again once it has succeeded",
                 owner.shard
             ))
             .into());
         }
         events.emit(Event::ApplyProgress {
             address: address.clone(),
-            message: format!("waiting for shard {} to {} it", owner.shard, owner.action),
+            message: format!("waiting for {} to {} it", owner.shard, owner.action),
             elapsed_seconds: waited.as_secs_f64(),
         });
         tokio::select! {

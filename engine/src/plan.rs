@@ -168,7 +168,7 @@ pub struct Change {
 /// The shard that owns a change a sharded run only waits for (see [`crate::shard`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
-    /// `K/N` of the owning shard.
+    /// Who owns it, for people: `shard K/N`, or the fleet's run (for an in-cluster run).
     pub shard: String,
     /// What the owner will do.
     pub action: Action,

@@ -295,19 +295,19 @@ pub async fn plan(
     if let Some(shard) = &opts.shard {
         for c in changes.iter_mut() {
             if c.action.is_change() && !shard.owns(&c.address) {
-                let owner = shard.owner_label(&c.address);
+                let owner = shard.owner_name(&c.address);
                 let what = c.action;
                 c.reason = Some(Reason::new(
                     ReasonCode::Other,
                     match c.reason.as_ref() {
                         Some(r) => format!(
-                            "shard {owner}'s to {what} ({}); shard {} waits for it during apply",
+                            "{owner}'s to {what} ({}); {} waits for it during apply",
                             r.message,
-                            shard.label()
+                            shard.name()
                         ),
                         None => format!(
-                            "shard {owner}'s to {what}; shard {} waits for it during apply",
-                            shard.label()
+                            "{owner}'s to {what}; {} waits for it during apply",
+                            shard.name()
                         ),
                     },
                 ));
@@ -436,7 +436,7 @@ pub async fn plan(
             mode: opts.mode,
             changes,
             checks,
-            shard: opts.shard.as_ref().map(crate::shard::Shard::label),
+            shard: opts.shard.as_ref().and_then(crate::shard::Shard::label),
         },
         diags,
     ))

@@ -20,17 +20,20 @@ use std::sync::Arc;
 /// The key an address is sharded by.
 pub type KeyFn = Arc<dyn Fn(&Address) -> String + Send + Sync>;
 
-/// One shard of a run: `index` of `count` (1-based), and how addresses are keyed.
+/// One shard of a run: `index` of `count` (1-based), and how addresses are keyed; or the
+/// slice of one key (an in-cluster run owns its own cluster, and what the clusters share is the
+/// fleet's central run's).
 #[derive(Clone)]
 pub struct Shard {
     index: u32,
     count: u32,
     key: KeyFn,
+    only: Option<String>,
 }
 
 impl std::fmt::Debug for Shard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Shard({})", self.label())
+        write!(f, "Shard({})", self.name())
     }
 }
 
@@ -42,7 +45,22 @@ impl Shard {
                 "shard {index}/{count} does not exist: K/N needs 1 <= K <= N"
             ));
         }
-        Ok(Self { index, count, key })
+        Ok(Self {
+            index,
+            count,
+            key,
+            only: None,
+        })
+    }
+
+    /// The run that owns exactly the addresses keyed `only` (everything else is another run's).
+    pub fn only(only: String, key: KeyFn) -> Self {
+        Self {
+            index: 1,
+            count: 1,
+            key,
+            only: Some(only),
+        }
     }
 
     /// Parses `K/N`.
@@ -69,14 +87,27 @@ impl Shard {
         self.count
     }
 
-    /// `K/N`.
-    pub fn label(&self) -> String {
-        format!("{}/{}", self.index, self.count)
+    /// `K/N` (`None` for a one-key slice, which is not one of N shards).
+    pub fn label(&self) -> Option<String> {
+        self.only
+            .is_none()
+            .then(|| format!("{}/{}", self.index, self.count))
     }
 
-    /// The shard that owns an address, 1-based.
+    /// How messages name this run: `shard K/N`, or `this run`.
+    pub fn name(&self) -> String {
+        match &self.only {
+            None => format!("shard {}/{}", self.index, self.count),
+            Some(_) => "this run".into(),
+        }
+    }
+
+    /// The shard that owns an address, 1-based (for a one-key slice: 1 for its own, 0 else).
     pub fn owner_of(&self, address: &Address) -> u32 {
-        rendezvous(&(self.key)(address), self.count)
+        match &self.only {
+            None => rendezvous(&(self.key)(address), self.count),
+            Some(k) => u32::from((self.key)(address) == *k),
+        }
     }
 
     /// Whether this shard owns an address.
@@ -84,9 +115,14 @@ impl Shard {
         self.owner_of(address) == self.index
     }
 
-    /// `K/N` of the shard that owns an address.
-    pub fn owner_label(&self, address: &Address) -> String {
-        format!("{}/{}", self.owner_of(address), self.count)
+    /// How messages name the owner of an address: `shard K/N`, or (for a one-key slice) the run
+    /// that manages the rest.
+    pub fn owner_name(&self, address: &Address) -> String {
+        match &self.only {
+            None => format!("shard {}/{}", self.owner_of(address), self.count),
+            Some(_) if self.owns(address) => "this run".into(),
+            Some(_) => "the fleet's run (which manages what the clusters share)".into(),
+        }
     }
 }
 

@@ -65,6 +65,8 @@ pub struct Run {
     pub sandbox: Option<(Sandbox, PathBuf)>,
     /// The file and target of this run, for hints that suggest a command.
     pub invocation: Invocation,
+    /// `--in-cluster`: the one cluster this run changes.
+    pub in_cluster: Option<String>,
 }
 
 impl Run {
@@ -104,6 +106,7 @@ fn start_sandbox_line(dir: &Path, file: &str) -> String {
         sandbox: false,
         sandbox_dir: None,
         sandbox_azure_only: false,
+        in_cluster: None,
     };
     command_line(
         "sandbox",
@@ -342,6 +345,10 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         }
         secret = Some(t.client_secret);
     }
+    if let Some(name) = &target.in_cluster {
+        let server = in_cluster_target(&mut loaded, name).map_err(|d| report(out, d))?;
+        where_to.push_str(&format!("; cluster {name} from inside it ({server})"));
+    }
     let graph = arcplan_providers::kinds::lower(&loaded.config).map_err(|d| report(out, d))?;
     let env = move |k: &str| -> Option<String> {
         if k == SANDBOX_SECRET_VAR {
@@ -375,7 +382,90 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         target: where_to,
         sandbox,
         invocation: Invocation::new(file, target),
+        in_cluster: target.in_cluster.clone(),
     })
+}
+
+/// Where a pod finds its service account (the token and the cluster's CA).
+const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// `--in-cluster NAME`: cluster NAME is reached the way a pod reaches its own API server
+/// (`KUBERNETES_SERVICE_HOST`/`_PORT`, the service account's CA and token, read by the client
+/// from their files, so no secret is copied): a kubeconfig naming them is written to the
+/// temporary directory and the cluster pointed at it. `ARCPLAN_SERVICE_ACCOUNT_DIR` overrides
+/// where the service account is mounted.
+fn in_cluster_target(loaded: &mut Loaded, name: &str) -> Result<String, Diagnostic> {
+    let names: Vec<String> = loaded
+        .config
+        .clusters
+        .iter()
+        .map(|c| c.name.clone())
+        .collect();
+    let Some(cluster) = loaded.config.clusters.iter_mut().find(|c| c.name == name) else {
+        let mut d = Diagnostic::error(
+            "unknown-cluster",
+            format!("--in-cluster {name}: the file declares no cluster `{name}`"),
+        );
+        if let Some(s) = arcplan_engine::diag::did_you_mean(name, names.iter().map(String::as_str))
+        {
+            d = d.with_hint(format!("did you mean `{s}`?"));
+        }
+        return Err(d);
+    };
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let (Some(host), Some(port)) = (
+        var("KUBERNETES_SERVICE_HOST"),
+        var("KUBERNETES_SERVICE_PORT"),
+    ) else {
+        return Err(Diagnostic::error(
+            "not-in-a-pod",
+            "--in-cluster runs inside a pod of the cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT are not set",
+        )
+        .with_hint("run arcplan as the Job of examples/k8s/in-cluster-job.yaml, or reach the cluster with a kubeconfig instead"));
+    };
+    let sa =
+        PathBuf::from(var("ARCPLAN_SERVICE_ACCOUNT_DIR").unwrap_or(SERVICE_ACCOUNT_DIR.into()));
+    for f in ["ca.crt", "token"] {
+        if !sa.join(f).is_file() {
+            return Err(Diagnostic::error(
+                "no-service-account",
+                format!(
+                    "--in-cluster: the pod's service account has no {} ",
+                    sa.join(f).display()
+                ),
+            )
+            .with_hint(
+                "mount the service account token (automountServiceAccountToken is not false)",
+            ));
+        }
+    }
+    let namespace =
+        std::fs::read_to_string(sa.join("namespace")).unwrap_or_else(|_| "default".into());
+    let server = if host.contains(':') {
+        format!("https://[{host}]:{port}")
+    } else {
+        format!("https://{host}:{port}")
+    };
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "in-cluster", "cluster": {"server": server, "certificate-authority": sa.join("ca.crt")}}],
+        "users": [{"name": "service-account", "user": {"tokenFile": sa.join("token")}}],
+        "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "service-account", "namespace": namespace.trim()}}],
+        "current-context": "in-cluster",
+    });
+    let path = std::env::temp_dir().join(format!(
+        "arcplan-in-cluster-{}.kubeconfig",
+        std::process::id()
+    ));
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&doc).unwrap_or_default(),
+    )
+    .map_err(|e| Diagnostic::error("io", format!("cannot write {}: {e}", path.display())))?;
+    cluster.kubeconfig = Some(path.display().to_string());
+    cluster.context = Some("in-cluster".into());
+    Ok(server)
 }
 
 /// `ARCPLAN_LOCK_LEASE`: unset or empty means the provider's default; anything else must be a

@@ -74,7 +74,11 @@ pub fn options(
         cancel,
         config_digest: run.loaded.digest.clone(),
         stack: run.loaded.config.stack.clone(),
-        shard: args.shard.map(|(k, n)| shard(&run.graph, k, n)),
+        shard: match (&run.in_cluster, args.shard) {
+            (Some(c), _) => Some(Shard::only(format!("cluster {c}"), key_fn(&run.graph))),
+            (None, Some((k, n))) => Some(shard(&run.graph, k, n)),
+            (None, None) => None,
+        },
         ..Default::default()
     }
 }
@@ -83,6 +87,12 @@ pub fn options(
 /// cluster lives in one shard), a resource that lives on a cluster without being named after it
 /// (a custom location) by the cluster it depends on, anything else by its own address.
 pub fn shard(graph: &arcplan_engine::graph::ResourceGraph, k: u32, n: u32) -> Shard {
+    // `--shard` was parsed as 1 <= K <= N.
+    Shard::new(k, n, key_fn(graph)).unwrap_or_else(|e| unreachable!("{e}"))
+}
+
+/// The key a resource is sharded by: its cluster's, or its own address.
+fn key_fn(graph: &arcplan_engine::graph::ResourceGraph) -> arcplan_engine::shard::KeyFn {
     use arcplan_providers::kinds::cluster_of;
     let cluster_key = |a: &Address| cluster_of(a).map(|c| format!("cluster {c}"));
     let keys: std::collections::HashMap<Address, String> = graph
@@ -98,14 +108,12 @@ pub fn shard(graph: &arcplan_engine::graph::ResourceGraph, k: u32, n: u32) -> Sh
             Some((a.clone(), key))
         })
         .collect();
-    let key: arcplan_engine::shard::KeyFn = std::sync::Arc::new(move |a: &Address| {
+    std::sync::Arc::new(move |a: &Address| {
         keys.get(a)
             .cloned()
             .or_else(|| cluster_key(a))
             .unwrap_or_else(|| a.to_string())
-    });
-    // `--shard` was parsed as 1 <= K <= N.
-    Shard::new(k, n, key).unwrap_or_else(|e| unreachable!("{e}"))
+    })
 }
 
 /// Plans (the view shows the progress, if it does) and prints warnings; returns the plan or
@@ -182,8 +190,8 @@ pub fn run(args: &PlanArgs, out: &View) -> Result<Outcome, Error> {
                     .with_sandbox_azure_only(args.target_args.sandbox_azure_only);
                     if args.target_args.sandbox {
                         let dir = std::path::PathBuf::from(".arcplan-sandbox");
-                        let kept = crate::cli::TargetArgs { sandbox: false, sandbox_dir: Some(dir.clone()), sandbox_azure_only: args.target_args.sandbox_azure_only };
-                        let none = crate::cli::TargetArgs { sandbox: false, sandbox_dir: None, sandbox_azure_only: false };
+                        let kept = crate::cli::TargetArgs { sandbox: false, sandbox_dir: Some(dir.clone()), sandbox_azure_only: args.target_args.sandbox_azure_only, in_cluster: args.target_args.in_cluster.clone() };
+                        let none = crate::cli::TargetArgs { sandbox: false, sandbox_dir: None, sandbox_azure_only: false, in_cluster: None };
                         out.error(&format!(
                             "a plan made against the in-process sandbox cannot be saved: the sandbox ends with this command. Start one that stays with `{}`, then run `{}`",
                             crate::cli::command_line("sandbox", Some(&args.file), &none, &["--dir", &dir.display().to_string()]),

@@ -72,6 +72,7 @@ fn try_line(args: &SandboxArgs) -> String {
         sandbox: false,
         sandbox_dir: Some(args.dir.clone()),
         sandbox_azure_only: false,
+        in_cluster: None,
     };
     match &args.file {
         Some(f) => command_line("apply", Some(f), &target, &[]),

@@ -36,7 +36,7 @@ pub fn human(plan: &Plan, color: bool, run: &Invocation) -> String {
     }
     let elsewhere = super::owned_elsewhere(plan);
     if !elsewhere.is_empty() {
-        out.push_str("\nOther shards' changes (this shard waits for them during apply):\n");
+        out.push_str("\nChanges other runs own (this run waits for them during apply):\n");
         for line in &elsewhere {
             out.push_str(&format!("  {line}\n"));
         }

@@ -116,7 +116,7 @@ pub fn markdown(plan: &Plan, opts: &MarkdownOptions) -> String {
     }
     let elsewhere = super::owned_elsewhere(plan);
     if !elsewhere.is_empty() {
-        head.push_str("\n> [!NOTE]\n> **Other shards' changes** (this shard waits for them):\n");
+        head.push_str("\n> [!NOTE]\n> **Changes other runs own** (this run waits for them):\n");
         for line in &elsewhere {
             head.push_str(&format!("> - {}\n", md_escape(line)));
         }

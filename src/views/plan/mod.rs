@@ -88,7 +88,7 @@ fn owned_elsewhere(plan: &Plan) -> Vec<String> {
         .filter_map(|c| {
             let o = c.owner.as_ref()?;
             Some(format!(
-                "{}: shard {} {} it",
+                "{}: {} {} it",
                 c.address,
                 o.shard,
                 match o.action {
