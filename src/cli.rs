@@ -645,6 +645,7 @@ mod tests {
             sandbox: false,
             sandbox_dir: Some(PathBuf::from("/tmp/my sandbox")),
             sandbox_azure_only: true,
+            in_cluster: Some("store-01".into()),
         };
         assert_eq!(
             command_line(
@@ -653,12 +654,13 @@ mod tests {
                 &target,
                 &["--out", "stale.plan"]
             ),
-            "arcplan plan -f arc/fleet.yaml --sandbox-dir '/tmp/my sandbox' --sandbox-azure-only --out stale.plan"
+            "arcplan plan -f arc/fleet.yaml --sandbox-dir '/tmp/my sandbox' --sandbox-azure-only --in-cluster store-01 --out stale.plan"
         );
         let none = TargetArgs {
             sandbox: true,
             sandbox_dir: None,
             sandbox_azure_only: false,
+            in_cluster: None,
         };
         assert_eq!(
             command_line("apply", Some(Path::new("it's.yaml")), &none, &[]),

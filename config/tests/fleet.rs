@@ -60,7 +60,7 @@ fn the_example_fleet_expands_defaults_rows_and_contexts() {
     assert_eq!(c[13].tags["site"], "factory");
     assert_eq!(c[13].tags["fleet"], "retail");
     // Where each came from.
-    assert!(loaded.origins.get(&0).is_none(), "declared in the file");
+    assert!(!loaded.origins.contains_key(&0), "declared in the file");
     assert!(
         loaded.origins[&1].ends_with("fleet/stores.csv:2"),
         "{}",

@@ -99,12 +99,8 @@ fn key_fn(graph: &arcplan_engine::graph::ResourceGraph) -> arcplan_engine::shard
         .nodes()
         .filter_map(|node| {
             let a = &node.address;
-            let key = cluster_key(a).or_else(|| {
-                graph
-                    .dependencies(a)
-                    .into_iter()
-                    .find_map(|d| cluster_key(d))
-            })?;
+            let key = cluster_key(a)
+                .or_else(|| graph.dependencies(a).into_iter().find_map(&cluster_key))?;
             Some((a.clone(), key))
         })
         .collect();

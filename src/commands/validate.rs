@@ -52,11 +52,10 @@ fn expansion(loaded: &Loaded) -> Vec<ExpandedCluster> {
             location: cfg.cluster_location(c).map(str::to_owned),
             context: c.context.clone(),
             origin: loaded.origins.get(&i).cloned().unwrap_or_else(|| {
-                let at = loaded
+                loaded
                     .location(&arcplan_config::yaml::Path::root().key("clusters").index(i))
                     .map(|l| format!("{}:{}", l.file, l.line))
-                    .unwrap_or_default();
-                at
+                    .unwrap_or_default()
             }),
             cluster: serde_json::to_value(c).unwrap_or_default(),
         })
