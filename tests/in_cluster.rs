@@ -122,32 +122,12 @@ async fn an_in_cluster_run_onboards_only_its_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_in_cluster_job_passes_a_server_side_dry_run() {
-    let kubectl = "/usr/bin/kubectl";
-    if !std::path::Path::new(kubectl).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "kubectl is expected on CI machines"
-        );
+    let Some(kubectl) = kubectl_path() else {
         return;
-    }
+    };
     let w = World::start().await;
     let file = root().join("examples/k8s/in-cluster-job.yaml");
-    let run = |args: &[&str]| {
-        let o = std::process::Command::new(kubectl)
-            .arg("--kubeconfig")
-            .arg(w.dir.join("kubeconfig"))
-            .args(args)
-            .output()
-            .unwrap();
-        (
-            o.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            ),
-        )
-    };
+    let run = |args: &[&str]| w.kubectl(kubectl, args);
     tokio::task::block_in_place(|| {
         let (ok, out) = run(&["create", "namespace", "arcplan"]);
         assert!(ok, "{out}");

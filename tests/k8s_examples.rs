@@ -8,30 +8,11 @@ use common::*;
 use serde_json::Value;
 use std::process::Command;
 
-const KUBECTL: &str = "/usr/bin/kubectl";
-
 fn manifests(path: &str) -> Vec<Value> {
     let text = std::fs::read_to_string(root().join(path)).unwrap();
     text.split("\n---\n")
         .map(|doc| serde_saphyr::from_str::<Value>(doc).expect("a manifest"))
         .collect()
-}
-
-fn kubectl(w: &World, args: &[&str]) -> (bool, String) {
-    let o = Command::new(KUBECTL)
-        .arg("--kubeconfig")
-        .arg(w.dir.join("kubeconfig"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        o.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-    )
 }
 
 #[test]
@@ -77,14 +58,11 @@ fn each_completion_index_is_one_shard() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_indexed_job_passes_a_server_side_dry_run() {
-    if !std::path::Path::new(KUBECTL).exists() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "kubectl is expected on CI machines"
-        );
+    let Some(kubectl_bin) = kubectl_path() else {
         return;
-    }
+    };
     let w = World::start().await;
+    let kubectl = |w: &World, args: &[&str]| w.kubectl(kubectl_bin, args);
     let file = root().join("examples/k8s/indexed-job.yaml");
     let file = file.to_str().unwrap();
     tokio::task::block_in_place(|| {

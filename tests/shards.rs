@@ -39,6 +39,19 @@ fn own_changes(plan: &Value) -> BTreeSet<(String, String)> {
         .collect()
 }
 
+/// Runs `args` (a file-taking command) with `--shard K/N` for every K at once.
+fn all_shards(w: &World, args: &[&str], n: usize) -> Vec<(i32, String, String)> {
+    let children: Vec<_> = (1..=n)
+        .map(|k| {
+            let shard = format!("{k}/{n}");
+            let mut full = args.to_vec();
+            full.extend(["--shard", shard.as_str()]);
+            w.spawn(&full, &[])
+        })
+        .collect();
+    wait_all(children)
+}
+
 fn wait_all(children: Vec<std::process::Child>) -> Vec<(i32, String, String)> {
     children
         .into_iter()
@@ -178,21 +191,8 @@ async fn concurrent_shard_applies_converge_without_throttling_failures() {
     let w = World::start_fleet(&names, 11).await;
     let (file, _) = small_fleet(&w);
     w.sandbox.faults().set_throttle(ThrottleOptions::arm_like());
-    let children: Vec<_> = (1..=2)
-        .map(|k| {
-            w.spawn(
-                &[
-                    "apply",
-                    &file,
-                    "--shard",
-                    &format!("{k}/2"),
-                    "--auto-approve",
-                ],
-                &[],
-            )
-        })
-        .collect();
-    let results = tokio::task::block_in_place(|| wait_all(children));
+    let results =
+        tokio::task::block_in_place(|| all_shards(&w, &["apply", &file, "--auto-approve"], 2));
     for (k, (code, out, err)) in results.iter().enumerate() {
         assert_eq!(*code, 0, "shard {}:\n{out}{err}", k + 1);
         for bad in ["TooManyRequests", " 429 "] {
@@ -225,21 +225,8 @@ async fn concurrent_shard_applies_converge_without_throttling_failures() {
     }
 
     // Concurrent shard destroys: a resource group goes only after the other shard's clusters.
-    let children: Vec<_> = (1..=2)
-        .map(|k| {
-            w.spawn(
-                &[
-                    "destroy",
-                    &file,
-                    "--shard",
-                    &format!("{k}/2"),
-                    "--auto-approve",
-                ],
-                &[],
-            )
-        })
-        .collect();
-    let results = tokio::task::block_in_place(|| wait_all(children));
+    let results =
+        tokio::task::block_in_place(|| all_shards(&w, &["destroy", &file, "--auto-approve"], 2));
     for (k, (code, out, err)) in results.iter().enumerate() {
         assert_eq!(*code, 0, "destroy shard {}:\n{out}{err}", k + 1);
     }

@@ -2,7 +2,7 @@
 //! every step still in progress at least every 10 seconds, and live bars on a terminal), NDJSON
 //! for machines, and collects check results for the final report.
 
-use super::live::{Live, Totals};
+use super::live::{Counts, Live, Totals};
 use super::{Output, progress};
 use arcplan_engine::events::{Event, EventSink};
 use arcplan_engine::plan::CheckResult;
@@ -78,6 +78,11 @@ impl Clock {
     }
 }
 
+/// From this many steps in one phase, a run is a fleet: plain output then gives one heartbeat
+/// line for the whole run every 10 s (`Still working: keys 120/500 · clusters 87/500 · ...`)
+/// instead of one per silent step.
+const FLEET_STEPS: u64 = 20;
+
 fn spawn(
     style: Style,
     planning: bool,
@@ -89,6 +94,9 @@ fn spawn(
         let clock = Clock::start();
         let mut checks = Vec::new();
         let mut lines = progress::Progress::new();
+        let fleet = totals.0.values().any(|n| *n >= FLEET_STEPS);
+        let mut counts = Counts::new(totals.clone());
+        let mut last_beat = clock.now();
         let mut bars = (style == Style::Live)
             .then(|| Live::new(totals, indicatif::ProgressDrawTarget::stderr()));
         let say = |bars: &Option<Live>, s: &str| match bars {
@@ -104,14 +112,21 @@ fn spawn(
                     None => break,
                 },
                 _ = tick.tick() => {
-                    if style == Style::Plain {
-                        for l in lines.heartbeats(clock.now()) {
+                    let now = clock.now();
+                    if style == Style::Plain && fleet {
+                        if (now - last_beat).whole_seconds() >= progress::PROGRESS_EVERY as i64 {
+                            last_beat = now;
+                            write(&format!("{} Still working: {}", progress::clock(now), counts.line()));
+                        }
+                    } else if style == Style::Plain {
+                        for l in lines.heartbeats(now) {
                             write(&l);
                         }
                     }
                     continue;
                 }
             };
+            counts.event(&e);
             if let Event::Check { result } = &e {
                 checks.push(result.clone());
             }
@@ -211,5 +226,40 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A fleet's plain output: one heartbeat line for the run every 10 s, with every phase's
+    /// count, instead of one line per silent step.
+    #[tokio::test(start_paused = true)]
+    async fn a_fleet_gets_one_heartbeat_line_every_ten_seconds() {
+        let keys: Vec<Address> = (0..30)
+            .map(|i| Address::new(arcplan_providers::kinds::ONBOARDING_KEY, format!("c{i}")))
+            .collect();
+        let mut totals = Totals::default();
+        totals
+            .0
+            .insert(super::super::live::Phase::of(&keys[0]), keys.len() as u64);
+        let (write, lines) = capture();
+        let (sink, printer) = spawn(Style::Plain, false, totals, write);
+        for k in &keys {
+            sink.emit(Event::ApplyStart {
+                address: k.clone(),
+                action: Action::Create,
+            });
+        }
+        for k in &keys[..12] {
+            sink.emit(Event::ApplyComplete {
+                address: k.clone(),
+                action: Action::Create,
+                elapsed_seconds: 1.0,
+            });
+        }
+        tokio::time::sleep(Duration::from_secs(25)).await;
+        drop(sink);
+        printer.finish().await;
+        let lines = lines.lock().unwrap().clone();
+        let beats: Vec<&String> = lines.iter().filter(|l| l.contains("Still")).collect();
+        assert_eq!(beats.len(), 2, "one per 10 s, not one per key: {lines:#?}");
+        assert!(beats[0].ends_with("Still working: keys 12/30"), "{beats:?}");
     }
 }

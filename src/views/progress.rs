@@ -36,7 +36,8 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-fn clock(now: OffsetDateTime) -> String {
+/// `HH:MM:SS` of a time.
+pub fn clock(now: OffsetDateTime) -> String {
     format!("{:02}:{:02}:{:02}", now.hour(), now.minute(), now.second())
 }
 

@@ -228,3 +228,36 @@ pub fn run_binary(args: &[String], stdin: Option<&str>) -> Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// The real kubectl, when this machine has it (CI machines must).
+pub fn kubectl_path() -> Option<&'static str> {
+    const KUBECTL: &str = "/usr/bin/kubectl";
+    if Path::new(KUBECTL).exists() {
+        return Some(KUBECTL);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "kubectl is expected on CI machines"
+    );
+    None
+}
+
+impl World {
+    /// Runs kubectl against this world's sandbox: (success, stdout and stderr).
+    pub fn kubectl(&self, kubectl: &str, args: &[&str]) -> (bool, String) {
+        let o = Command::new(kubectl)
+            .arg("--kubeconfig")
+            .arg(self.dir.join("kubeconfig"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        )
+    }
+}
