@@ -512,7 +512,8 @@ fn select(graph: &ResourceGraph, opts: &PlanOptions, diags: &mut Diagnostics) ->
             // A destroy deletes what others live in last: a shared resource this shard owns
             // (a resource group) waits for the other shards to delete what depends on it.
             if opts.mode == PlanMode::Destroy {
-                let mut up: Vec<Address> = stack.clone();
+                let mut up: Vec<Address> =
+                    stack.iter().filter(|a| shard.owns(a)).cloned().collect();
                 let mut seen: BTreeSet<Address> = up.iter().cloned().collect();
                 while let Some(a) = up.pop() {
                     for d in graph.dependents(&a) {

@@ -265,3 +265,60 @@ async fn a_saved_plan_is_stale_when_a_dependency_vanishes() {
         "it was deleted since the plan, and k8s.arcAgents.mynewcluster depends on it"
     );
 }
+
+/// What a shard plans: what it owns and what that depends on; in a destroy also what depends on
+/// what it owns (a resource group after the clusters in it), but never another cluster only
+/// because a check covers both (an in-cluster run cannot reach the others).
+#[test]
+fn a_shard_selects_its_own_slice_and_in_a_destroy_what_lives_in_it() {
+    let loaded = load_file(std::path::Path::new("../examples/fleet.yaml")).unwrap();
+    let g = arcplan_providers::kinds::lower(&loaded.config).unwrap();
+    let key: arcplan_engine::shard::KeyFn = Arc::new(|a: &Address| {
+        arcplan_providers::kinds::cluster_of(a)
+            .map(|c| format!("cluster {c}"))
+            .unwrap_or_else(|| a.to_string())
+    });
+    let mine = |mode: PlanMode, shard: arcplan_engine::shard::Shard| {
+        arcplan_engine::planner::selected(
+            &g,
+            &PlanOptions {
+                mode,
+                shard: Some(shard),
+                ..opts()
+            },
+        )
+    };
+    let only = || arcplan_engine::shard::Shard::only("cluster store-eastus-01".into(), key.clone());
+    for mode in [PlanMode::Normal, PlanMode::Destroy] {
+        let set = mine(mode, only());
+        assert!(
+            set.contains(&addr("k8s.arcAgents.store-eastus-01")),
+            "{mode:?}"
+        );
+        assert!(
+            set.contains(&addr("azure.resourceGroup.fleet-eastus")),
+            "read as a dependency"
+        );
+        assert!(
+            !set.iter().any(|a| a.name.starts_with("store-eastus-02")),
+            "{mode:?}: no other cluster: {set:?}"
+        );
+    }
+    // The shard that owns resource group fleet-eastus plans, in a destroy, the clusters in it.
+    let rg = addr("azure.resourceGroup.fleet-eastus");
+    let owner = (1..=4)
+        .find(|k| {
+            arcplan_engine::shard::Shard::new(*k, 4, key.clone())
+                .unwrap()
+                .owns(&rg)
+        })
+        .unwrap();
+    let shard = || arcplan_engine::shard::Shard::new(owner, 4, key.clone()).unwrap();
+    let destroy = mine(PlanMode::Destroy, shard());
+    for n in ["hq-eastus", "store-eastus-01", "store-eastus-04"] {
+        assert!(
+            destroy.contains(&addr(&format!("arc.connectedCluster.{n}"))),
+            "{n}"
+        );
+    }
+}
