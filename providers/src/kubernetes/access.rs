@@ -138,6 +138,7 @@ pub(crate) async fn connect(
     r: &ClusterRef,
     opts: &KubernetesProviderOptions,
     parsed: &KubeconfigCache,
+    transports: &super::transport::Transports,
 ) -> Result<Cluster, Diagnostic> {
     let paths = kubeconfig_paths(r, opts)?;
     let shown = display_paths(&paths);
@@ -251,21 +252,31 @@ pub(crate) async fn connect(
     config.read_timeout = Some(timeouts.response);
     config.write_timeout = Some(timeouts.response);
     let server = config.cluster_url.to_string();
-    let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| {
-            Diagnostic::error(
-                "k8s-client",
-                format!(
-                    "cannot build a Kubernetes client for context `{context}` in {shown} ({server}): {e}"
-                ),
-            )
-            .with_hint("check the context's TLS settings (certificate-authority, client certificate)")
-        })?
-        .with_layer(&tower::buffer::BufferLayer::new(1024))
-        .with_layer(&tower::retry::RetryLayer::new(
-            super::retry::TransientRetry::default().with_response_timeout(timeouts.response),
-        ))
-        .build();
+    let cannot_build = |e: kube::Error| {
+        Diagnostic::error(
+            "k8s-client",
+            format!(
+                "cannot build a Kubernetes client for context `{context}` in {shown} ({server}): {e}"
+            ),
+        )
+        .with_hint("check the context's TLS settings (certificate-authority, client certificate)")
+    };
+    let retry = super::retry::TransientRetry::default().with_response_timeout(timeouts.response);
+    let default_ns = config.default_namespace.clone();
+    // The transport shared by the contexts with the same TLS settings; a context with its own
+    // client certificate, exec plugin or proxy gets kube's own stack (buffered, so that the
+    // retry layer can clone it).
+    let client = match transports
+        .service(&config, retry.clone())
+        .map_err(&cannot_build)?
+    {
+        Some(service) => kube::client::ClientBuilder::new(service, default_ns).build(),
+        None => kube::client::ClientBuilder::try_from(config)
+            .map_err(&cannot_build)?
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(retry))
+            .build(),
+    };
     let rights = ["create", "delete"]
         .into_iter()
         .map(|v| (v, OnceCell::new()))
@@ -495,6 +506,7 @@ pub fn is_conflict(e: &kube::Error) -> bool {
 pub(crate) struct ClusterCache {
     by_ref: tokio::sync::Mutex<HashMap<ClusterRef, Arc<OnceCell<Arc<Cluster>>>>>,
     parsed: KubeconfigCache,
+    transports: super::transport::Transports,
 }
 
 impl ClusterCache {
@@ -507,9 +519,13 @@ impl ClusterCache {
             let mut map = self.by_ref.lock().await;
             map.entry(r.clone()).or_default().clone()
         };
-        cell.get_or_try_init(|| async { connect(r, opts, &self.parsed).await.map(Arc::new) })
-            .await
-            .cloned()
+        cell.get_or_try_init(|| async {
+            connect(r, opts, &self.parsed, &self.transports)
+                .await
+                .map(Arc::new)
+        })
+        .await
+        .cloned()
     }
 }
 
@@ -618,9 +634,14 @@ mod tests {
             kubeconfig: Some("nope.yaml".into()),
             context: None,
         };
-        let d = connect(&missing, &o, &KubeconfigCache::default())
-            .await
-            .unwrap_err();
+        let d = connect(
+            &missing,
+            &o,
+            &KubeconfigCache::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(d.code, "k8s-kubeconfig-missing");
         assert!(d.message.contains("nope.yaml"), "{}", d.message);
         std::fs::write(
@@ -632,7 +653,7 @@ mod tests {
             kubeconfig: Some("kc".into()),
             context: Some("admn".into()),
         };
-        let d = connect(&wrong, &o, &KubeconfigCache::default())
+        let d = connect(&wrong, &o, &KubeconfigCache::default(), &Default::default())
             .await
             .unwrap_err();
         assert_eq!(d.code, "k8s-context-missing");
@@ -642,7 +663,9 @@ mod tests {
             kubeconfig: Some("kc".into()),
             context: None,
         };
-        let c = connect(&ok, &o, &KubeconfigCache::default()).await.unwrap();
+        let c = connect(&ok, &o, &KubeconfigCache::default(), &Default::default())
+            .await
+            .unwrap();
         assert_eq!(c.context, "admin");
         let _ = std::fs::remove_dir_all(&dir);
     }
