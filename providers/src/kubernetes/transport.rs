@@ -35,6 +35,9 @@ pub(crate) struct Transports(Mutex<HashMap<TlsKey, Http>>);
 /// A boxed response body, as kube's client takes it.
 type DynBody = dyn http_body::Body<Data = bytes::Bytes, Error = BoxError> + Send + Unpin;
 
+/// The service a kube client is built on.
+type KubeService = tower::util::BoxService<Request<Body>, Response<Box<DynBody>>, BoxError>;
+
 impl Transports {
     /// The service of a kube client for `config` on a shared transport, with `retry` around it;
     /// `None` when the context needs a stack of its own (a client certificate, an exec plugin or
@@ -43,10 +46,7 @@ impl Transports {
         &self,
         config: &kube::Config,
         retry: P,
-    ) -> Result<
-        Option<tower::util::BoxService<Request<Body>, Response<Box<DynBody>>, BoxError>>,
-        kube::Error,
-    >
+    ) -> Result<Option<KubeService>, kube::Error>
     where
         P: tower::retry::Policy<Request<Body>, Response<Box<DynBody>>, BoxError>
             + Clone
