@@ -533,6 +533,51 @@ impl ClusterCache {
 pub(crate) type KubeconfigCache =
     tokio::sync::Mutex<HashMap<Vec<PathBuf>, Arc<OnceCell<Arc<Kubeconfig>>>>>;
 
+/// Reads one kubeconfig file as `Kubeconfig::read_from` does (its documents merged, relative file
+/// paths taken against its directory), with a YAML budget that grows with the file: a fleet's
+/// kubeconfig of 10,000 contexts has more nodes than the parser's default limit of 250,000.
+pub fn read_kubeconfig(p: &Path) -> Result<Kubeconfig, String> {
+    let text = std::fs::read_to_string(p).map_err(|e| e.to_string())?;
+    // A YAML node takes at least a few bytes of text, so this bounds the nodes of any file
+    // without letting a small file expand (the other limits, aliases included, stay).
+    let nodes = text.len() / 4;
+    let mut budget = serde_saphyr::Budget::default();
+    if nodes <= budget.max_nodes {
+        return Kubeconfig::read_from(p).map_err(|e| e.to_string());
+    }
+    budget.max_nodes = nodes;
+    budget.max_events = budget.max_events.max(nodes * 2);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let docs: Vec<Kubeconfig> = serde_saphyr::from_multiple_with_options(&text, options)
+        .map_err(|e| format!("failed to parse kubeconfig YAML: {e}"))?;
+    let dir = p.parent().unwrap_or(Path::new("."));
+    let absolute = |f: &mut Option<String>| {
+        if let Some(path) = f.as_deref()
+            && Path::new(path).is_relative()
+        {
+            *f = Some(dir.join(path).display().to_string());
+        }
+    };
+    let mut merged = Kubeconfig::default();
+    for mut kc in docs {
+        for c in kc.clusters.iter_mut().filter_map(|n| n.cluster.as_mut()) {
+            absolute(&mut c.certificate_authority);
+        }
+        for a in kc
+            .auth_infos
+            .iter_mut()
+            .filter_map(|n| n.auth_info.as_mut())
+        {
+            absolute(&mut a.client_certificate);
+            absolute(&mut a.client_key);
+            absolute(&mut a.token_file);
+        }
+        merged = merged.merge(kc).map_err(|e| e.to_string())?;
+    }
+    Ok(merged)
+}
+
 /// Reads and merges kubeconfig files (off the async threads).
 async fn parse_kubeconfigs(
     load_paths: Vec<PathBuf>,
@@ -550,7 +595,7 @@ async fn parse_kubeconfigs(
                     "set `kubeconfig:` on the cluster entry (relative paths are taken from the configuration file's directory), or KUBECONFIG, or write ~/.kube/config",
                 ));
             }
-            let kc = Kubeconfig::read_from(p).map_err(|e| {
+            let kc = read_kubeconfig(p).map_err(|e| {
                 Diagnostic::error(
                     "k8s-kubeconfig-invalid",
                     format!("cannot read kubeconfig {}: {e}", p.display()),
@@ -667,6 +712,42 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(c.context, "admin");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_fleet_sized_kubeconfig_is_read_past_the_default_yaml_budget() {
+        // 12,000 contexts: more YAML nodes than the parser allows by default (250,000).
+        let dir = std::env::temp_dir().join(format!("arcplan-kc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+        let n = 12_000;
+        for i in 0..n {
+            y.push_str(&format!("- name: c{i}\n  cluster:\n    server: https://127.0.0.1:1/clusters/c{i}\n    certificate-authority: ca.pem\n"));
+        }
+        y.push_str("contexts:\n");
+        for i in 0..n {
+            y.push_str(&format!("- name: c{i}\n  context:\n    cluster: c{i}\n    user: u{i}\n    namespace: default\n"));
+        }
+        y.push_str("users:\n");
+        for i in 0..n {
+            y.push_str(&format!("- name: u{i}\n  user:\n    token: t{i}\n"));
+        }
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, &y).unwrap();
+        assert!(
+            Kubeconfig::read_from(&path).is_err(),
+            "the default budget refuses it"
+        );
+        let kc = read_kubeconfig(&path).expect("read");
+        assert_eq!(kc.contexts.len(), n);
+        let ca = kc.clusters[7]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .certificate_authority
+            .clone();
+        assert_eq!(ca, Some(dir.join("ca.pem").display().to_string()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
