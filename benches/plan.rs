@@ -1,31 +1,48 @@
-//! The plan benchmark: `cargo bench --bench plan` (N and latency from ARCPLAN_BENCH_CLUSTERS,
-//! default 500, and ARCPLAN_BENCH_LATENCY_MS, default 50).
+//! The plan benchmark: `cargo bench --bench plan [-- OPTIONS]`.
 //!
-//! It starts the in-process sandbox emulating N Kubernetes clusters, onboards one cluster for
-//! real with the release binary, clones its state into the other N-1 (a real onboarding would
-//! spend minutes generating N RSA-4096 keys, which says nothing about planning), then injects
-//! latency and ARM-like throttling and measures, with the real binary:
-//! 1. the requests of a no-op plan of one onboarded cluster, by endpoint;
-//! 2. the wall time of a no-op plan of N clusters at --parallelism 10, next to the lower bound
-//!    that latency and parallelism impose (every request takes the latency; at most
-//!    `parallelism` resources are read at once, each reading its requests in sequence; ARM's
-//!    read bucket, 250 + 25/s, does not bind for the few list pages a batched plan needs), and
-//!    the ratio of the two;
+//! Options (each also from the environment variable in brackets):
+//! - `--clusters N` [ARCPLAN_BENCH_CLUSTERS]: one fleet of N clusters (default 500);
+//! - `--fleet-sizes 500,10000` [ARCPLAN_BENCH_FLEET_SIZES]: several fleets, one after another,
+//!   each with its own sandbox (the 10,000 run takes several minutes on two cores);
+//! - `--latency-ms MS` [ARCPLAN_BENCH_LATENCY_MS]: latency of every request (default 50);
+//! - `--parallelism P` [ARCPLAN_BENCH_PARALLELISM]: of the parallel plan (default 50: at 10 the
+//!   latency bound caps the speed-up near 10x);
+//! - `--no-sequential` [ARCPLAN_BENCH_SEQUENTIAL=0]: skip the --parallelism 1 run (it is only
+//!   ever run for the first, smallest fleet: 500 clusters one after another take ~3 minutes).
+//!
+//! For each fleet of N it starts the release binary's `arcplan sandbox --control --agents-interval
+//! 1s` emulating N Kubernetes clusters as its own process (its simulated agents heartbeat once a
+//! second, not ten times, so that at 10,000 clusters they leave the plan its cores), onboards one cluster for real with `arcplan apply`,
+//! has the sandbox copy that state to the other N-1 (a real onboarding would spend minutes
+//! generating N RSA-4096 keys, which says nothing about planning), then turns on latency and
+//! ARM-like throttling and measures, with the real binary, each as its own process:
+//! 1. the requests of a no-op plan of one onboarded cluster, by endpoint (first fleet);
+//! 2. the wall time of a no-op plan of N clusters at --parallelism P, next to the lower bound
+//!    that latency and parallelism impose (every request takes the latency; at most P resources
+//!    are read at once, each reading its requests in sequence; ARM's read bucket, 250 + 25/s, does
+//!    not bind for the few list pages a batched plan needs), and the ratio of the two;
 //! 3. the same plan at --parallelism 1 (how `az connectedk8s` goes, one cluster after another),
 //!    and the speed-up;
-//! 4. the plan process's peak resident memory (VmHWM), and the time `validate` spends loading
-//!    and checking the N-cluster file (in process, best of five);
+//! 4. the peak resident memory (VmHWM from /proc) of the plan process and of the sandbox
+//!    process (idle, before any cluster is onboarded, and at the end), and the time `validate`
+//!    spends loading and checking the N-cluster file (in process, best of five);
 //! 5. requests that failed for throttling.
 //!
-//! The last line printed is one JSON object with these figures under stable names. Timings are
+//! The last line printed is one JSON object with these figures under stable names: those of the
+//! first fleet unsuffixed (`plan_ratio`, `speedup`, `peak_rss_mb`, ...) and, for each fleet size
+//! N, `client_rss_mb_N`, `sandbox_rss_mb_N`, `sandbox_idle_rss_mb_N`, `plan_wall_s_N`,
+//! `plan_ratio_N` and `speedup_N`; `client_rss_mb_10000`, `sandbox_rss_mb_10000`,
+//! `plan_ratio_500` and `speedup_500` are always present (null when not measured). Timings are
 //! figures to compare in one run on one machine, never pass/fail assertions.
 
-use arcplan_sandbox::{Sandbox, ThrottleOptions};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 mod common;
 
 use common::*;
+use std::io::{BufRead as _, Write as _};
 use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The resource groups of the benchmark fleet.
@@ -39,17 +56,196 @@ fn run4(args: &[&str]) -> (i32, String, f64, f64) {
     (r.code, r.text(), r.wall, r.peak_mib)
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
-    let n = env_num("ARCPLAN_BENCH_CLUSTERS", 500).max(1) as usize;
-    let latency_ms = env_num("ARCPLAN_BENCH_LATENCY_MS", 50);
-    let parallelism = 10u64;
-    let names: Vec<String> = (1..=n).map(|i| format!("c{i:04}")).collect();
-    let dir = std::env::temp_dir().join(format!("arcplan-bench-{}", std::process::id()));
+/// The benchmark's options.
+struct Opts {
+    sizes: Vec<usize>,
+    latency_ms: u64,
+    parallelism: u64,
+    sequential: bool,
+}
+
+fn opts() -> Opts {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let sizes = value("--fleet-sizes")
+        .or_else(|| env("ARCPLAN_BENCH_FLEET_SIZES"))
+        .or_else(|| value("--clusters"))
+        .or_else(|| env("ARCPLAN_BENCH_CLUSTERS"))
+        .unwrap_or_else(|| "500".into());
+    let mut sizes: Vec<usize> = sizes
+        .split(',')
+        .filter_map(|s| s.trim().replace('_', "").parse().ok())
+        .map(|n: usize| n.max(1))
+        .collect();
+    if sizes.is_empty() {
+        sizes.push(500);
+    }
+    let num = |flag: &str, var: &str, default: u64| {
+        value(flag)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| env_num(var, default))
+    };
+    Opts {
+        sizes,
+        latency_ms: num("--latency-ms", "ARCPLAN_BENCH_LATENCY_MS", 50),
+        parallelism: num("--parallelism", "ARCPLAN_BENCH_PARALLELISM", 50).max(1),
+        sequential: !args.iter().any(|a| a == "--no-sequential")
+            && env_num("ARCPLAN_BENCH_SEQUENTIAL", 1) != 0,
+    }
+}
+
+/// `arcplan sandbox --control` as a child process.
+struct SandboxProcess {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+}
+
+impl SandboxProcess {
+    fn start(file: &Path, dir: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_arcplan"))
+            // Heartbeats once a second rather than ten times: at 10,000 clusters the simulated
+            // agents' loop would otherwise take a core from the plan being measured.
+            .args(["sandbox", "--control", "--agents-interval", "1s", "-f"])
+            .arg(file)
+            .arg("--dir")
+            .arg(dir)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("arcplan sandbox starts");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut p = SandboxProcess {
+            child,
+            stdin,
+            lines,
+        };
+        // The banner ends with the kubectl hint; the files are written before it.
+        p.until(
+            |l| l.contains("kubectl --kubeconfig"),
+            Duration::from_secs(600),
+        );
+        p
+    }
+
+    fn until(&mut self, done: impl Fn(&str) -> bool, timeout: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            let left = timeout.saturating_sub(started.elapsed());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if done(&l) => return l,
+                Ok(_) => {}
+                Err(e) => panic!("the sandbox did not answer: {e}"),
+            }
+        }
+    }
+
+    /// Sends one control command and returns its answer line.
+    fn command(&mut self, line: &str) -> String {
+        writeln!(self.stdin, "{line}").expect("the sandbox reads commands");
+        self.stdin.flush().unwrap();
+        let answer = self.until(
+            |l| l.starts_with("ok") || l.starts_with("error") || l.starts_with('{'),
+            Duration::from_secs(3600),
+        );
+        assert!(!answer.starts_with("error"), "{line}: {answer}");
+        answer
+    }
+
+    fn requests(&mut self) -> Value {
+        serde_json::from_str(&self.command("requests")).expect("request counts")
+    }
+
+    /// (VmRSS, VmHWM) in MiB.
+    fn rss(&self) -> (f64, f64) {
+        let text = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        let field = |name: &str| {
+            text.lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+                .map_or(f64::NAN, |kib| kib / 1024.0)
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
+}
+
+fn total(v: &Value) -> u64 {
+    ["entra", "arm", "kube"]
+        .iter()
+        .map(|k| v[k].as_u64().unwrap_or(0))
+        .sum()
+}
+
+fn main() {
+    let o = opts();
+    let mut figures = Map::new();
+    for key in [
+        "client_rss_mb_500",
+        "client_rss_mb_10000",
+        "sandbox_rss_mb_10000",
+        "plan_ratio_500",
+        "speedup_500",
+    ] {
+        figures.insert(key.into(), Value::Null);
+    }
+    let mut throttle_failures = 0usize;
+    for (i, &n) in o.sizes.iter().enumerate() {
+        let f = fleet(n, &o, i == 0);
+        throttle_failures += f["throttle_failures"].as_u64().unwrap_or(0) as usize;
+        for (k, v) in [
+            ("client_rss_mb", "peak_rss_mb"),
+            ("sandbox_rss_mb", "sandbox_rss_mb"),
+            ("sandbox_idle_rss_mb", "sandbox_idle_rss_mb"),
+            ("plan_wall_s", "plan_wall_s"),
+            ("plan_ratio", "plan_ratio"),
+            ("speedup", "speedup"),
+        ] {
+            figures.insert(format!("{k}_{n}"), f[v].clone());
+        }
+        if i == 0 {
+            for (k, v) in f.as_object().unwrap() {
+                figures.entry(k.clone()).or_insert(v.clone());
+            }
+        }
+    }
+    figures.insert("throttle_failures".into(), json!(throttle_failures));
+    figures.insert("fleet_sizes".into(), json!(o.sizes));
+    println!("{}", Value::Object(figures));
+}
+
+/// Measures one fleet of `n` clusters (the one-cluster no-op plan and the sequential run only
+/// when `first`).
+fn fleet(n: usize, o: &Opts, first: bool) -> Value {
+    let (latency_ms, parallelism) = (o.latency_ms, o.parallelism);
+    let names: Vec<String> = (1..=n).map(|i| format!("c{i:05}")).collect();
+    let dir = std::env::temp_dir().join(format!("arcplan-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let sandbox = start_sandbox(names.clone()).await;
-    sandbox.write_files(&dir).unwrap();
-    let d = dir.display().to_string();
     let one = dir.join("one.yaml");
     let fleet = dir.join("fleet.yaml");
     std::fs::write(&one, config("bench", &bench_groups(), &names[..1])).unwrap();
@@ -57,32 +253,63 @@ async fn main() {
     let (one_s, fleet_s) = (one.display().to_string(), fleet.display().to_string());
 
     eprintln!("benchmark: {n} clusters, {latency_ms} ms latency, ARM-like throttling");
-    let (code, out, _, _) = run4(&["apply", "-f", &one_s, "--sandbox-dir", &d, "--auto-approve"]);
-    assert_eq!(code, 0, "onboarding the first cluster failed:\n{out}");
-
-    // 1. A no-op plan of one onboarded cluster, by endpoint (a new process: token included).
-    let before = sandbox.request_counts();
+    let started = Instant::now();
+    let mut sandbox = SandboxProcess::start(&fleet, &dir.join("sandbox"));
+    let sd = dir.join("sandbox").display().to_string();
+    // Settle the controllers' first passes before reading the idle footprint.
+    std::thread::sleep(Duration::from_secs(2));
+    let (idle_rss, _) = sandbox.rss();
+    eprintln!(
+        "0. sandbox of {n} idle clusters: {idle_rss:.1} MiB resident (started in {:.1} s)",
+        started.elapsed().as_secs_f64()
+    );
     let (code, out, _, _) = run4(&[
-        "plan",
+        "apply",
         "-f",
         &one_s,
         "--sandbox-dir",
-        &d,
-        "--detailed-exitcode",
+        &sd,
+        "--auto-approve",
     ]);
-    assert_eq!(code, 0, "the one-cluster plan is not a no-op:\n{out}");
-    let after = sandbox.request_counts();
-    let noop = json!({"entra": after.entra - before.entra, "arm": after.arm - before.arm, "kube": after.kube - before.kube, "total": after.total() - before.total()});
-    eprintln!("1. no-op plan of one cluster: {noop}");
+    assert_eq!(code, 0, "onboarding the first cluster failed:\n{out}");
 
-    clone_onboarding(&sandbox, &names, &dir).await;
+    // 1. A no-op plan of one onboarded cluster, by endpoint (a new process: token included).
+    let noop = if first {
+        let before = sandbox.requests();
+        let (code, out, _, _) = run4(&[
+            "plan",
+            "-f",
+            &one_s,
+            "--sandbox-dir",
+            &sd,
+            "--detailed-exitcode",
+        ]);
+        assert_eq!(code, 0, "the one-cluster plan is not a no-op:\n{out}");
+        let after = sandbox.requests();
+        let d = |k: &str| after[k].as_u64().unwrap_or(0) - before[k].as_u64().unwrap_or(0);
+        let v = json!({"entra": d("entra"), "arm": d("arm"), "kube": d("kube"), "total": total(&after) - total(&before)});
+        eprintln!("1. no-op plan of one cluster: {v}");
+        v
+    } else {
+        Value::Null
+    };
+
+    let t = Instant::now();
+    sandbox.command(&format!("copy-onboarding {}", names[0]));
+    eprintln!(
+        "   copied the onboarding to {} clusters in {:.1} s",
+        n - 1,
+        t.elapsed().as_secs_f64()
+    );
     let (code, out, _, _) = run4(&[
         "plan",
         "-f",
         &fleet_s,
         "--sandbox-dir",
-        &d,
+        &sd,
         "--detailed-exitcode",
+        "--parallelism",
+        &parallelism.to_string(),
     ]);
     assert_eq!(
         code,
@@ -90,43 +317,39 @@ async fn main() {
         "the fleet is not fully onboarded:\n{}",
         out.chars().take(4000).collect::<String>()
     );
+    sandbox.command(&format!("faults {latency_ms}ms on"));
 
-    sandbox
-        .faults()
-        .set_latency(Duration::from_millis(latency_ms), Duration::ZERO);
-    sandbox.faults().set_throttle(ThrottleOptions::arm_like());
-
-    // 2. The N-cluster no-op plan at --parallelism 10.
+    // 2. The N-cluster no-op plan at --parallelism P.
     let p = parallelism.to_string();
-    let before = sandbox.request_counts();
+    let before = sandbox.requests();
     let (code, out, wall, rss) = run4(&[
         "plan",
         "-f",
         &fleet_s,
         "--sandbox-dir",
-        &d,
+        &sd,
         "--detailed-exitcode",
         "--parallelism",
         &p,
     ]);
-    let after = sandbox.request_counts();
+    let after = sandbox.requests();
     assert_eq!(
         code,
         0,
         "the fleet plan failed or found changes:\n{}",
         out.chars().take(4000).collect::<String>()
     );
-    let requests = after.total() - before.total();
+    let requests = total(&after) - total(&before);
     let throttle_failures = out.matches("TooManyRequests").count() + out.matches(" 429 ").count();
     let bound = requests as f64 * latency_ms as f64 / 1000.0 / parallelism as f64;
     eprintln!(
-        "2. no-op plan of {n} clusters: {wall:.2} s for {requests} requests; bound {bound:.2} s; ratio {:.2}",
+        "2. no-op plan of {n} clusters at --parallelism {p}: {wall:.2} s for {requests} requests; bound {bound:.2} s; ratio {:.2}",
         wall / bound
     );
     eprintln!("4. peak RSS of the plan: {rss:.1} MiB");
 
-    // 3. The same, one resource at a time (ARCPLAN_BENCH_SEQUENTIAL=0 skips it: it takes long).
-    let sequential = if env_num("ARCPLAN_BENCH_SEQUENTIAL", 1) == 0 {
+    // 3. The same, one resource at a time.
+    let sequential = if !(first && o.sequential) {
         f64::NAN
     } else {
         let (code, out, sequential, _) = run4(&[
@@ -134,18 +357,21 @@ async fn main() {
             "-f",
             &fleet_s,
             "--sandbox-dir",
-            &d,
+            &sd,
             "--detailed-exitcode",
             "--parallelism",
             "1",
         ]);
         assert_eq!(code, 0, "{}", out.chars().take(2000).collect::<String>());
+        eprintln!(
+            "3. the same at --parallelism 1: {sequential:.2} s; speed-up {:.1}x",
+            sequential / wall
+        );
         sequential
     };
-    eprintln!(
-        "3. the same at --parallelism 1: {sequential:.2} s; speed-up {:.1}x",
-        sequential / wall
-    );
+    let (_, sandbox_peak) = sandbox.rss();
+    eprintln!("4. peak RSS of the sandbox: {sandbox_peak:.1} MiB");
+    sandbox.stop();
 
     // 4. validate of the N-cluster file, in process.
     let text = std::fs::read_to_string(&fleet).unwrap();
@@ -158,9 +384,8 @@ async fn main() {
     }
     eprintln!("4. validate of the {n}-cluster file: {best:.1} ms");
     eprintln!("5. requests failed for throttling: {throttle_failures}");
-    sandbox.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
-    let figures: Value = json!({
+    json!({
         "clusters": n,
         "latency_ms": latency_ms,
         "parallelism": parallelism,
@@ -172,97 +397,9 @@ async fn main() {
         "sequential_wall_s": round(sequential),
         "speedup": round(sequential / wall),
         "peak_rss_mb": round(rss),
+        "sandbox_rss_mb": round(sandbox_peak),
+        "sandbox_idle_rss_mb": round(idle_rss),
         "validate_ms": round(best),
         "throttle_failures": throttle_failures,
-    });
-    println!("{figures}");
-}
-
-/// Copies the first cluster's onboarded state (key Secret, ownership ConfigMap, agents, and the
-/// ARM connected cluster with the same public key) to every other cluster, then waits until the
-/// simulated agents report them all Connected.
-async fn clone_onboarding(sandbox: &Sandbox, names: &[String], dir: &Path) {
-    let first = sandbox.kube_for(&names[0]).expect("first cluster");
-    let mut objects: Vec<Value> = Vec::new();
-    objects.extend(first.get("v1", "Namespace", None, "azure-arc"));
-    for kind in ["Secret", "ConfigMap"] {
-        objects.extend(first.list("v1", kind, Some("azure-arc")));
-    }
-    objects.extend(first.list("apps/v1", "Deployment", Some("azure-arc")));
-    let cc = sandbox
-        .arm()
-        .connected_clusters()
-        .into_iter()
-        .next()
-        .expect("the first connected cluster")
-        .2;
-    let key = cc["properties"]["agentPublicKeyCertificate"].clone();
-    let http = reqwest::Client::builder()
-        .use_preconfigured_tls(sandbox.tls().client_config().unwrap())
-        .build()
-        .unwrap();
-    let token = sandbox.mint_token(&sandbox.default_claims(Duration::from_secs(3600)));
-    for (i, name) in names.iter().enumerate().skip(1) {
-        let rg = format!("bench-rg-{}", i % GROUPS);
-        let kube = sandbox.kube_for(name).expect("cluster");
-        for o in &objects {
-            let mut o = o.clone();
-            if let Some(m) = o.get_mut("metadata").and_then(Value::as_object_mut) {
-                for k in [
-                    "uid",
-                    "resourceVersion",
-                    "creationTimestamp",
-                    "managedFields",
-                    "generation",
-                ] {
-                    m.remove(k);
-                }
-            }
-            if let Some(obj) = o.as_object_mut() {
-                obj.remove("status");
-            }
-            if o["kind"] == "ConfigMap" && o["metadata"]["name"] == "azure-clusterconfig" {
-                o["data"]["AZURE_RESOURCE_NAME"] = json!(name);
-                o["data"]["AZURE_RESOURCE_GROUP"] = json!(rg);
-            }
-            kube.put(o).expect("clone an object");
-        }
-        let url = format!(
-            "{}subscriptions/{SUB}/resourceGroups/{rg}/providers/Microsoft.Kubernetes/connectedClusters/{name}?api-version=2026-05-01",
-            sandbox.resource_manager()
-        );
-        let body = json!({"location": "eastus", "tags": {"arcplan-stack": "bench"}, "identity": {"type": "SystemAssigned"},
-            "properties": {"agentPublicKeyCertificate": key, "distribution": "generic", "infrastructure": "generic"}});
-        let resp = http
-            .put(url)
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-            .await
-            .expect("PUT");
-        assert!(
-            resp.status().is_success(),
-            "cloning {name}: {}",
-            resp.status()
-        );
-    }
-    let started = Instant::now();
-    loop {
-        let connected = sandbox
-            .arm()
-            .connected_clusters()
-            .iter()
-            .filter(|c| c.2["properties"]["connectivityStatus"] == "Connected")
-            .count();
-        if connected == names.len() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "only {connected}/{} clusters connected",
-            names.len()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    let _ = dir;
+    })
 }

@@ -523,6 +523,15 @@ pub struct SandboxArgs {
     /// Fixed Kubernetes API port (0: any free port).
     #[arg(long, default_value_t = 0)]
     pub kube_port: u16,
+    /// Take commands on stdin, one a line, each answered with one line on stdout (for
+    /// benchmarks; end of input stops the sandbox): `copy-onboarding FROM` (with -f: copy
+    /// FROM's onboarded state to every other cluster of the file), `faults LATENCY THROTTLE`
+    /// (like `faults 50ms on`), `requests` (counts so far, as JSON).
+    #[arg(long)]
+    pub control: bool,
+    /// Time between two heartbeats of the simulated Arc agents (each looks at every cluster).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "100ms")]
+    pub agents_interval: Duration,
 }
 
 /// Parses `--max-bytes`: a whole number of bytes, at least 1024 (room for the title and the

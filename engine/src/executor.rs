@@ -317,9 +317,12 @@ pub async fn apply(
                         })
                         .await;
                     let mut d = r.diagnostics;
-                    if let (false, Some(desired), Some(planned), Some(state)) =
-                        (action == Action::Delete, &c.desired, &c.after, &r.state)
-                    {
+                    if let (false, Some(desired), Some(planned), Some(state)) = (
+                        action == Action::Delete,
+                        &c.desired,
+                        c.planned_after(),
+                        &r.state,
+                    ) {
                         let skip =
                             [c.after_unknown.as_slice(), c.sensitive_paths.as_slice()].concat();
                         if let Err(e) = crate::consistency::check_apply(
@@ -562,9 +565,9 @@ pub async fn stale_resources(plan: &Plan, providers: &Providers) -> Result<Vec<S
         }
         // What the plan saw: a data source's state is its `after`, anything else's `before`.
         let seen = if c.action == Action::Read {
-            &c.after
+            c.planned_after()
         } else {
-            &c.before
+            c.before.as_ref()
         };
         let what = match (seen, &read.state) {
             (None, Some(_)) => Some(format!("it was created since the plan{because}")),

@@ -112,7 +112,11 @@ impl Reason {
 }
 
 /// One planned change.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// A no-op's planned state is its live state: the planner leaves `after` empty rather than keep a
+/// second copy of `before` (a fleet's plan is mostly no-ops), and [`Change::planned_after`] and
+/// the serialised form (plan files, `plan --json`) still give it as `after`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct Change {
     /// The resource.
     pub address: Address,
@@ -124,7 +128,8 @@ pub struct Change {
     /// The live state before the change (sensitive values removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Value>,
-    /// The planned state after the change (sensitive values removed).
+    /// The planned state after the change (sensitive values removed); for a no-op, empty means
+    /// `before` (see [`Change::planned_after`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<Value>,
     /// JSON pointers into `after` whose value is known only after apply.
@@ -223,6 +228,70 @@ impl Change {
             drift: None,
             owner: None,
         }
+    }
+
+    /// The planned state after the change: `after`, or for a no-op without one, `before`.
+    pub fn planned_after(&self) -> Option<&Value> {
+        match (&self.after, self.action) {
+            (None, Action::NoOp) => self.before.as_ref(),
+            (after, _) => after.as_ref(),
+        }
+    }
+}
+
+/// [`Change`] as it is written: the fields in order, a no-op's `after` given as its `before`.
+#[derive(Serialize)]
+struct ChangeOut<'a> {
+    address: &'a Address,
+    action: Action,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a Reason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    before: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    after: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    after_unknown: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    sensitive_paths: &'a [String],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    replace_paths: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    observed_version: Option<&'a String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outputs: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    desired: Option<&'a Value>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    depends_on: &'a [Address],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    delete_after: &'a [Address],
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    cascades_to: &'a [Address],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    drift: Option<&'a Drift>,
+}
+
+impl Serialize for Change {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        ChangeOut {
+            address: &self.address,
+            action: self.action,
+            reason: self.reason.as_ref(),
+            before: self.before.as_ref(),
+            after: self.planned_after(),
+            after_unknown: &self.after_unknown,
+            sensitive_paths: &self.sensitive_paths,
+            replace_paths: &self.replace_paths,
+            observed_version: self.observed_version.as_ref(),
+            outputs: self.outputs.as_ref(),
+            desired: self.desired.as_ref(),
+            depends_on: &self.depends_on,
+            delete_after: &self.delete_after,
+            cascades_to: &self.cascades_to,
+            drift: self.drift.as_ref(),
+        }
+        .serialize(s)
     }
 }
 
@@ -525,5 +594,25 @@ mod tests {
             v,
             serde_json::json!({"a": {"secret": "(sensitive)"}, "b": 1})
         );
+    }
+
+    #[test]
+    fn a_no_op_is_written_with_its_before_as_after() {
+        let mut c = Change::new(
+            Address::new(ResourceType::of("azure.resourceGroup"), "rg"),
+            Action::NoOp,
+        );
+        c.before = Some(serde_json::json!({"name": "rg", "tags": {"a": "b"}}));
+        assert_eq!(c.planned_after(), c.before.as_ref());
+        let written = serde_json::to_value(&c).unwrap();
+        assert_eq!(written["after"], written["before"]);
+        let mut full = c.clone();
+        full.after = full.before.clone();
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            serde_json::to_string(&full).unwrap()
+        );
+        let read: Change = serde_json::from_value(written).unwrap();
+        assert_eq!(read.planned_after(), c.before.as_ref());
     }
 }

@@ -224,7 +224,8 @@ pub async fn plan(
             });
             change.after = match action {
                 Action::Delete => None,
-                Action::NoOp => change.before.clone(),
+                // A no-op's planned state is its `before` (see `Change::planned_after`).
+                Action::NoOp => None,
                 _ => resp.after.map(|mut v| {
                     redact(&mut v, &resp.sensitive_paths);
                     v

@@ -31,6 +31,7 @@
 
 pub mod agents;
 pub mod arm;
+mod copy;
 pub mod entra;
 pub mod extension_manager;
 pub mod faults;

@@ -558,3 +558,49 @@ async fn accessors_for_agents() {
     assert_eq!(api.nodes_summary().0, 3);
     assert_eq!(api.list("v1", "Node", None).len(), 3);
 }
+
+#[tokio::test]
+async fn watch_history_is_bounded_in_bytes() {
+    // Room for a few 1 KB ConfigMaps however many events the count bound would allow.
+    let api = KubeApi::new(KubeOptions {
+        admin_token: Some("admin".into()),
+        no_rights_token: Some("nobody".into()),
+        watch_history: 2000,
+        watch_history_bytes: 4096,
+        ..KubeOptions::default()
+    });
+    let mut rvs = Vec::new();
+    for i in 0..10 {
+        let (_, cm) = admin(
+            &api,
+            "POST",
+            "/api/v1/namespaces/default/configmaps",
+            json!({"metadata": {"name": format!("c{i}")}, "data": {"v": "x".repeat(1000)}}),
+        )
+        .await;
+        rvs.push(
+            cm["metadata"]["resourceVersion"]
+                .as_str()
+                .expect("rv")
+                .to_string(),
+        );
+    }
+    let watch = |rv: &str| {
+        format!(
+            "/api/v1/namespaces/default/configmaps?watch=1&resourceVersion={rv}&timeoutSeconds=1"
+        )
+    };
+    // The oldest changes are gone: 410 Expired, as from an apiserver whose watch cache moved on.
+    let (code, v) = call(&api, "GET", &watch(&rvs[0]), Some("admin"), None, "").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(
+        (v["object"]["code"].as_i64(), v["object"]["reason"].as_str()),
+        (Some(410), Some("Expired"))
+    );
+    // The newest are kept and replayed in order, objects intact.
+    let (code, v) = call(&api, "GET", &watch(&rvs[8]), Some("admin"), None, "").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(v["type"], "ADDED");
+    assert_eq!(v["object"]["metadata"]["name"], "c9");
+    assert_eq!(v["object"]["data"]["v"].as_str().map(str::len), Some(1000));
+}

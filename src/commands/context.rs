@@ -161,7 +161,7 @@ pub fn sandbox_options(loaded: &Loaded) -> SandboxOptions {
 
 /// The context names in a kubeconfig file (empty when it cannot be read).
 fn kubeconfig_contexts(path: &Path) -> Vec<String> {
-    kube::config::Kubeconfig::read_from(path)
+    arcplan_providers::kubernetes::access::read_kubeconfig(path)
         .map(|k| k.contexts.into_iter().map(|c| c.name).collect())
         .unwrap_or_default()
 }

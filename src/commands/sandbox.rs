@@ -8,14 +8,22 @@ use arcplan_sandbox::{Sandbox, SandboxOptions};
 
 pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
+        // (cluster, resource group) of the file's clusters, for `copy-onboarding`.
+        let mut clusters: Vec<(String, String)> = Vec::new();
         let mut opts = match &args.file {
             Some(f) => match context::load(out, f) {
-                Ok(l) => context::sandbox_options(&l),
+                Ok(l) => {
+                    clusters = (l.config.clusters.iter())
+                        .map(|c| (c.name.clone(), c.resource_group.clone()))
+                        .collect();
+                    context::sandbox_options(&l)
+                }
                 Err(_) => return Ok(Outcome::Failed),
             },
             None => SandboxOptions::default(),
         };
         opts.seed = args.seed;
+        opts.agents.interval = args.agents_interval;
         opts.latency = args.latency;
         opts.fault_rate = args.fault_rate;
         if args.throttle {
@@ -59,11 +67,61 @@ pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
             try_line(args),
             kubeconfig.display(),
         ));
-        let _ = tokio::signal::ctrl_c().await;
+        if args.control {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = control(&sb, &clusters) => {}
+            }
+        } else {
+            let _ = tokio::signal::ctrl_c().await;
+        }
         sb.shutdown().await;
         out.stdout("sandbox stopped; its state is gone");
         Ok(Outcome::Ok)
     })
+}
+
+/// `--control`: answers commands on stdin, one line each, until its end.
+async fn control(sb: &Sandbox, clusters: &[(String, String)]) {
+    use std::io::Write as _;
+    use tokio::io::AsyncBufReadExt as _;
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let answer = match words.as_slice() {
+            ["copy-onboarding", from] => {
+                let to: Vec<(String, String)> =
+                    clusters.iter().filter(|c| c.0 != *from).cloned().collect();
+                match sb
+                    .copy_onboarding(from, &to, std::time::Duration::from_secs(1800))
+                    .await
+                {
+                    Ok(()) => format!("ok {} clusters", to.len()),
+                    Err(e) => format!("error {e}"),
+                }
+            }
+            ["faults", latency, throttle] => match crate::cli::parse_duration(latency) {
+                Ok(l) => {
+                    sb.faults().set_latency(l, std::time::Duration::ZERO);
+                    sb.faults().set_throttle(if *throttle == "on" {
+                        arcplan_sandbox::faults::ThrottleOptions::arm_like()
+                    } else {
+                        Default::default()
+                    });
+                    "ok".to_string()
+                }
+                Err(e) => format!("error {e}"),
+            },
+            ["requests"] => {
+                let c = sb.request_counts();
+                serde_json::json!({"entra": c.entra, "arm": c.arm, "kube": c.kube}).to_string()
+            }
+            _ => format!("error unknown command `{line}`"),
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{answer}");
+        let _ = stdout.flush();
+    }
 }
 
 /// The command the banner suggests: apply the file the sandbox serves, against this sandbox.

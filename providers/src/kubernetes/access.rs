@@ -138,6 +138,7 @@ pub(crate) async fn connect(
     r: &ClusterRef,
     opts: &KubernetesProviderOptions,
     parsed: &KubeconfigCache,
+    transports: &super::transport::Transports,
 ) -> Result<Cluster, Diagnostic> {
     let paths = kubeconfig_paths(r, opts)?;
     let shown = display_paths(&paths);
@@ -251,21 +252,31 @@ pub(crate) async fn connect(
     config.read_timeout = Some(timeouts.response);
     config.write_timeout = Some(timeouts.response);
     let server = config.cluster_url.to_string();
-    let client = kube::client::ClientBuilder::try_from(config)
-        .map_err(|e| {
-            Diagnostic::error(
-                "k8s-client",
-                format!(
-                    "cannot build a Kubernetes client for context `{context}` in {shown} ({server}): {e}"
-                ),
-            )
-            .with_hint("check the context's TLS settings (certificate-authority, client certificate)")
-        })?
-        .with_layer(&tower::buffer::BufferLayer::new(1024))
-        .with_layer(&tower::retry::RetryLayer::new(
-            super::retry::TransientRetry::default().with_response_timeout(timeouts.response),
-        ))
-        .build();
+    let cannot_build = |e: kube::Error| {
+        Diagnostic::error(
+            "k8s-client",
+            format!(
+                "cannot build a Kubernetes client for context `{context}` in {shown} ({server}): {e}"
+            ),
+        )
+        .with_hint("check the context's TLS settings (certificate-authority, client certificate)")
+    };
+    let retry = super::retry::TransientRetry::default().with_response_timeout(timeouts.response);
+    let default_ns = config.default_namespace.clone();
+    // The transport shared by the contexts with the same TLS settings; a context with its own
+    // client certificate, exec plugin or proxy gets kube's own stack (buffered, so that the
+    // retry layer can clone it).
+    let client = match transports
+        .service(&config, retry.clone())
+        .map_err(&cannot_build)?
+    {
+        Some(service) => kube::client::ClientBuilder::new(service, default_ns).build(),
+        None => kube::client::ClientBuilder::try_from(config)
+            .map_err(&cannot_build)?
+            .with_layer(&tower::buffer::BufferLayer::new(1024))
+            .with_layer(&tower::retry::RetryLayer::new(retry))
+            .build(),
+    };
     let rights = ["create", "delete"]
         .into_iter()
         .map(|v| (v, OnceCell::new()))
@@ -495,6 +506,7 @@ pub fn is_conflict(e: &kube::Error) -> bool {
 pub(crate) struct ClusterCache {
     by_ref: tokio::sync::Mutex<HashMap<ClusterRef, Arc<OnceCell<Arc<Cluster>>>>>,
     parsed: KubeconfigCache,
+    transports: super::transport::Transports,
 }
 
 impl ClusterCache {
@@ -507,15 +519,64 @@ impl ClusterCache {
             let mut map = self.by_ref.lock().await;
             map.entry(r.clone()).or_default().clone()
         };
-        cell.get_or_try_init(|| async { connect(r, opts, &self.parsed).await.map(Arc::new) })
-            .await
-            .cloned()
+        cell.get_or_try_init(|| async {
+            connect(r, opts, &self.parsed, &self.transports)
+                .await
+                .map(Arc::new)
+        })
+        .await
+        .cloned()
     }
 }
 
 /// Parsed kubeconfigs by their path list, shared by every cluster of a run.
 pub(crate) type KubeconfigCache =
     tokio::sync::Mutex<HashMap<Vec<PathBuf>, Arc<OnceCell<Arc<Kubeconfig>>>>>;
+
+/// Reads one kubeconfig file as `Kubeconfig::read_from` does (its documents merged, relative file
+/// paths taken against its directory), with a YAML budget that grows with the file: a fleet's
+/// kubeconfig of 10,000 contexts has more nodes than the parser's default limit of 250,000.
+pub fn read_kubeconfig(p: &Path) -> Result<Kubeconfig, String> {
+    let text = std::fs::read_to_string(p).map_err(|e| e.to_string())?;
+    // A YAML node takes at least a few bytes of text, so this bounds the nodes of any file
+    // without letting a small file expand (the other limits, aliases included, stay).
+    let nodes = text.len() / 4;
+    let mut budget = serde_saphyr::Budget::default();
+    if nodes <= budget.max_nodes {
+        return Kubeconfig::read_from(p).map_err(|e| e.to_string());
+    }
+    budget.max_nodes = nodes;
+    budget.max_events = budget.max_events.max(nodes * 2);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    let docs: Vec<Kubeconfig> = serde_saphyr::from_multiple_with_options(&text, options)
+        .map_err(|e| format!("failed to parse kubeconfig YAML: {e}"))?;
+    let dir = p.parent().unwrap_or(Path::new("."));
+    let absolute = |f: &mut Option<String>| {
+        if let Some(path) = f.as_deref()
+            && Path::new(path).is_relative()
+        {
+            *f = Some(dir.join(path).display().to_string());
+        }
+    };
+    let mut merged = Kubeconfig::default();
+    for mut kc in docs {
+        for c in kc.clusters.iter_mut().filter_map(|n| n.cluster.as_mut()) {
+            absolute(&mut c.certificate_authority);
+        }
+        for a in kc
+            .auth_infos
+            .iter_mut()
+            .filter_map(|n| n.auth_info.as_mut())
+        {
+            absolute(&mut a.client_certificate);
+            absolute(&mut a.client_key);
+            absolute(&mut a.token_file);
+        }
+        merged = merged.merge(kc).map_err(|e| e.to_string())?;
+    }
+    Ok(merged)
+}
 
 /// Reads and merges kubeconfig files (off the async threads).
 async fn parse_kubeconfigs(
@@ -534,7 +595,7 @@ async fn parse_kubeconfigs(
                     "set `kubeconfig:` on the cluster entry (relative paths are taken from the configuration file's directory), or KUBECONFIG, or write ~/.kube/config",
                 ));
             }
-            let kc = Kubeconfig::read_from(p).map_err(|e| {
+            let kc = read_kubeconfig(p).map_err(|e| {
                 Diagnostic::error(
                     "k8s-kubeconfig-invalid",
                     format!("cannot read kubeconfig {}: {e}", p.display()),
@@ -618,9 +679,14 @@ mod tests {
             kubeconfig: Some("nope.yaml".into()),
             context: None,
         };
-        let d = connect(&missing, &o, &KubeconfigCache::default())
-            .await
-            .unwrap_err();
+        let d = connect(
+            &missing,
+            &o,
+            &KubeconfigCache::default(),
+            &Default::default(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(d.code, "k8s-kubeconfig-missing");
         assert!(d.message.contains("nope.yaml"), "{}", d.message);
         std::fs::write(
@@ -632,7 +698,7 @@ mod tests {
             kubeconfig: Some("kc".into()),
             context: Some("admn".into()),
         };
-        let d = connect(&wrong, &o, &KubeconfigCache::default())
+        let d = connect(&wrong, &o, &KubeconfigCache::default(), &Default::default())
             .await
             .unwrap_err();
         assert_eq!(d.code, "k8s-context-missing");
@@ -642,8 +708,46 @@ mod tests {
             kubeconfig: Some("kc".into()),
             context: None,
         };
-        let c = connect(&ok, &o, &KubeconfigCache::default()).await.unwrap();
+        let c = connect(&ok, &o, &KubeconfigCache::default(), &Default::default())
+            .await
+            .unwrap();
         assert_eq!(c.context, "admin");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_fleet_sized_kubeconfig_is_read_past_the_default_yaml_budget() {
+        // 12,000 contexts: more YAML nodes than the parser allows by default (250,000).
+        let dir = std::env::temp_dir().join(format!("arcplan-kc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut y = String::from("apiVersion: v1\nkind: Config\nclusters:\n");
+        let n = 12_000;
+        for i in 0..n {
+            y.push_str(&format!("- name: c{i}\n  cluster:\n    server: https://127.0.0.1:1/clusters/c{i}\n    certificate-authority: ca.pem\n"));
+        }
+        y.push_str("contexts:\n");
+        for i in 0..n {
+            y.push_str(&format!("- name: c{i}\n  context:\n    cluster: c{i}\n    user: u{i}\n    namespace: default\n"));
+        }
+        y.push_str("users:\n");
+        for i in 0..n {
+            y.push_str(&format!("- name: u{i}\n  user:\n    token: t{i}\n"));
+        }
+        let path = dir.join("kubeconfig");
+        std::fs::write(&path, &y).unwrap();
+        assert!(
+            Kubeconfig::read_from(&path).is_err(),
+            "the default budget refuses it"
+        );
+        let kc = read_kubeconfig(&path).expect("read");
+        assert_eq!(kc.contexts.len(), n);
+        let ca = kc.clusters[7]
+            .cluster
+            .as_ref()
+            .unwrap()
+            .certificate_authority
+            .clone();
+        assert_eq!(ca, Some(dir.join("ca.pem").display().to_string()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -37,6 +37,7 @@ pub mod ownership;
 pub mod readiness;
 pub mod retry;
 mod run_lock;
+mod transport;
 
 /// The agents' kind module, under the name callers know.
 pub use kinds::arc_agents as agents;

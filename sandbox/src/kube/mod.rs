@@ -191,6 +191,10 @@ pub struct KubeOptions {
     pub server_address: String,
     /// How many past watch events are kept for watches that start from an older resourceVersion.
     pub watch_history: usize,
+    /// How many bytes of past watch events (as compact JSON) are kept at most (default 64 KiB):
+    /// an idle or quiet cluster keeps all of its recent changes, a busy one its newest, and a
+    /// watch from before them gets 410 Gone, as from an apiserver whose watch cache moved on.
+    pub watch_history_bytes: usize,
 }
 
 impl Default for KubeOptions {
@@ -206,6 +210,7 @@ impl Default for KubeOptions {
             no_rights_token: None,
             server_address: "127.0.0.1:6443".into(),
             watch_history: 2000,
+            watch_history_bytes: 64 * 1024,
         }
     }
 }
@@ -241,7 +246,9 @@ pub(crate) struct Shared {
     pub no_rights_token: String,
     pub requests: AtomicU64,
     pub state: Mutex<store::Store>,
-    pub events: broadcast::Sender<WatchEvent>,
+    /// The channel to watchers, made by the first watch: a cluster nobody watches has none (one
+    /// costs about 0.6 MB).
+    pub events: std::sync::OnceLock<broadcast::Sender<WatchEvent>>,
 }
 
 /// The Kubernetes API emulator. Cheap to clone; all clones share one state.
@@ -273,18 +280,17 @@ impl KubeApi {
     pub fn new(opts: KubeOptions) -> Self {
         let admin_token = opts.admin_token.clone().unwrap_or_else(random_token);
         let no_rights_token = opts.no_rights_token.clone().unwrap_or_else(random_token);
-        let (events, _) = broadcast::channel(4096);
         let api = KubeApi {
             shared: Arc::new(Shared {
                 admin_token,
                 no_rights_token,
                 requests: AtomicU64::new(0),
                 state: Mutex::new({
-                    let mut store = store::Store::new(opts.watch_history);
+                    let mut store = store::Store::new(opts.watch_history, opts.watch_history_bytes);
                     store.namespace_name_label = opts.version.minor_number() >= 21;
                     store
                 }),
-                events,
+                events: std::sync::OnceLock::new(),
                 opts,
             }),
         };
@@ -311,9 +317,20 @@ impl KubeApi {
     }
 
     pub(crate) fn publish(&self, events: Vec<WatchEvent>) {
+        let Some(tx) = self.shared.events.get() else {
+            return;
+        };
         for e in events {
-            let _ = self.shared.events.send(e);
+            let _ = tx.send(e);
         }
+    }
+
+    /// A receiver of every change from now on (the channel is made on the first call).
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<WatchEvent> {
+        self.shared
+            .events
+            .get_or_init(|| broadcast::channel(4096).0)
+            .subscribe()
     }
 
     /// The HTTP router serving the whole API (bearer-token authentication included).

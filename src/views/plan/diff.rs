@@ -158,9 +158,9 @@ pub(super) fn resource_lines(c: &Change, color: bool) -> Vec<Line> {
         body: format!("{} {{", paint(BOLD, &addr, color)),
     });
     let (before, after, mode) = match c.action {
-        Action::Create | Action::Read => (None, c.after.as_ref(), Mode::Create),
+        Action::Create | Action::Read => (None, c.planned_after(), Mode::Create),
         Action::Delete => (c.before.as_ref(), None, Mode::Delete),
-        _ => (c.before.as_ref(), c.after.as_ref(), Mode::Diff),
+        _ => (c.before.as_ref(), c.planned_after(), Mode::Diff),
     };
     let whole = match mode {
         Mode::Delete => before,

@@ -127,8 +127,8 @@ pub fn json(plan: &Plan) -> Value {
 }
 
 fn change_json(c: &Change) -> Value {
-    let side = |v: &Option<Value>, unknown: bool| {
-        v.as_ref().map_or(Value::Null, |v| {
+    let side = |v: Option<&Value>, unknown: bool| {
+        v.map_or(Value::Null, |v| {
             let mut v = v.clone();
             strip(&mut v, &c.sensitive_paths);
             if unknown {
@@ -137,7 +137,7 @@ fn change_json(c: &Change) -> Value {
             v
         })
     };
-    let sensitive = |v: &Option<Value>| {
+    let sensitive = |v: Option<&Value>| {
         if v.is_some() {
             flags(&c.sensitive_paths)
         } else {
@@ -151,11 +151,11 @@ fn change_json(c: &Change) -> Value {
         "name": c.address.name,
         "change": {
             "actions": actions(c.action),
-            "before": side(&c.before, false),
-            "after": side(&c.after, true),
+            "before": side(c.before.as_ref(), false),
+            "after": side(c.planned_after(), true),
             "after_unknown": flags(&c.after_unknown),
-            "before_sensitive": sensitive(&c.before),
-            "after_sensitive": sensitive(&c.after),
+            "before_sensitive": sensitive(c.before.as_ref()),
+            "after_sensitive": sensitive(c.planned_after()),
             "replace_paths": c.replace_paths.iter().map(|p| steps(p)).collect::<Vec<_>>(),
         },
     });

@@ -159,7 +159,7 @@ pub(super) async fn watch(api: &KubeApi, q: &Query, t: &Target) -> Result<Respon
         .unwrap_or(1800)
         .min(3600);
     let requested_rv = q.get("resourceVersion").cloned().unwrap_or_default();
-    let rx = api.shared.events.subscribe();
+    let rx = api.subscribe();
     let mut initial: Vec<Bytes> = Vec::new();
     let last_rv;
     {

@@ -72,13 +72,50 @@ pub enum Mgr {
     Apply(Vec<ManagerEntry>),
 }
 
+/// A past change as kept for watches that resume from an older resourceVersion: the object as
+/// compact JSON (several times smaller than the parsed value), parsed again only on a replay.
+struct PastEvent {
+    rv: u64,
+    kind: &'static str,
+    group: String,
+    plural: String,
+    namespace: String,
+    object: Box<[u8]>,
+}
+
+impl PastEvent {
+    /// Bytes it holds (what the history's byte bound counts).
+    fn size(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.object.len()
+            + self.group.len()
+            + self.plural.len()
+            + self.namespace.len()
+    }
+
+    fn event(&self) -> WatchEvent {
+        WatchEvent {
+            rv: self.rv,
+            kind: self.kind,
+            group: self.group.clone(),
+            plural: self.plural.clone(),
+            namespace: self.namespace.clone(),
+            object: serde_json::from_slice(&self.object).unwrap_or(Value::Null),
+        }
+    }
+}
+
 /// All objects and the resourceVersion counter.
 pub struct Store {
     /// The last resourceVersion handed out.
     pub rv: u64,
     objects: BTreeMap<Key, Value>,
-    history: VecDeque<WatchEvent>,
+    /// The newest changes, bounded both in number and in bytes, like the apiserver's watch cache:
+    /// a watch from a resourceVersion older than the first kept is answered 410 Gone.
+    history: VecDeque<PastEvent>,
     history_cap: usize,
+    history_cap_bytes: usize,
+    history_bytes: usize,
     /// Whether namespaces get the `kubernetes.io/metadata.name` label (servers from v1.21 on).
     pub namespace_name_label: bool,
 }
@@ -156,13 +193,15 @@ fn reset_paths(def: &ResourceDef, ctx: &Ctx) -> Vec<Vec<String>> {
 }
 
 impl Store {
-    /// An empty store.
-    pub fn new(history_cap: usize) -> Self {
+    /// An empty store keeping at most `history_cap` past events and `history_cap_bytes` of them.
+    pub fn new(history_cap: usize, history_cap_bytes: usize) -> Self {
         Store {
             rv: 0,
             objects: BTreeMap::new(),
             history: VecDeque::new(),
             history_cap,
+            history_cap_bytes,
+            history_bytes: 0,
             namespace_name_label: false,
         }
     }
@@ -199,13 +238,34 @@ impl Store {
         if rv < self.rv && self.history.is_empty() {
             return None;
         }
-        Some(self.history.iter().filter(|e| e.rv > rv).cloned().collect())
+        Some(
+            self.history
+                .iter()
+                .filter(|e| e.rv > rv)
+                .map(PastEvent::event)
+                .collect(),
+        )
     }
 
     fn record(&mut self, ev: WatchEvent) -> WatchEvent {
-        self.history.push_back(ev.clone());
-        while self.history.len() > self.history_cap {
-            self.history.pop_front();
+        let past = PastEvent {
+            rv: ev.rv,
+            kind: ev.kind,
+            group: ev.group.clone(),
+            plural: ev.plural.clone(),
+            namespace: ev.namespace.clone(),
+            object: serde_json::to_vec(&ev.object)
+                .unwrap_or_default()
+                .into_boxed_slice(),
+        };
+        self.history_bytes += past.size();
+        self.history.push_back(past);
+        while self.history.len() > self.history_cap
+            || (self.history_bytes > self.history_cap_bytes && self.history.len() > 1)
+        {
+            if let Some(old) = self.history.pop_front() {
+                self.history_bytes -= old.size();
+            }
         }
         ev
     }
