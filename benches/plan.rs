@@ -26,13 +26,18 @@
 //! 4. the peak resident memory (VmHWM from /proc) of the plan process and of the sandbox
 //!    process (idle, before any cluster is onboarded, and at the end), and the time `validate`
 //!    spends loading and checking the N-cluster file (in process, best of five);
-//! 5. requests that failed for throttling.
+//! 5. requests that failed for throttling;
+//! 6. the same plan as [`SHARDS`] processes at once (`--shard K/4`, one subscription: many
+//!    subscriptions in one file are not built), their wall time next to the one process's
+//!    (`shard_speedup_N`), and whether the union of their plans is the unsharded plan: the same
+//!    own changes, every resource planned (`shard_union_equal`).
 //!
 //! The last line printed is one JSON object with these figures under stable names: those of the
 //! first fleet unsuffixed (`plan_ratio`, `speedup`, `peak_rss_mb`, ...) and, for each fleet size
 //! N, `client_rss_mb_N`, `sandbox_rss_mb_N`, `sandbox_idle_rss_mb_N`, `plan_wall_s_N`,
-//! `plan_ratio_N` and `speedup_N`; `client_rss_mb_10000`, `sandbox_rss_mb_10000`,
-//! `plan_ratio_500` and `speedup_500` are always present (null when not measured). Timings are
+//! `plan_ratio_N`, `speedup_N` and `shard_speedup_N`; `client_rss_mb_10000`, `sandbox_rss_mb_10000`,
+//! `plan_ratio_500`, `speedup_500`, `shard_speedup_10000` are always present (null when not
+//! measured), as are `shard_union_equal` (every fleet's) and `throttle_failures` (all runs'). Timings are
 //! figures to compare in one run on one machine, never pass/fail assertions.
 
 use serde_json::{Map, Value, json};
@@ -211,13 +216,16 @@ fn main() {
         "sandbox_rss_mb_10000",
         "plan_ratio_500",
         "speedup_500",
+        "shard_speedup_10000",
     ] {
         figures.insert(key.into(), Value::Null);
     }
+    let mut union_equal = true;
     let mut throttle_failures = 0usize;
     for (i, &n) in o.sizes.iter().enumerate() {
         let f = fleet(n, &o, i == 0);
         throttle_failures += f["throttle_failures"].as_u64().unwrap_or(0) as usize;
+        union_equal &= f["shard_union_equal"] == true;
         for (k, v) in [
             ("client_rss_mb", "peak_rss_mb"),
             ("sandbox_rss_mb", "sandbox_rss_mb"),
@@ -225,6 +233,7 @@ fn main() {
             ("plan_wall_s", "plan_wall_s"),
             ("plan_ratio", "plan_ratio"),
             ("speedup", "speedup"),
+            ("shard_speedup", "shard_speedup"),
         ] {
             figures.insert(format!("{k}_{n}"), f[v].clone());
         }
@@ -235,8 +244,89 @@ fn main() {
         }
     }
     figures.insert("throttle_failures".into(), json!(throttle_failures));
+    figures.insert("shard_union_equal".into(), json!(union_equal));
     figures.insert("fleet_sizes".into(), json!(o.sizes));
     println!("{}", Value::Object(figures));
+}
+
+/// How many shard processes the sharded plan runs.
+const SHARDS: usize = 4;
+
+/// (address, action) of every change a `plan --json` document makes itself, and every address it
+/// plans.
+fn plan_sets(
+    doc: &Value,
+) -> (
+    std::collections::BTreeSet<(String, String)>,
+    std::collections::BTreeSet<String>,
+) {
+    let mut own = std::collections::BTreeSet::new();
+    let mut all = std::collections::BTreeSet::new();
+    for c in doc["resource_changes"].as_array().into_iter().flatten() {
+        let address = c["address"].as_str().unwrap_or_default().to_owned();
+        let actions = c["change"]["actions"].to_string();
+        if actions != r#"["no-op"]"# && actions != r#"["read"]"# {
+            own.insert((address.clone(), actions));
+        }
+        all.insert(address);
+    }
+    (own, all)
+}
+
+/// Step 6: the fleet plan as [`SHARDS`] processes at once; (wall of all, union equal).
+fn sharded(fleet: &str, sd: &str, p: &str) -> (f64, bool, usize) {
+    let started = Instant::now();
+    let runs: Vec<Run> = std::thread::scope(|s| {
+        let handles: Vec<_> = (1..=SHARDS)
+            .map(|k| {
+                let shard = format!("{k}/{SHARDS}");
+                s.spawn(move || {
+                    arcplan(&[
+                        "plan",
+                        "-f",
+                        fleet,
+                        "--sandbox-dir",
+                        sd,
+                        "--json",
+                        "--parallelism",
+                        p,
+                        "--shard",
+                        &shard,
+                    ])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let wall = started.elapsed().as_secs_f64();
+    let whole = arcplan(&[
+        "plan",
+        "-f",
+        fleet,
+        "--sandbox-dir",
+        sd,
+        "--json",
+        "--parallelism",
+        p,
+    ]);
+    let doc = |r: &Run| -> Value {
+        let text: String = r.lines.iter().map(|(_, l)| l.as_str()).collect();
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("plan --json: {e}\n{}", r.tail()))
+    };
+    let (want_own, want_all) = plan_sets(&doc(&whole));
+    let (mut own, mut all) = (
+        std::collections::BTreeSet::new(),
+        std::collections::BTreeSet::new(),
+    );
+    let mut failures = 0;
+    for r in &runs {
+        assert_eq!(r.code, 0, "a shard's plan failed:\n{}", r.tail());
+        failures += r.text().matches("TooManyRequests").count();
+        let (o, a) = plan_sets(&doc(r));
+        own.extend(o);
+        all.extend(a);
+    }
+    (wall, own == want_own && all == want_all, failures)
 }
 
 /// Measures one fleet of `n` clusters (the one-cluster no-op plan and the sequential run only
@@ -348,6 +438,14 @@ fn fleet(n: usize, o: &Opts, first: bool) -> Value {
     );
     eprintln!("4. peak RSS of the plan: {rss:.1} MiB");
 
+    // 6. The same plan as SHARDS processes at once.
+    let (shard_wall, union_equal, shard_throttled) = sharded(&fleet_s, &sd, &p);
+    eprintln!(
+        "6. the same plan as {SHARDS} shards at once: {shard_wall:.2} s (one process {wall:.2} s: {:.2}x); union of their plans equal to the unsharded plan: {union_equal}",
+        wall / shard_wall
+    );
+    let throttle_failures = throttle_failures + shard_throttled;
+
     // 3. The same, one resource at a time.
     let sequential = if !(first && o.sequential) {
         f64::NAN
@@ -401,5 +499,8 @@ fn fleet(n: usize, o: &Opts, first: bool) -> Value {
         "sandbox_idle_rss_mb": round(idle_rss),
         "validate_ms": round(best),
         "throttle_failures": throttle_failures,
+        "shard_speedup": round(wall / shard_wall),
+        "shard_union_equal": union_equal,
+        "shard_subscriptions": 1,
     })
 }
