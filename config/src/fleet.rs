@@ -267,6 +267,9 @@ fn set_file(n: &mut Node, file: u16) {
 fn csv_rows(text: &str, file: u16, shown: &str) -> Result<Rows, Diagnostic> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        // A row may leave out trailing empty cells; one with more cells than the header is an
+        // error below.
+        .flexible(true)
         .trim(csv::Trim::All)
         .from_reader(text.as_bytes());
     let bad = |line: u64, message: String| {
@@ -299,6 +302,16 @@ fn csv_rows(text: &str, file: u16, shown: &str) -> Result<Rows, Diagnostic> {
             bad(line, e.to_string())
         })?;
         let line = record.position().map(|p| p.line()).unwrap_or(0);
+        if record.len() > headers.len() {
+            return Err(bad(
+                line,
+                format!(
+                    "the row has {} cells, the header names {} fields",
+                    record.len(),
+                    headers.len()
+                ),
+            ));
+        }
         let columns = field_columns(
             lines
                 .get(line.saturating_sub(1) as usize)

@@ -164,6 +164,15 @@ pub fn load_str(text: &str, file: &str) -> Result<Loaded, Diagnostics> {
         .unwrap_or(std::path::Path::new(""));
     let (expanded, expansion) = fleet::expand(&mut tree, &mut files, base);
     diags.extend(expanded);
+    // A secret written in an inventory row.
+    if !expansion.texts.is_empty() {
+        let main = files.0.first().cloned().unwrap_or_default();
+        for d in validate::inline_secrets(&tree, &files, text) {
+            if d.location.as_ref().is_some_and(|l| l.file != main) {
+                diags.push(d);
+            }
+        }
+    }
     let (structural, broken) = schema::check(&tree, &files);
     let structural = collapse_repeats(structural);
     for d in structural {

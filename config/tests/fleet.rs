@@ -201,6 +201,33 @@ fn a_yaml_inventory_keeps_its_positions_and_the_digest_covers_it() {
 }
 
 #[test]
+fn a_secret_in_an_inventory_row_is_refused_without_echoing_it() {
+    let file = fleet_copy("secret", |f, t| match f {
+        "fleet/stores.csv" => t
+            .replacen(
+                "name,resourceGroup,context,tags.store",
+                "name,resourceGroup,context,tags.store,agents.proxy.httpsProxy",
+                1,
+            )
+            .replacen(
+                "store-eastus-01,fleet-eastus,store-eastus-01,0001",
+                "store-eastus-01,fleet-eastus,store-eastus-01,0001,http://bot:hunter2@proxy:3128",
+                1,
+            ),
+        _ => t,
+    });
+    let d = load_file(&file).unwrap_err();
+    let s = d
+        .iter()
+        .find(|x| x.code == "inline-secret")
+        .unwrap_or_else(|| panic!("{d}"));
+    let at = s.location.as_ref().unwrap();
+    assert!(at.file.ends_with("fleet/stores.csv"), "{at}");
+    assert_eq!(at.line, 2);
+    assert!(!d.to_string().contains("hunter2"), "{d}");
+}
+
+#[test]
 fn a_file_without_fleet_keys_loads_as_before() {
     let text = std::fs::read_to_string(examples().join("quickstart.yaml")).unwrap();
     let loaded = load_str(&text, "q.yaml").unwrap();
