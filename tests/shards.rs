@@ -129,6 +129,16 @@ async fn the_union_of_shard_plans_is_the_unsharded_plan() {
         }
     }
 
+    // A saved shard plan still says which changes are another shard's (apply waits for them).
+    let waits = plans.iter().any(|p| {
+        let (code, out, _) = tokio::task::block_in_place(|| w.run(&["show", p]));
+        code == 0 && out.contains("Changes other runs own") && out.contains(": shard ")
+    });
+    assert!(
+        waits,
+        "some shard waits for another's resource group or registration"
+    );
+
     // The saved plans merge into one with the same changes.
     let mut args = vec!["show", "--merge", "--json"];
     args.extend(plans.iter().map(String::as_str));

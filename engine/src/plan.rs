@@ -270,6 +270,8 @@ struct ChangeOut<'a> {
     cascades_to: &'a [Address],
     #[serde(skip_serializing_if = "Option::is_none")]
     drift: Option<&'a Drift>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a Owner>,
 }
 
 impl Serialize for Change {
@@ -290,6 +292,7 @@ impl Serialize for Change {
             delete_after: &self.delete_after,
             cascades_to: &self.cascades_to,
             drift: self.drift.as_ref(),
+            owner: self.owner.as_ref(),
         }
         .serialize(s)
     }
@@ -564,6 +567,20 @@ mod tests {
         assert_eq!(v["changes"][0]["address"], "azure.resourceGroup.g0");
         let back = Plan::from_json(&v.to_string()).unwrap();
         assert_eq!(back, p);
+    }
+
+    /// Every field of a change survives a plan file, a sharded run's owner included (a saved
+    /// shard plan applied later must still wait for the other shard's change).
+    #[test]
+    fn a_saved_change_keeps_every_field() {
+        let mut p = plan(&[Action::Read]);
+        p.shard = Some("2/4".into());
+        p.changes[0].owner = Some(Owner {
+            shard: "shard 1/4".into(),
+            action: Action::Create,
+        });
+        let text = serde_json::to_string(&p).unwrap();
+        assert_eq!(Plan::from_json(&text).unwrap(), p, "{text}");
     }
 
     #[test]
