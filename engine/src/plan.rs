@@ -575,7 +575,26 @@ mod tests {
     fn a_saved_change_keeps_every_field() {
         let mut p = plan(&[Action::Read]);
         p.shard = Some("2/4".into());
-        p.changes[0].owner = Some(Owner {
+        let a: Address = "x.y.dep".parse().unwrap();
+        let c = &mut p.changes[0];
+        c.reason = Some(Reason::new(ReasonCode::Other, "why"));
+        c.before = Some(serde_json::json!({"b": 1}));
+        c.after = Some(serde_json::json!({"a": 2}));
+        c.after_unknown = vec!["/u".into()];
+        c.sensitive_paths = vec!["/s".into()];
+        c.replace_paths = vec!["/r".into()];
+        c.observed_version = Some("v1".into());
+        c.outputs = Some(serde_json::json!({"o": 3}));
+        c.desired = Some(serde_json::json!({"d": 4}));
+        c.depends_on = vec![a.clone()];
+        c.delete_after = vec![a.clone()];
+        c.cascades_to = vec![a];
+        c.drift = Some(Drift {
+            action: Action::Update,
+            message: "moved".into(),
+            attributed: false,
+        });
+        c.owner = Some(Owner {
             shard: "shard 1/4".into(),
             action: Action::Create,
         });

@@ -416,7 +416,7 @@ fn beat(
 }
 
 /// The repository of the agents' images; a tag after it is the agent version.
-const AGENT_REPOSITORY: &str = "mcr.microsoft.com/azurearck8s/";
+pub(crate) const AGENT_REPOSITORY: &str = "mcr.microsoft.com/azurearck8s/";
 
 /// The agents upgrade themselves to `version`, as Arc's agents do when their connected cluster
 /// pins one: every agent image in `azure-arc` gets that tag (the Deployments roll) and the

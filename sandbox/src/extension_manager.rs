@@ -47,8 +47,10 @@ pub(crate) fn reconcile(
             }));
         }
         let image = format!(
-            "mcr.microsoft.com/azurearck8s/{}:{}",
-            r.extension_type, r.version
+            "{}{}:{}",
+            crate::agents::AGENT_REPOSITORY,
+            r.extension_type,
+            r.version
         );
         let live = kube.get("apps/v1", "Deployment", Some(&r.namespace), &r.name);
         let current = live.as_ref().and_then(|d| {

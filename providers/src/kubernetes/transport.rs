@@ -41,7 +41,8 @@ type KubeService = tower::util::BoxService<Request<Body>, Response<Box<DynBody>>
 impl Transports {
     /// The service of a kube client for `config` on a shared transport, with `retry` around it;
     /// `None` when the context needs a stack of its own (a client certificate, an exec plugin or
-    /// a proxy), which the caller then builds as kube does.
+    /// a proxy), which the caller then builds as kube does. TLS verification is always on: a
+    /// context that turns it off was refused before a client is built (`access::connect`).
     pub(crate) fn service<P>(
         &self,
         config: &kube::Config,
@@ -62,7 +63,6 @@ impl Transports {
             || a.client_key_data.is_some()
             || a.exec.is_some()
             || config.proxy_url.is_some()
-            || config.accept_invalid_certs
         {
             return Ok(None);
         }
