@@ -317,3 +317,28 @@ async fn status_problems_suggest_apply_with_the_file_and_the_sandbox_dir() {
     );
     w.assert_no_secrets(&[]);
 }
+
+/// Tests start at once, so their worlds must never share a directory: with names derived from
+/// the clock, two worlds got one directory, the second sandbox's files replaced the first's, and
+/// the first test's runs reached the other test's sandbox (a lock planted there failed an
+/// unrelated apply). Each world's kubeconfig names its own sandbox's server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worlds_started_at_once_never_share_their_files() {
+    let worlds = futures::future::join_all((0..6).map(|_| World::start())).await;
+    let dirs: std::collections::BTreeSet<_> = worlds.iter().map(|w| w.dir.clone()).collect();
+    assert_eq!(dirs.len(), worlds.len(), "{dirs:?}");
+    for w in &worlds {
+        let kubeconfig = std::fs::read_to_string(w.dir.join("kubeconfig")).unwrap();
+        assert!(
+            kubeconfig.contains(&w.sandbox.kube_server()),
+            "{}: {kubeconfig}",
+            w.dir.display()
+        );
+    }
+    let kept: Vec<PathBuf> = worlds.iter().map(|w| w.dir.clone()).collect();
+    drop(worlds);
+    assert!(
+        kept.iter().all(|d| !d.exists()),
+        "a world's directory goes with it"
+    );
+}

@@ -9,14 +9,11 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn scratch(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "arcplan-inputs-{what}-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory (held by the test until it ends) and its path.
+fn scratch(what: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = scratch_dir(&format!("arcplan-inputs-{what}-"));
+    let path = dir.path().to_path_buf();
+    (dir, path)
 }
 
 /// Runs the binary, killing it (and failing) if it has not finished within `limit`.
@@ -61,7 +58,7 @@ fn validate(path: &std::path::Path, json: bool) -> (i32, String, String) {
 
 #[test]
 fn unicode_line_breaks_are_diagnosed_not_panicked_on() {
-    let dir = scratch("breaks");
+    let (_scratch, dir) = scratch("breaks");
     for (name, brk) in [("nel", "\u{85}"), ("ls", "\u{2028}"), ("ps", "\u{2029}")] {
         for text in [
             format!("apiVersion: arcplan/v1\nstack: {brk}\n"),
@@ -83,7 +80,7 @@ fn unicode_line_breaks_are_diagnosed_not_panicked_on() {
 #[cfg(unix)]
 #[test]
 fn devices_and_fifos_are_refused_without_blocking() {
-    let dir = scratch("fifo");
+    let (_scratch, dir) = scratch("fifo");
     let fifo = dir.join("plan.yaml");
     assert!(
         Command::new("mkfifo")
@@ -107,7 +104,7 @@ fn devices_and_fifos_are_refused_without_blocking() {
 
 #[test]
 fn inline_secrets_never_appear_in_validate_output() {
-    let dir = scratch("secret");
+    let (_scratch, dir) = scratch("secret");
     let quickstart = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
     let cases = [
         (
@@ -146,7 +143,7 @@ fn inline_secrets_never_appear_in_validate_output() {
 
 #[test]
 fn validate_shows_structural_and_semantic_problems_together() {
-    let dir = scratch("all");
+    let (_scratch, dir) = scratch("all");
     let text = std::fs::read_to_string(root().join(QUICKSTART))
         .unwrap()
         .replace("cloud: AzureCloud", "cloud: AzureClod")
@@ -211,7 +208,7 @@ async fn insecure_skip_tls_verify_in_the_kubeconfig_is_refused() {
 /// including when the file does not parse.
 #[test]
 fn secrets_never_appear_in_other_diagnostics_either() {
-    let dir = scratch("secret-other");
+    let (_scratch, dir) = scratch("secret-other");
     let quickstart = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
     let with = |credential: &str| quickstart.replace("credential: default", credential);
     let cases = [

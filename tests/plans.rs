@@ -258,8 +258,8 @@ async fn a_tampered_saved_plan_is_refused_by_show_and_apply() {
 /// reader.
 #[test]
 fn a_plan_file_that_is_not_a_bounded_regular_file_is_refused() {
-    let dir = std::env::temp_dir().join(format!("arcplan-planfile-{}", rand_suffix()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let scratch = scratch_dir("arcplan-planfile-");
+    let dir = scratch.path();
     let fifo = dir.join("fifo.plan");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -292,7 +292,6 @@ fn a_plan_file_that_is_not_a_bounded_regular_file_is_refused() {
             assert!(err.contains(expected), "{cmd} {path}: {err}");
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The ARM side keeps no record of arcplan's last apply, so a tag edited in the portal cannot be

@@ -61,20 +61,23 @@ pub struct Run {
     pub credential: String,
     /// Where the run goes, for the header.
     pub target: String,
-    /// Keeps an in-process sandbox alive for the run.
-    pub sandbox: Option<(Sandbox, PathBuf)>,
+    /// Keeps an in-process sandbox alive for the run, with the private directory of its files.
+    pub sandbox: Option<(Sandbox, tempfile::TempDir)>,
     /// The file and target of this run, for hints that suggest a command.
     pub invocation: Invocation,
     /// `--in-cluster`: the one cluster this run changes.
     pub in_cluster: Option<String>,
+    /// `--in-cluster`: the private directory of the generated kubeconfig, removed with the run.
+    pub in_cluster_files: Option<tempfile::TempDir>,
 }
 
 impl Run {
-    /// Stops an in-process sandbox and removes its files.
+    /// Stops an in-process sandbox and removes its files and the run's own.
     pub async fn finish(self) {
+        drop(self.in_cluster_files);
         if let Some((sb, dir)) = self.sandbox {
             sb.shutdown().await;
-            let _ = std::fs::remove_dir_all(dir);
+            drop(dir);
         }
     }
 }
@@ -312,8 +315,10 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
                         Diagnostic::error("sandbox", format!("cannot start the sandbox: {e}")),
                     )
                 })?;
-            let dir = std::env::temp_dir().join(format!("arcplan-sandbox-{}", std::process::id()));
-            let [ca, kubeconfig, _] = sb.write_files(&dir).map_err(|e| {
+            // A fresh private directory (never a guessable path in a shared /tmp, never another
+            // run's): two sandboxes of one process or one host cannot share their files.
+            let dir = private_dir("arcplan-sandbox-").map_err(|d| report(out, d))?;
+            let [ca, kubeconfig, _] = sb.write_files(dir.path()).map_err(|e| {
                 report(
                     out,
                     Diagnostic::error("sandbox", format!("cannot write the sandbox files: {e}")),
@@ -345,9 +350,11 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         }
         secret = Some(t.client_secret);
     }
+    let mut in_cluster_files = None;
     if let Some(name) = &target.in_cluster {
-        let server = in_cluster_target(&mut loaded, name).map_err(|d| report(out, d))?;
+        let (server, dir) = in_cluster_target(&mut loaded, name).map_err(|d| report(out, d))?;
         where_to.push_str(&format!("; cluster {name} from inside it ({server})"));
+        in_cluster_files = Some(dir);
     }
     let graph = arcplan_providers::kinds::lower(&loaded.config).map_err(|d| report(out, d))?;
     let env = move |k: &str| -> Option<String> {
@@ -383,7 +390,26 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         sandbox,
         invocation: Invocation::new(file, target),
         in_cluster: target.in_cluster.clone(),
+        in_cluster_files,
     })
+}
+
+/// A new directory under the temporary directory, created exclusively and readable by its
+/// owner only (removed when dropped).
+fn private_dir(prefix: &str) -> Result<tempfile::TempDir, Diagnostic> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| {
+            Diagnostic::error(
+                "io",
+                format!(
+                    "cannot create a directory in {}: {e}",
+                    std::env::temp_dir().display()
+                ),
+            )
+            .with_hint("set TMPDIR to a writable directory")
+        })
 }
 
 /// Where a pod finds its service account (the token and the cluster's CA).
@@ -391,10 +417,13 @@ const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount
 
 /// `--in-cluster NAME`: cluster NAME is reached the way a pod reaches its own API server
 /// (`KUBERNETES_SERVICE_HOST`/`_PORT`, the service account's CA and token, read by the client
-/// from their files, so no secret is copied): a kubeconfig naming them is written to the
-/// temporary directory and the cluster pointed at it. `ARCPLAN_SERVICE_ACCOUNT_DIR` overrides
+/// from their files, so no secret is copied): a kubeconfig naming them is written to a private
+/// directory of the run (returned, removed with it) and the cluster pointed at it. `ARCPLAN_SERVICE_ACCOUNT_DIR` overrides
 /// where the service account is mounted.
-fn in_cluster_target(loaded: &mut Loaded, name: &str) -> Result<String, Diagnostic> {
+fn in_cluster_target(
+    loaded: &mut Loaded,
+    name: &str,
+) -> Result<(String, tempfile::TempDir), Diagnostic> {
     let names: Vec<String> = loaded
         .config
         .clusters
@@ -454,10 +483,8 @@ fn in_cluster_target(loaded: &mut Loaded, name: &str) -> Result<String, Diagnost
         "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "service-account", "namespace": namespace.trim()}}],
         "current-context": "in-cluster",
     });
-    let path = std::env::temp_dir().join(format!(
-        "arcplan-in-cluster-{}.kubeconfig",
-        std::process::id()
-    ));
+    let dir = private_dir("arcplan-in-cluster-")?;
+    let path = dir.path().join("kubeconfig");
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&doc).unwrap_or_default(),
@@ -465,7 +492,7 @@ fn in_cluster_target(loaded: &mut Loaded, name: &str) -> Result<String, Diagnost
     .map_err(|e| Diagnostic::error("io", format!("cannot write {}: {e}", path.display())))?;
     cluster.kubeconfig = Some(path.display().to_string());
     cluster.context = Some("in-cluster".into());
-    Ok(server)
+    Ok((server, dir))
 }
 
 /// `ARCPLAN_LOCK_LEASE`: unset or empty means the provider's default; anything else must be a

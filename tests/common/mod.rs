@@ -14,6 +14,8 @@ pub const QUICKSTART: &str = "examples/quickstart.yaml";
 pub struct World {
     pub sandbox: Sandbox,
     pub dir: PathBuf,
+    /// Owns `dir` (removed with the world).
+    _scratch: tempfile::TempDir,
     /// Everything the binary printed, for the secret scan.
     pub transcript: std::cell::RefCell<String>,
 }
@@ -61,15 +63,13 @@ impl World {
             ..Default::default()
         };
         let sandbox = Sandbox::start(f(opts)).await.expect("sandbox");
-        let dir = std::env::temp_dir().join(format!(
-            "arcplan-e2e-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
+        let scratch = scratch_dir("arcplan-e2e-");
+        let dir = scratch.path().to_path_buf();
         sandbox.write_files(&dir).unwrap();
         World {
             sandbox,
             dir,
+            _scratch: scratch,
             transcript: Default::default(),
         }
     }
@@ -190,14 +190,15 @@ pub fn quickstart_fleet(dir: &Path, file: &str, names: &[impl AsRef<str>]) -> St
     path.display().to_string()
 }
 
-pub fn rand_suffix() -> String {
-    format!(
-        "{:x}",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .subsec_nanos()
-    )
+/// A new directory under the temporary directory, created exclusively (a name no other test,
+/// thread or process holds), removed when dropped. Names derived from the clock collided
+/// between two tests started at once: one world's sandbox files overwrote the other's, and a
+/// run reached the wrong sandbox.
+pub fn scratch_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .expect("a scratch directory")
 }
 
 pub fn root() -> PathBuf {
