@@ -27,10 +27,12 @@
 //!    process (idle, before any cluster is onboarded, and at the end), and the time `validate`
 //!    spends loading and checking the N-cluster file (in process, best of five);
 //! 5. requests that failed for throttling;
-//! 6. the same plan as [`SHARDS`] processes at once (`--shard K/4`, one subscription: many
-//!    subscriptions in one file are not built), their wall time next to the one process's
-//!    (`shard_speedup_N`), and whether the union of their plans is the unsharded plan: the same
-//!    own changes, every resource planned (`shard_union_equal`).
+//! 6. the same plan as [`SHARDS`] processes at once (`--shard K/4`), their wall time next to the
+//!    one process's (`shard_speedup_N`), and whether the union of their plans is the unsharded
+//!    plan: the same own changes, every resource planned (`shard_union_equal`).
+//!
+//! Every fleet is spread over four subscriptions (`SUBSCRIPTIONS`, [`GROUPS`] resource groups in
+//! each, `azure.subscription` first); the one-cluster file names only the first.
 //!
 //! The last line printed is one JSON object with these figures under stable names: those of the
 //! first fleet unsuffixed (`plan_ratio`, `speedup`, `peak_rss_mb`, ...) and, for each fleet size
@@ -50,9 +52,24 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// The resource groups of the benchmark fleet.
-fn bench_groups() -> Vec<String> {
-    (0..GROUPS).map(|g| format!("bench-rg-{g}")).collect()
+/// The subscriptions the benchmark fleet is spread over (the first is `azure.subscription`).
+const SUBSCRIPTIONS: [&str; 4] = [
+    SUB,
+    "4000e2af-0000-46d9-0000-4bdb12000001",
+    "5000e2af-0000-46d9-0000-4bdb12000002",
+    "6000e2af-0000-46d9-0000-4bdb12000003",
+];
+
+/// The resource groups of the benchmark fleet, as (subscription, name): [`GROUPS`] in each
+/// subscription, taken in turn, so the clusters (spread over the groups in turn) are spread over
+/// the subscriptions evenly.
+fn bench_groups() -> Vec<(String, String)> {
+    (0..GROUPS * SUBSCRIPTIONS.len())
+        .map(|g| {
+            let sub = SUBSCRIPTIONS[g % SUBSCRIPTIONS.len()];
+            (sub.to_owned(), format!("bench-rg-{g}"))
+        })
+        .collect()
 }
 
 /// Runs the release binary: (exit code, stdout+stderr, wall seconds, peak RSS in MiB).
@@ -336,11 +353,21 @@ fn fleet(n: usize, o: &Opts, first: bool) -> Value {
     let names: Vec<String> = (1..=n).map(|i| format!("c{i:05}")).collect();
     let dir = std::env::temp_dir().join(format!("arcplan-bench-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let one = dir.join("one.yaml");
-    let fleet = dir.join("fleet.yaml");
-    std::fs::write(&one, config("bench", &bench_groups(), &names[..1])).unwrap();
-    std::fs::write(&fleet, config("bench", &bench_groups(), &names)).unwrap();
+    let (one, setup, fleet) = (
+        dir.join("one.yaml"),
+        dir.join("setup.yaml"),
+        dir.join("fleet.yaml"),
+    );
+    let groups = bench_groups();
+    // The first cluster's file names only its own subscription's groups (its no-op plan is the
+    // quickstart's), the setup file every group (its apply makes them, and registers the
+    // providers, in every subscription).
+    let first_sub: Vec<_> = groups.iter().filter(|g| g.0 == SUB).cloned().collect();
+    std::fs::write(&one, config_across("bench", &first_sub, &names[..1])).unwrap();
+    std::fs::write(&setup, config_across("bench", &groups, &names[..1])).unwrap();
+    std::fs::write(&fleet, config_across("bench", &groups, &names)).unwrap();
     let (one_s, fleet_s) = (one.display().to_string(), fleet.display().to_string());
+    let setup_s = setup.display().to_string();
 
     eprintln!("benchmark: {n} clusters, {latency_ms} ms latency, ARM-like throttling");
     let started = Instant::now();
@@ -356,7 +383,7 @@ fn fleet(n: usize, o: &Opts, first: bool) -> Value {
     let (code, out, _, _) = run4(&[
         "apply",
         "-f",
-        &one_s,
+        &setup_s,
         "--sandbox-dir",
         &sd,
         "--auto-approve",
@@ -501,6 +528,6 @@ fn fleet(n: usize, o: &Opts, first: bool) -> Value {
         "throttle_failures": throttle_failures,
         "shard_speedup": round(wall / shard_wall),
         "shard_union_equal": union_equal,
-        "shard_subscriptions": 1,
+        "shard_subscriptions": SUBSCRIPTIONS.len(),
     })
 }

@@ -24,17 +24,30 @@ pub fn env_num(name: &str, default: u64) -> u64 {
 
 /// A file of `names` in `stack`, spread over `groups`, each on the sandbox context of its name.
 pub fn config(stack: &str, groups: &[String], names: &[String]) -> String {
+    let groups: Vec<(String, String)> =
+        groups.iter().map(|g| (SUB.to_owned(), g.clone())).collect();
+    config_across(stack, &groups, names)
+}
+
+/// Like [`config`], with groups given as (subscription, name): `azure.subscription` is [`SUB`],
+/// a group of another subscription names it (its clusters follow their group).
+pub fn config_across(stack: &str, groups: &[(String, String)], names: &[String]) -> String {
     let mut s = format!(
         "apiVersion: arcplan/v1\nstack: {stack}\nazure:\n  subscription: {SUB}\n  tenant: {TENANT}\nresourceProviders: [Microsoft.Kubernetes, Microsoft.KubernetesConfiguration, Microsoft.ExtendedLocation]\nresourceGroups:\n"
     );
-    for g in groups {
-        s.push_str(&format!("  - {{ name: {g}, location: eastus }}\n"));
+    for (sub, g) in groups {
+        let sub = if sub == SUB {
+            String::new()
+        } else {
+            format!(", subscription: {sub}")
+        };
+        s.push_str(&format!("  - {{ name: {g}, location: eastus{sub} }}\n"));
     }
     s.push_str("clusters:\n");
     for (i, n) in names.iter().enumerate() {
         s.push_str(&format!(
             "  - {{ name: {n}, context: {n}, resourceGroup: {}, agents: {{ installer: manifests }} }}\n",
-            groups[i % groups.len()]
+            groups[i % groups.len()].1
         ));
     }
     s

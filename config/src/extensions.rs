@@ -6,6 +6,7 @@
 use super::conventions::EXTENSION_SETTINGS_PREFIX as RESERVED_PREFIX;
 use super::known::EXTENSION_TYPES;
 use super::loaded::Loaded;
+use super::subscriptions::check;
 use super::yaml::Path;
 use super::{Cluster, ExtensionScope};
 use arcplan_engine::diag::{Diagnostic, Diagnostics};
@@ -324,16 +325,15 @@ pub(crate) fn check_custom_locations(loaded: &Loaded, out: &mut Diagnostics) {
                 .with_hint("add `Microsoft.ExtendedLocation` to `resourceProviders`"),
             );
         }
-        if cfg.resource_group(&l.resource_group).is_none() {
-            out.push(err(
-                "undeclared-resource-group",
-                format!(
-                    "custom location `{}` refers to resource group `{}`, which is not declared",
-                    l.name, l.resource_group
-                ),
-                &at.key("resourceGroup"),
-            ));
-        }
+        check::subscription_field(out, loaded, l.subscription.as_deref(), &at);
+        check::group_reference(
+            out,
+            loaded,
+            &format!("custom location `{}`", l.name),
+            l.subscription.as_deref(),
+            &l.resource_group,
+            &at,
+        );
         if !is_dns_label(&l.namespace) {
             out.push(err(
                 "invalid-name",

@@ -30,6 +30,7 @@ mod load;
 mod loaded;
 mod salvage;
 pub mod schema;
+mod subscriptions;
 mod types;
 pub mod validate;
 pub mod yaml;

@@ -78,6 +78,10 @@ pub struct CustomLocation {
     pub name: String,
     /// The resource group (declared in `resourceGroups`).
     pub resource_group: String,
+    /// The subscription (a GUID) it is in: default, the subscription of the one declared
+    /// resource group of that name, else `azure.subscription`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
     /// The region; defaults to the host cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
@@ -261,6 +265,10 @@ pub struct Access {
 pub struct ResourceGroup {
     /// The resource group name.
     pub name: String,
+    /// The subscription (a GUID) the group is in; defaults to `azure.subscription`. Groups of
+    /// one name may be declared in several subscriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
     /// The Azure region (required unless `existing: true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
@@ -280,6 +288,10 @@ pub struct Cluster {
     pub name: String,
     /// The resource group holding it (declared in `resourceGroups`).
     pub resource_group: String,
+    /// The subscription (a GUID) it is in: default, the subscription of the one declared
+    /// resource group of that name, else `azure.subscription`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription: Option<String>,
     /// The Azure region; defaults to the resource group's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
@@ -555,17 +567,10 @@ pub struct Proxy {
 }
 
 impl Config {
-    /// The declared resource group of that name, if any.
-    pub fn resource_group(&self, name: &str) -> Option<&ResourceGroup> {
-        self.resource_groups
-            .iter()
-            .find(|g| g.name.eq_ignore_ascii_case(name))
-    }
-
     /// A cluster's effective location: its own, or its resource group's.
     pub fn cluster_location<'a>(&'a self, cluster: &'a Cluster) -> Option<&'a str> {
         cluster.location.as_deref().or_else(|| {
-            self.resource_group(&cluster.resource_group)
+            self.group_of(cluster.subscription.as_deref(), &cluster.resource_group)
                 .and_then(|g| g.location.as_deref())
         })
     }

@@ -7,6 +7,7 @@
 use super::conventions::{EXTENSIONS_TAG, ONBOARDING_ROLES, STACK_TAG};
 use super::known::{DISTRIBUTIONS, INFRASTRUCTURES, REGIONS, unknown_value_hint};
 use super::loaded::{Files, Loaded, cluster_path};
+use super::subscriptions::check;
 use super::yaml::{Node, Path, Seg, Value};
 use super::{Cloud, Credential, Installer};
 use arcplan_engine::diag::{Diagnostic, Diagnostics, did_you_mean};
@@ -321,13 +322,20 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
                 &base.key("name"),
             ));
         }
-        if let Some(first) = groups.insert(g.name.to_ascii_lowercase(), i) {
+        check::subscription_field(&mut out, loaded, g.subscription.as_deref(), &base);
+        let key = format!(
+            "{}/{}",
+            cfg.group_subscription(g).to_ascii_lowercase(),
+            g.name.to_ascii_lowercase()
+        );
+        if let Some(first) = groups.insert(key, i) {
             out.push(
                 err(
                     "duplicate-name",
                     format!(
-                        "resource group `{}` is declared twice (first at resourceGroups[{first}]); names are case-insensitive in Azure",
-                        g.name
+                        "resource group `{}` is declared twice in subscription {} (first at resourceGroups[{first}]); names are case-insensitive in Azure",
+                        g.name,
+                        cfg.group_subscription(g)
                     ),
                     &base.key("name"),
                 ),
@@ -370,11 +378,6 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
     // Clusters.
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut contexts: HashMap<(Option<String>, Option<String>), usize> = HashMap::new();
-    let declared: Vec<&str> = cfg
-        .resource_groups
-        .iter()
-        .map(|g| g.name.as_str())
-        .collect();
     for (i, c) in cfg.clusters.iter().enumerate() {
         let base = cluster_path(i);
         if let Some(p) = cluster_name_problem(&c.name) {
@@ -394,25 +397,15 @@ pub fn validate(loaded: &Loaded) -> Diagnostics {
                 .with_hint("cluster names are their addresses (arc.connectedCluster.NAME) and must be unique in a file"),
             );
         }
-        let rg_path = base.key("resourceGroup");
-        if cfg.resource_group(&c.resource_group).is_none() {
-            let mut d = err(
-                "undeclared-resource-group",
-                format!(
-                    "cluster `{}` refers to resource group `{}`, which is not declared",
-                    c.name, c.resource_group
-                ),
-                &rg_path,
-            );
-            d = match did_you_mean(&c.resource_group, declared.iter().copied()) {
-                Some(s) => d.with_hint(format!("did you mean `{s}`?")),
-                None => d.with_hint(format!(
-                    "declare it under `resourceGroups` (with `existing: true` if it exists already): - {{ name: {}, location: eastus }}",
-                    c.resource_group
-                )),
-            };
-            out.push(d);
-        }
+        check::subscription_field(&mut out, loaded, c.subscription.as_deref(), &base);
+        check::group_reference(
+            &mut out,
+            loaded,
+            &format!("cluster `{}`", c.name),
+            c.subscription.as_deref(),
+            &c.resource_group,
+            &base,
+        );
         match (&c.location, cfg.cluster_location(c)) {
             (Some(l), _) => {
                 if let Some((msg, hint)) = location_problem(l) {

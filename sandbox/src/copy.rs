@@ -10,13 +10,13 @@ use tower::ServiceExt as _;
 impl Sandbox {
     /// Copies the onboarding of cluster `from` (its `azure-arc` namespace with the Secrets,
     /// ConfigMaps and Deployments in it, and its connected cluster with the same agent public key)
-    /// to each `(cluster, resource group)` of `to`, then waits up to `timeout` until the simulated
-    /// agents report every one of them Connected. The copies' `azure-clusterconfig` names their
-    /// own cluster and resource group. Writes go to the emulators directly, past fault injection.
+    /// to each `(cluster, subscription, resource group)` of `to`, then waits up to `timeout` until
+    /// the simulated agents report every one of them Connected. The copies' `azure-clusterconfig`
+    /// names their own cluster, subscription and resource group. Writes go to the emulators directly, past fault injection.
     pub async fn copy_onboarding(
         &self,
         from: &str,
-        to: &[(String, String)],
+        to: &[(String, String, String)],
         timeout: Duration,
     ) -> Result<(), String> {
         let first = self
@@ -44,7 +44,7 @@ impl Sandbox {
                 obj.remove("status");
             }
         }
-        let (sub, _, cc) = self
+        let (_, _, cc) = self
             .arm()
             .connected_clusters()
             .into_iter()
@@ -62,7 +62,7 @@ impl Sandbox {
         });
         let token = self.mint_token(&self.default_claims(Duration::from_secs(3600)));
         let router = self.arm().router();
-        for (name, rg) in to {
+        for (name, sub, rg) in to {
             let kube = self
                 .kube_for(name)
                 .ok_or_else(|| format!("no cluster {name}"))?;
@@ -71,6 +71,7 @@ impl Sandbox {
                 if o["kind"] == "ConfigMap" && o["metadata"]["name"] == "azure-clusterconfig" {
                     o["data"]["AZURE_RESOURCE_NAME"] = json!(name);
                     o["data"]["AZURE_RESOURCE_GROUP"] = json!(rg);
+                    o["data"]["AZURE_SUBSCRIPTION_ID"] = json!(sub);
                 }
                 kube.put(o).map_err(|e| format!("{name}: {e:?}"))?;
             }
@@ -93,7 +94,8 @@ impl Sandbox {
                 return Err(format!("{name}: connected cluster {}", resp.status()));
             }
         }
-        let names: std::collections::HashSet<&str> = to.iter().map(|(n, _)| n.as_str()).collect();
+        let names: std::collections::HashSet<&str> =
+            to.iter().map(|(n, _, _)| n.as_str()).collect();
         let started = Instant::now();
         loop {
             let connected = self

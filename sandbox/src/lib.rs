@@ -770,6 +770,7 @@ impl Sandbox {
                 "ARCPLAN_SUBSCRIPTION_ID",
                 self.subscription_ids.first().cloned().unwrap_or_default(),
             ),
+            ("ARCPLAN_SUBSCRIPTION_IDS", self.subscription_ids.join(",")),
             ("ARCPLAN_RESOURCE_MANAGER", self.resource_manager()),
             ("ARCPLAN_CA_BUNDLE", ca_path.display().to_string()),
             ("KUBECONFIG", kubeconfig_path.display().to_string()),

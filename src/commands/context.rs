@@ -38,6 +38,8 @@ pub struct SandboxTarget {
     ca_bundle: PathBuf,
     tenant: String,
     subscription: String,
+    /// Every subscription it serves (`subscription` first).
+    subscriptions: Vec<String>,
     client_id: String,
     client_secret: String,
     kubeconfig: PathBuf,
@@ -138,7 +140,9 @@ fn read_env_file(dir: &Path, file: &str) -> Result<HashMap<String, String>, Diag
 pub fn sandbox_options(loaded: &Loaded) -> SandboxOptions {
     let defaults = SandboxOptions::default();
     SandboxOptions {
-        subscription_ids: vec![loaded.config.azure.subscription.clone()],
+        subscription_ids: (loaded.config.subscriptions().into_iter())
+            .map(str::to_owned)
+            .collect(),
         tenant_id: loaded
             .config
             .azure
@@ -180,12 +184,20 @@ fn retarget(
     let contexts = kubeconfig_contexts(&t.kubeconfig);
     let single = loaded.config.clusters.len() == 1;
     let cfg = &mut loaded.config;
-    if !cfg.azure.subscription.eq_ignore_ascii_case(&t.subscription) {
+    let unserved: Vec<&str> = (cfg.subscriptions().into_iter())
+        .filter(|s| !t.subscriptions.iter().any(|x| x.eq_ignore_ascii_case(s)))
+        .collect();
+    if !cfg.azure.subscription.eq_ignore_ascii_case(&t.subscription) || !unserved.is_empty() {
         return Err(Diagnostic::error(
             "sandbox",
             format!(
-                "the sandbox serves subscription {}, the file names {}",
-                t.subscription, cfg.azure.subscription
+                "the sandbox serves subscription(s) {}, the file names {}",
+                t.subscriptions.join(", "),
+                if unserved.is_empty() {
+                    cfg.azure.subscription.clone()
+                } else {
+                    unserved.join(", ")
+                }
             ),
         )
         .with_hint(match &t.dir {
@@ -301,6 +313,13 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
                 ca_bundle: PathBuf::from(get("ARCPLAN_CA_BUNDLE")),
                 tenant: get("AZURE_TENANT_ID"),
                 subscription: get("ARCPLAN_SUBSCRIPTION_ID"),
+                // Written by sandboxes that serve several; an older file names one.
+                subscriptions: Some(get("ARCPLAN_SUBSCRIPTION_IDS"))
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or_else(|| get("ARCPLAN_SUBSCRIPTION_ID"))
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect(),
                 client_id: get("AZURE_CLIENT_ID"),
                 client_secret: get("AZURE_CLIENT_SECRET"),
                 kubeconfig: PathBuf::from(get("KUBECONFIG")),
@@ -332,6 +351,7 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
                 ca_bundle: ca,
                 tenant: sb.tenant_id().to_owned(),
                 subscription: sb.subscription_ids()[0].clone(),
+                subscriptions: sb.subscription_ids().to_vec(),
                 client_id: sb.client_id().to_owned(),
                 client_secret: sb.client_secret().to_owned(),
                 kubeconfig,
@@ -364,6 +384,7 @@ pub async fn prepare(out: &Output, file: &Path, target: &TargetArgs) -> Result<R
         arcplan_providers::azure::credential::process_env(k)
     };
     let settings = AzureSettings::new(&loaded.config.stack, &loaded.config.azure.subscription)
+        .with_subscriptions(&loaded.config.subscriptions())
         .with_secrets(&base_dir, Arc::new(env.clone()));
     let (azure, credential) = azure::from_config(&loaded.config, &base_dir, &env, settings)
         .map_err(|d| report(out, d))?;

@@ -8,13 +8,17 @@ use arcplan_sandbox::{Sandbox, SandboxOptions};
 
 pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
     super::runtime()?.block_on(async {
-        // (cluster, resource group) of the file's clusters, for `copy-onboarding`.
-        let mut clusters: Vec<(String, String)> = Vec::new();
+        // (cluster, subscription, resource group) of the file's clusters, for `copy-onboarding`.
+        let mut clusters: Vec<(String, String, String)> = Vec::new();
         let mut opts = match &args.file {
             Some(f) => match context::load(out, f) {
                 Ok(l) => {
-                    clusters = (l.config.clusters.iter())
-                        .map(|c| (c.name.clone(), c.resource_group.clone()))
+                    let cfg = &l.config;
+                    clusters = (cfg.clusters.iter())
+                        .map(|c| {
+                            let sub = cfg.cluster_subscription(c).to_owned();
+                            (c.name.clone(), sub, c.resource_group.clone())
+                        })
                         .collect();
                     context::sandbox_options(&l)
                 }
@@ -82,7 +86,7 @@ pub fn run(args: &SandboxArgs, out: &Output) -> Result<Outcome, Error> {
 }
 
 /// `--control`: answers commands on stdin, one line each, until its end.
-async fn control(sb: &Sandbox, clusters: &[(String, String)]) {
+async fn control(sb: &Sandbox, clusters: &[(String, String, String)]) {
     use std::io::Write as _;
     use tokio::io::AsyncBufReadExt as _;
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
@@ -90,7 +94,7 @@ async fn control(sb: &Sandbox, clusters: &[(String, String)]) {
         let words: Vec<&str> = line.split_whitespace().collect();
         let answer = match words.as_slice() {
             ["copy-onboarding", from] => {
-                let to: Vec<(String, String)> =
+                let to: Vec<(String, String, String)> =
                     clusters.iter().filter(|c| c.0 != *from).cloned().collect();
                 match sb
                     .copy_onboarding(from, &to, std::time::Duration::from_secs(1800))

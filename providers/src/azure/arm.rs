@@ -283,12 +283,13 @@ impl ArmClient {
 
     async fn send_inner(&self, req: &ArmRequest, allow_404: bool) -> Result<ArmResponse, ArmError> {
         let kind = req.kind();
+        let scope = super::budget::scope_of(req.url.path());
         let mut attempt = 0;
         loop {
             attempt += 1;
             let token = self.token(req).await?;
             let result = {
-                let _permit = self.budget.acquire(kind).await;
+                let _permit = self.budget.acquire(&scope, kind).await;
                 self.stats.sent.fetch_add(1, Ordering::Relaxed);
                 let mut b = self
                     .http
@@ -307,7 +308,7 @@ impl ArmClient {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    self.observe(&headers, kind);
+                    self.observe(&headers, &scope, kind);
                     let bytes = resp.bytes().await.unwrap_or_default();
                     let body: Value = if bytes.is_empty() {
                         Value::Null
@@ -325,8 +326,11 @@ impl ArmClient {
                     let retry_after = retry_after(&response.headers);
                     if status == 429 {
                         self.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                        self.budget
-                            .throttled(kind, retry_after.unwrap_or(Duration::from_secs(5)));
+                        self.budget.throttled(
+                            &scope,
+                            kind,
+                            retry_after.unwrap_or(Duration::from_secs(5)),
+                        );
                     }
                     // 409 AnotherOperationInProgress clears once the running operation ends.
                     let busy = status == 409
@@ -369,7 +373,7 @@ impl ArmClient {
         }
     }
 
-    fn observe(&self, headers: &HeaderMap, kind: Kind) {
+    fn observe(&self, headers: &HeaderMap, scope: &str, kind: Kind) {
         let name = match kind {
             Kind::Read => "x-ms-ratelimit-remaining-subscription-reads",
             Kind::Write => "x-ms-ratelimit-remaining-subscription-writes",
@@ -379,7 +383,7 @@ impl ArmClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
         {
-            self.budget.observe_remaining(kind, n);
+            self.budget.observe_remaining(scope, kind, n);
         }
     }
 
@@ -553,7 +557,7 @@ pub fn redact_error(s: &str) -> String {
         .join(" ")
 }
 
-/// A counter of requests for one subscription, shared by its clients.
+/// The request budget of a run's subscriptions, shared by its clients.
 pub fn shared_budget() -> Arc<Budget> {
     Arc::new(Budget::new(Default::default()))
 }

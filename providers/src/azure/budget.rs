@@ -1,4 +1,5 @@
-//! A per-subscription request budget shared by every concurrent operation.
+//! A per-subscription request budget shared by every concurrent operation (one pair of buckets
+//! per subscription a run works in, and one for tenant-level requests).
 //!
 //! ARM throttles each subscription with token buckets (reads and writes, refilled every
 //! second) and reports what is left in `x-ms-ratelimit-remaining-subscription-*` headers. The
@@ -6,13 +7,14 @@
 //! clients share the subscription), and after a 429 holds back every request of that kind until
 //! `Retry-After` has passed, so fifty parallel reads wait their turn instead of all failing.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 /// Reads or writes (deletes count as writes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// GET and HEAD.
     Read,
@@ -95,62 +97,80 @@ impl Bucket {
 }
 
 /// The budget of one subscription.
+/// The budget of a run: buckets per subscription, one limit of requests in flight.
 #[derive(Debug)]
 pub struct Budget {
-    reads: Mutex<Bucket>,
-    writes: Mutex<Bucket>,
+    config: BudgetConfig,
+    /// By scope (a subscription id in lower case, or `tenant`) and kind.
+    buckets: Mutex<HashMap<(String, Kind), Bucket>>,
     in_flight: Semaphore,
+}
+
+/// The bucket scope of an ARM path: its subscription (ARM throttles each one on its own), or
+/// `tenant` for tenant-level paths.
+pub fn scope_of(path: &str) -> String {
+    let mut segs = path.trim_start_matches('/').split('/');
+    match (segs.next(), segs.next()) {
+        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
+            id.to_ascii_lowercase()
+        }
+        _ => "tenant".to_owned(),
+    }
 }
 
 impl Budget {
     /// A full budget.
     pub fn new(config: BudgetConfig) -> Self {
         Self {
-            reads: Mutex::new(Bucket::new(config.reads, config.reads_per_second)),
-            writes: Mutex::new(Bucket::new(config.writes, config.writes_per_second)),
+            config,
+            buckets: Mutex::new(HashMap::new()),
             in_flight: Semaphore::new(config.concurrency.max(1)),
         }
     }
 
-    fn bucket(&self, kind: Kind) -> &Mutex<Bucket> {
-        match kind {
-            Kind::Read => &self.reads,
-            Kind::Write => &self.writes,
-        }
+    fn with_bucket<R>(&self, scope: &str, kind: Kind, f: impl FnOnce(&mut Bucket) -> R) -> R {
+        let mut all = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let c = &self.config;
+        let b = all
+            .entry((scope.to_owned(), kind))
+            .or_insert_with(|| match kind {
+                Kind::Read => Bucket::new(c.reads, c.reads_per_second),
+                Kind::Write => Bucket::new(c.writes, c.writes_per_second),
+            });
+        f(b)
     }
 
-    /// Waits until a request of this kind may be sent; hold the permit while it is in flight.
-    pub async fn acquire(&self, kind: Kind) -> SemaphorePermit<'_> {
+    /// Waits until a request of this kind in `scope` may be sent; hold the permit while it is
+    /// in flight.
+    pub async fn acquire(&self, scope: &str, kind: Kind) -> SemaphorePermit<'_> {
         loop {
-            let wait = {
-                let mut b = self.bucket(kind).lock().unwrap_or_else(|e| e.into_inner());
-                b.take(Instant::now())
-            };
+            let wait = self.with_bucket(scope, kind, |b| b.take(Instant::now()));
             match wait {
                 Ok(()) => break,
                 Err(d) => tokio::time::sleep(d.max(Duration::from_millis(5))).await,
             }
         }
-        // The semaphore is never closed, so acquiring cannot fail.
         match self.in_flight.acquire().await {
             Ok(p) => p,
             Err(_) => unreachable!("the budget's semaphore is never closed"),
         }
     }
 
-    /// Adopts the server's remaining count when it is lower than ours.
-    pub fn observe_remaining(&self, kind: Kind, remaining: u64) {
-        let mut b = self.bucket(kind).lock().unwrap_or_else(|e| e.into_inner());
-        b.refill(Instant::now());
-        b.tokens = b.tokens.min(remaining as f64);
+    /// Adopts the server's remaining count for `scope` when it is lower than ours.
+    pub fn observe_remaining(&self, scope: &str, kind: Kind, remaining: u64) {
+        self.with_bucket(scope, kind, |b| {
+            b.refill(Instant::now());
+            b.tokens = b.tokens.min(remaining as f64);
+        });
     }
 
-    /// After a 429: holds back every request of this kind for `retry_after`.
-    pub fn throttled(&self, kind: Kind, retry_after: Duration) {
-        let mut b = self.bucket(kind).lock().unwrap_or_else(|e| e.into_inner());
-        let until = Instant::now() + retry_after;
-        b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
-        b.tokens = 0.0;
+    /// After a 429 in `scope`: holds back every request of this kind there for `retry_after`.
+    pub fn throttled(&self, scope: &str, kind: Kind, retry_after: Duration) {
+        self.with_bucket(scope, kind, |b| {
+            let until = Instant::now() + retry_after;
+            b.blocked_until = Some(b.blocked_until.map_or(until, |u| u.max(until)));
+            b.tokens = 0.0;
+        });
     }
 }
 
@@ -167,7 +187,7 @@ mod tests {
         });
         let start = tokio::time::Instant::now();
         for _ in 0..25 {
-            drop(b.acquire(Kind::Read).await);
+            drop(b.acquire("s", Kind::Read).await);
         }
         // 5 immediately, 20 more at 10 per second: about two seconds.
         let took = start.elapsed();
@@ -180,14 +200,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn throttling_blocks_that_kind_only() {
         let b = Budget::new(BudgetConfig::default());
-        b.throttled(Kind::Write, Duration::from_secs(3));
+        b.throttled("s", Kind::Write, Duration::from_secs(3));
         let start = tokio::time::Instant::now();
-        drop(b.acquire(Kind::Read).await);
+        drop(b.acquire("s", Kind::Read).await);
         assert!(
             start.elapsed() < Duration::from_millis(10),
             "reads are not held back"
         );
-        drop(b.acquire(Kind::Write).await);
+        drop(b.acquire("s", Kind::Write).await);
         assert!(
             start.elapsed() >= Duration::from_secs(3),
             "writes wait for Retry-After"
@@ -201,13 +221,38 @@ mod tests {
             reads_per_second: 1.0,
             ..Default::default()
         });
-        b.observe_remaining(Kind::Read, 1);
+        b.observe_remaining("s", Kind::Read, 1);
         let start = tokio::time::Instant::now();
-        drop(b.acquire(Kind::Read).await);
-        drop(b.acquire(Kind::Read).await);
+        drop(b.acquire("s", Kind::Read).await);
+        drop(b.acquire("s", Kind::Read).await);
         assert!(
             start.elapsed() >= Duration::from_millis(900),
             "the second read waits for a refill"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_subscription_has_its_own_buckets() {
+        let b = Budget::new(BudgetConfig {
+            reads: 1.0,
+            reads_per_second: 1.0,
+            ..Default::default()
+        });
+        let start = tokio::time::Instant::now();
+        for sub in ["a", "b", "c", "d"] {
+            drop(b.acquire(sub, Kind::Read).await);
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(10),
+            "one subscription's reads do not spend another's"
+        );
+        drop(b.acquire("a", Kind::Read).await);
+        assert!(
+            start.elapsed() >= Duration::from_millis(900),
+            "a's bucket is empty"
+        );
+        assert_eq!(scope_of("/subscriptions/ABC/resourceGroups/x"), "abc");
+        assert_eq!(scope_of("/subscriptions"), "tenant");
+        assert_eq!(scope_of("/providers/Microsoft.Kubernetes"), "tenant");
     }
 }

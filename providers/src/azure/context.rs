@@ -18,8 +18,10 @@ use std::time::Duration;
 pub struct AzureSettings {
     /// The stack (ownership tag value).
     pub stack: String,
-    /// The subscription id.
+    /// The subscription id (`azure.subscription`).
     pub subscription: String,
+    /// Every subscription the file works in, `subscription` first (discovery lists each).
+    pub subscriptions: Vec<String>,
     /// How long to wait for a provider registration.
     pub registration_timeout: Duration,
     /// How long to wait for a long-running operation.
@@ -76,11 +78,24 @@ impl AzureSettings {
         Self {
             stack: stack.to_owned(),
             subscription: subscription.to_owned(),
+            subscriptions: vec![subscription.to_owned()],
             registration_timeout: Duration::from_secs(20 * 60),
             operation_timeout: Duration::from_secs(30 * 60),
             poll_interval: Duration::from_secs(5),
             secrets: SecretSource::default(),
         }
+    }
+
+    /// The file's subscriptions (`azure.subscription` is always among them, first).
+    pub fn with_subscriptions<S: AsRef<str>>(mut self, subs: &[S]) -> Self {
+        let mut all = vec![self.subscription.clone()];
+        for s in subs.iter().map(AsRef::as_ref) {
+            if !all.iter().any(|a| a.eq_ignore_ascii_case(s)) {
+                all.push(s.to_owned());
+            }
+        }
+        self.subscriptions = all;
+        self
     }
 
     /// Secret references read from this environment and directory.
@@ -126,13 +141,24 @@ impl AzureCx {
     }
 
     /// `/subscriptions/<id>`.
-    pub fn sub_path(&self) -> String {
-        format!("/subscriptions/{}", self.settings.subscription)
+    pub fn sub_path(&self, sub: &str) -> String {
+        format!("/subscriptions/{sub}")
     }
 
     /// A resource group's ARM path.
-    pub fn rg_path(&self, rg: &str) -> String {
-        format!("{}/resourcegroups/{rg}", self.sub_path())
+    pub fn rg_path(&self, sub: &str, rg: &str) -> String {
+        format!("{}/resourcegroups/{rg}", self.sub_path(sub))
+    }
+
+    /// The name of the address of a subscription-level resource (a group, a registration):
+    /// `name` in the file's subscription, `<subscription>/<name>` in another.
+    pub fn scoped(&self, sub: &str, name: &str) -> String {
+        super::shared::scoped_name(&self.settings.subscription, sub, name)
+    }
+
+    /// The subscription and the name an address's name holds (see [`AzureCx::scoped`]).
+    pub fn unscoped<'a>(&'a self, name: &'a str) -> (&'a str, &'a str) {
+        super::shared::unscoped_name(&self.settings.subscription, name)
     }
 
     /// An ARM request.

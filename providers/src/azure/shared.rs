@@ -332,6 +332,75 @@ pub(crate) fn provisioning_failure(
     })
 }
 
+/// The name of the address of a subscription-level resource (a resource group, a provider
+/// registration, a role check): `name` in the file's own subscription `default`, so one
+/// subscription's addresses read as they always have, and `<subscription>/<name>` in another
+/// (neither a GUID nor those names hold a `/`).
+pub fn scoped_name(default: &str, sub: &str, name: &str) -> String {
+    if sub.eq_ignore_ascii_case(default) {
+        name.to_owned()
+    } else {
+        format!("{sub}/{name}")
+    }
+}
+
+/// The subscription and the name a [`scoped_name`] holds.
+pub fn unscoped_name<'a>(default: &'a str, name: &'a str) -> (&'a str, &'a str) {
+    name.split_once('/').unwrap_or((default, name))
+}
+
+/// The subscription of an ARM id (`/subscriptions/<id>/...`), if it has one.
+pub fn sub_of(id: &str) -> Option<&str> {
+    let mut segs = id.trim_start_matches('/').split('/');
+    match (segs.next(), segs.next()) {
+        (Some(s), Some(sub)) if s.eq_ignore_ascii_case("subscriptions") && !sub.is_empty() => {
+            Some(sub)
+        }
+        _ => None,
+    }
+}
+
+/// Where a resource of a cluster lives, as (subscription, resource group): from its declared
+/// attributes, else (a pruned resource has none) from its live id.
+pub fn place_of(
+    declared: Option<(&str, &str)>,
+    before: Option<&Value>,
+    default_sub: &str,
+) -> (String, String) {
+    if let Some((sub, rg)) = declared {
+        return (sub.to_owned(), rg.to_owned());
+    }
+    let id = before.map(|b| s(b, "id")).unwrap_or_default();
+    (sub_of(id).unwrap_or(default_sub).to_owned(), rg_of(id))
+}
+
+/// The ARM path of a connected cluster's child resources of `arm_type` (its extensions, its
+/// Flux configurations).
+pub fn cluster_children_path(
+    (sub, resource_group): (&str, &str),
+    cluster: &str,
+    arm_type: &str,
+) -> String {
+    format!(
+        "/subscriptions/{sub}/resourceGroups/{resource_group}/providers/Microsoft.Kubernetes/connectedClusters/{cluster}/providers/{arm_type}"
+    )
+}
+
+/// The ARM path of a cluster's child resource at `address` (`<cluster>/<name>`): its id once
+/// it exists, else built from where the cluster lives.
+pub fn cluster_child_path(
+    address: &Address,
+    before: Option<&Value>,
+    place: (&str, &str),
+    arm_type: &str,
+) -> String {
+    if let Some(id) = before.map(|b| s(b, "id")).filter(|id| !id.is_empty()) {
+        return id.to_owned();
+    }
+    let (cluster, name) = address.name.split_once('/').unwrap_or((&address.name, ""));
+    format!("{}/{name}", cluster_children_path(place, cluster, arm_type))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 //! display name and the tags are updated.
 
 use super::role_check::Needs;
-use super::{extension, resource_group, resource_provider};
+use super::{connected_cluster, extension, resource_group, resource_provider};
 use crate::azure::arm::ArmError;
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
@@ -62,20 +62,22 @@ pub fn address(name: &str) -> Address {
 
 /// One node per custom location, after its extensions and its group.
 pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
-    let sub = &cfg.azure.subscription;
     for (i, l) in cfg.custom_locations.iter().enumerate() {
+        let sub = cfg.custom_location_subscription(l);
         let host = cfg
             .clusters
             .iter()
             .find(|c| c.name.eq_ignore_ascii_case(&l.cluster));
-        let host_rg = host.map(|c| c.resource_group.as_str()).unwrap_or_default();
+        let (host_sub, host_rg) = host
+            .map(|c| (cfg.cluster_subscription(c), c.resource_group.as_str()))
+            .unwrap_or((sub, ""));
         let host_id = format!(
-            "/subscriptions/{sub}/resourceGroups/{host_rg}/providers/Microsoft.Kubernetes/connectedClusters/{}",
+            "/subscriptions/{host_sub}/resourceGroups/{host_rg}/providers/Microsoft.Kubernetes/connectedClusters/{}",
             l.cluster
         );
         let a = address(&l.name);
         let attrs = Attributes {
-            subscription_id: sub.clone(),
+            subscription_id: sub.to_owned(),
             resource_group: l.resource_group.clone(),
             name: l.name.clone(),
             location: l.location.clone().or_else(|| {
@@ -100,11 +102,11 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             &attrs,
             format!("customLocations[{i}]"),
         );
-        b.edge(&a, &resource_group::address(&l.resource_group));
+        b.edge(&a, &resource_group::address_in(cfg, sub, &l.resource_group));
         for e in &l.extensions {
             b.edge(&a, &extension::address(&l.cluster, e));
         }
-        let rp = Address::new(resource_provider::TYPE, "Microsoft.ExtendedLocation");
+        let rp = resource_provider::address(cfg, sub, "Microsoft.ExtendedLocation");
         if b.has(&rp) {
             b.edge(&a, &rp);
         }
@@ -119,10 +121,10 @@ pub fn needs(_address: &Address, action: Action) -> Needs {
 /// The kind.
 pub struct CustomLocation;
 
-fn path(cx: &AzureCx, rg: &str, name: &str) -> String {
+fn path(cx: &AzureCx, (sub, rg): (&str, &str), name: &str) -> String {
     format!(
         "{}/resourceGroups/{rg}/providers/{ARM_TYPE}/{name}",
-        cx.sub_path()
+        cx.sub_path(sub)
     )
 }
 
@@ -187,8 +189,10 @@ impl Kind<AzureCx> for CustomLocation {
 
     async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
         let mut r = ReadResponse::default();
-        let rg = match declared::<Attributes>(&req.address, &req.desired) {
-            Ok(a) => a.map(|a| a.resource_group).unwrap_or_default(),
+        let (sub, rg) = match declared::<Attributes>(&req.address, &req.desired) {
+            Ok(a) => a
+                .map(|a| (a.subscription_id, a.resource_group))
+                .unwrap_or((cx.settings.subscription.clone(), String::new())),
             Err(d) => {
                 r.diagnostics.push(d);
                 return r;
@@ -197,7 +201,7 @@ impl Kind<AzureCx> for CustomLocation {
         read_by_get(
             cx,
             &req.address,
-            &path(cx, &rg, &req.address.name),
+            &path(cx, (&sub, &rg), &req.address.name),
             ApiKind::CustomLocations,
             location_state,
             &[
@@ -296,13 +300,13 @@ impl Kind<AzureCx> for CustomLocation {
         let address = &req.change.address;
         let started = Instant::now();
         let declared = declared::<Attributes>(address, &req.desired);
-        let rg = declared
-            .as_ref()
-            .ok()
-            .and_then(|d| d.as_ref())
-            .map(|d| d.resource_group.clone())
-            .unwrap_or_else(|| rg_of(s(req.change.before.as_ref().unwrap_or(&Value::Null), "id")));
-        let path = path(cx, &rg, &address.name);
+        let (sub, rg) = place_of(
+            (declared.as_ref().ok().and_then(|d| d.as_ref()))
+                .map(|d| (d.subscription_id.as_str(), d.resource_group.as_str())),
+            req.change.before.as_ref(),
+            &cx.settings.subscription,
+        );
+        let path = path(cx, (&sub, &rg), &address.name);
         let what = |verb: &str| format!("{verb} custom location {}", address.name);
         let deleting = what("deleting");
         let delete =
@@ -350,46 +354,44 @@ impl Kind<AzureCx> for CustomLocation {
         let mut out = DiscoverResponse::default();
         // A custom location offers extensions of its host, so a stack that installed none
         // (no cluster of its tagged `arcplan-extensions`) has none to prune: no request.
-        let clusters = cx
-            .cached_list(
-                "clusters",
-                &format!(
-                    "{}/providers/Microsoft.Kubernetes/connectedClusters",
-                    cx.sub_path()
-                ),
-                ApiKind::ConnectedClusters,
-            )
-            .await;
-        if !clusters.is_ok_and(|c| {
-            c.iter()
-                .any(|c| extension::has_extensions_of(c, &req.stack))
-        }) {
+        let Ok(clusters) = connected_cluster::list_all_subscriptions(cx).await else {
             return out;
-        }
-        let list = cx
-            .cached_list(
-                "customLocations",
-                &format!("{}/providers/{ARM_TYPE}", cx.sub_path()),
-                ApiKind::CustomLocations,
-            )
-            .await;
-        match list {
-            Ok(items) => {
-                for l in items
-                    .iter()
-                    .filter(|l| owner_of(l).as_deref() == Some(req.stack.as_str()))
-                {
-                    out.resources.push(Discovered {
-                        address: address(s(l, "name")),
-                        state: location_state(l),
-                        version: None,
-                        depends_on: vec![resource_group::address(&rg_of(s(l, "id")))],
-                    });
-                }
+        };
+        for sub in &cx.settings.subscriptions {
+            if !(clusters.iter()).any(|(s, c)| {
+                s.eq_ignore_ascii_case(sub) && extension::has_extensions_of(c, &req.stack)
+            }) {
+                continue;
             }
-            // Not registered: nothing of this stack's to prune.
-            Err(e) if matches!(e.status, Some(409) | Some(404)) => {}
-            Err(e) => out.diagnostics.push(discover_error(&e)),
+            let list = cx
+                .cached_list(
+                    &format!("customLocations:{}", sub.to_ascii_lowercase()),
+                    &format!("{}/providers/{ARM_TYPE}", cx.sub_path(sub)),
+                    ApiKind::CustomLocations,
+                )
+                .await;
+            match list {
+                Ok(items) => {
+                    for l in items
+                        .iter()
+                        .filter(|l| owner_of(l).as_deref() == Some(req.stack.as_str()))
+                    {
+                        out.resources.push(Discovered {
+                            address: address(s(l, "name")),
+                            state: location_state(l),
+                            version: None,
+                            depends_on: vec![resource_group::address_of(
+                                cx,
+                                sub,
+                                &rg_of(s(l, "id")),
+                            )],
+                        });
+                    }
+                }
+                // Not registered: nothing of this stack's to prune.
+                Err(e) if matches!(e.status, Some(409) | Some(404)) => {}
+                Err(e) => out.diagnostics.push(discover_error(&e)),
+            }
         }
         out
     }

@@ -39,9 +39,19 @@ pub struct Attributes {
     pub tags: Option<BTreeMap<String, String>>,
 }
 
-/// A group's address.
+/// The address of a group of the file's own subscription.
 pub fn address(name: &str) -> Address {
     Address::new(TYPE, name)
+}
+
+/// The address of group `name` in subscription `sub` (`<sub>/<name>` outside the file's own).
+pub fn address_in(cfg: &Config, sub: &str, name: &str) -> Address {
+    Address::new(TYPE, scoped_name(&cfg.azure.subscription, sub, name))
+}
+
+/// The address of the declared group a resource in group `rg` of subscription `sub` is in.
+pub fn address_of(cx: &AzureCx, sub: &str, rg: &str) -> Address {
+    Address::new(TYPE, cx.scoped(sub, rg))
 }
 
 /// The declared tags plus the stack's ownership tag.
@@ -53,9 +63,9 @@ pub fn stack_tags(cfg: &Config, tags: &BTreeMap<String, String>) -> BTreeMap<Str
 
 /// One node per declared group: managed, or data when `existing`.
 pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
-    let sub = subscription::address(cfg);
     for (i, rg) in cfg.resource_groups.iter().enumerate() {
-        let a = address(&rg.name);
+        let sub = cfg.group_subscription(rg);
+        let a = address_in(cfg, sub, &rg.name);
         let (mode, attrs) = if rg.existing {
             (
                 Mode::Data,
@@ -76,7 +86,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             )
         };
         b.node(a.clone(), mode, &attrs, format!("resourceGroups[{i}]"));
-        b.edge(&a, &sub);
+        b.edge(&a, &subscription::address_of(sub));
     }
 }
 
@@ -102,11 +112,11 @@ pub fn needs(_address: &Address, action: Action) -> Needs {
 /// only when tagged and empty of foreign resources), PUT, PATCH and DELETE; discovered by tag.
 pub struct ResourceGroup;
 
-/// The subscription's resource groups, read once per plan.
-async fn list(cx: &AzureCx) -> Result<Arc<Vec<Value>>, ArmError> {
+/// A subscription's resource groups, read once per plan.
+async fn list(cx: &AzureCx, sub: &str) -> Result<Arc<Vec<Value>>, ArmError> {
     cx.cached_list(
-        "groups",
-        &format!("{}/resourcegroups", cx.sub_path()),
+        &format!("groups:{}", sub.to_ascii_lowercase()),
+        &format!("{}/resourcegroups", cx.sub_path(sub)),
         ApiKind::Resources,
     )
     .await
@@ -131,17 +141,18 @@ impl Kind<AzureCx> for ResourceGroup {
 
     async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
         let address = &req.address;
+        let (sub, name) = cx.unscoped(&address.name);
         let mut r = ReadResponse::default();
-        let found = match list(cx).await {
+        let found = match list(cx, sub).await {
             Ok(list) => Ok(list
                 .iter()
-                .find(|g| s(g, "name").eq_ignore_ascii_case(&address.name))
+                .find(|g| s(g, "name").eq_ignore_ascii_case(name))
                 .cloned()),
             // Without the right to list, read the one group.
             Err(e) if e.status == Some(403) => {
                 let get = cx.req(
                     Method::GET,
-                    &cx.rg_path(&address.name),
+                    &cx.rg_path(sub, name),
                     ApiKind::Resources,
                     None,
                 );
@@ -201,7 +212,8 @@ impl Kind<AzureCx> for ResourceGroup {
                 );
                 return resp;
             }
-            return match foreign_resources(cx, &req.address.name).await {
+            let (sub, name) = cx.unscoped(&req.address.name);
+            return match foreign_resources(cx, sub, name).await {
                 Ok(foreign) if foreign.is_empty() => {
                     resp.action = Some(Action::Delete);
                     resp.reason = Some(Reason::new(
@@ -304,31 +316,33 @@ impl Kind<AzureCx> for ResourceGroup {
 
     async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
-        match list(cx).await {
-            Ok(items) => {
-                for g in items
-                    .iter()
-                    .filter(|g| owner_of(g).as_deref() == Some(req.stack.as_str()))
-                {
-                    out.resources.push(Discovered {
-                        address: address(s(g, "name")),
-                        state: json!({"id": s(g, "id"), "name": s(g, "name"), "location": s(g, "location"), "tags": tags_of(g)}),
-                        version: None,
-                        depends_on: Vec::new(),
-                    });
+        for sub in &cx.settings.subscriptions {
+            match list(cx, sub).await {
+                Ok(items) => {
+                    for g in items
+                        .iter()
+                        .filter(|g| owner_of(g).as_deref() == Some(req.stack.as_str()))
+                    {
+                        out.resources.push(Discovered {
+                            address: address_of(cx, sub, s(g, "name")),
+                            state: json!({"id": s(g, "id"), "name": s(g, "name"), "location": s(g, "location"), "tags": tags_of(g)}),
+                            version: None,
+                            depends_on: Vec::new(),
+                        });
+                    }
                 }
+                Err(e) => out.diagnostics.push(discover_error(&e)),
             }
-            Err(e) => out.diagnostics.push(discover_error(&e)),
         }
         out
     }
 }
 
 /// The group's resources that are not the stack's, as `name (type)`.
-async fn foreign_resources(cx: &AzureCx, rg: &str) -> Result<Vec<String>, ArmError> {
+async fn foreign_resources(cx: &AzureCx, sub: &str, rg: &str) -> Result<Vec<String>, ArmError> {
     let get = cx.req(
         Method::GET,
-        &format!("{}/resources", cx.rg_path(rg)),
+        &format!("{}/resources", cx.rg_path(sub, rg)),
         ApiKind::Resources,
         None,
     );
@@ -345,7 +359,8 @@ async fn apply_group(
     req: &ApplyRequest,
     attrs: Option<Attributes>,
 ) -> Result<Option<Value>, ArmError> {
-    let path = cx.rg_path(&req.change.address.name);
+    let (sub, name) = cx.unscoped(&req.change.address.name);
+    let path = cx.rg_path(sub, name);
     let started = Instant::now();
     let (location, tags) = attrs
         .map(|a| (a.location.unwrap_or_default(), a.tags.unwrap_or_default()))

@@ -1,11 +1,13 @@
-//! `azure.resourceProvider`: a resource provider registration in the subscription.
+//! `azure.resourceProvider`: a resource provider registration, in each subscription the file
+//! works in (`azure.resourceProvider.<namespace>` in the file's own subscription,
+//! `azure.resourceProvider.<subscription>/<namespace>` in another).
 
 use super::role_check::Needs;
 use super::subscription;
 use crate::azure::arm::{ArmError, ArmErrorKind};
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
-use crate::azure::shared::{applied, diag_from, s};
+use crate::azure::shared::{applied, diag_from, s, scoped_name};
 use crate::kind::Kind;
 use arcplan_config::Config;
 use arcplan_engine::address::{Address, ResourceType};
@@ -34,29 +36,41 @@ pub struct Attributes {
     pub registration_state: String,
 }
 
-/// One node per declared namespace, after the subscription.
+/// The registration of `namespace` in `sub`.
+pub fn address(cfg: &Config, sub: &str, namespace: &str) -> Address {
+    Address::new(TYPE, scoped_name(&cfg.azure.subscription, sub, namespace))
+}
+
+/// One node per declared namespace and subscription, after the subscription.
 pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
-    let sub = subscription::address(cfg);
-    for (i, ns) in cfg.resource_providers.iter().enumerate() {
-        let a = Address::new(TYPE, ns.clone());
-        let attrs = Attributes {
-            namespace: ns.clone(),
-            registration_state: "Registered".into(),
-        };
-        b.node(
-            a.clone(),
-            Mode::Managed,
-            &attrs,
-            format!("resourceProviders[{i}]"),
-        );
-        b.edge(&a, &sub);
+    for sub in cfg.subscriptions() {
+        let sub_addr = subscription::address_of(sub);
+        for (i, ns) in cfg.resource_providers.iter().enumerate() {
+            let a = address(cfg, sub, ns);
+            let attrs = Attributes {
+                namespace: ns.clone(),
+                registration_state: "Registered".into(),
+            };
+            b.node(
+                a.clone(),
+                Mode::Managed,
+                &attrs,
+                format!("resourceProviders[{i}]"),
+            );
+            b.edge(&a, &sub_addr);
+        }
     }
+}
+
+/// The namespace an address names (without its subscription).
+fn namespace(address: &Address) -> &str {
+    address.name.rsplit('/').next().unwrap_or_default()
 }
 
 /// What registering needs of the credential, at the subscription.
 pub fn needs(address: &Address, action: Action) -> Needs {
     match action {
-        Action::Create => Needs::actions([format!("{}/register/action", address.name)]),
+        Action::Create => Needs::actions([format!("{}/register/action", namespace(address))]),
         _ => Needs::default(),
     }
 }
@@ -65,11 +79,11 @@ pub fn needs(address: &Address, action: Action) -> Needs {
 /// unregistered.
 pub struct ResourceProvider;
 
-/// The subscription's resource providers, read once per plan.
-async fn list(cx: &AzureCx) -> Result<Arc<Vec<Value>>, ArmError> {
+/// A subscription's resource providers, read once per plan.
+async fn list(cx: &AzureCx, sub: &str) -> Result<Arc<Vec<Value>>, ArmError> {
     cx.cached_list(
-        "providers",
-        &format!("{}/providers", cx.sub_path()),
+        &format!("providers:{}", sub.to_ascii_lowercase()),
+        &format!("{}/providers", cx.sub_path(sub)),
         ApiKind::Resources,
     )
     .await
@@ -83,11 +97,12 @@ impl Kind<AzureCx> for ResourceProvider {
 
     async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
         let address = &req.address;
+        let (sub, ns) = cx.unscoped(&address.name);
         let mut r = ReadResponse::default();
-        match list(cx).await {
+        match list(cx, sub).await {
             Ok(list) => match list
                 .iter()
-                .find(|p| s(p, "namespace").eq_ignore_ascii_case(&address.name))
+                .find(|p| s(p, "namespace").eq_ignore_ascii_case(ns))
             {
                 Some(p) => {
                     r.state = Some(
@@ -98,10 +113,7 @@ impl Kind<AzureCx> for ResourceProvider {
                 None => r.diagnostics.push(
                     Diagnostic::error(
                         "unknown-provider",
-                        format!(
-                            "the subscription has no resource provider `{}`",
-                            address.name
-                        ),
+                        format!("subscription {sub} has no resource provider `{ns}`"),
                     )
                     .with_address(address.to_string())
                     .with_hint(
@@ -112,11 +124,11 @@ impl Kind<AzureCx> for ResourceProvider {
             Err(e) if e.status == Some(403) => {
                 // The Arc Onboarding role cannot read registrations; like `az connectedk8s
                 // connect`, go on and let a missing registration surface at create time.
-                r.state = Some(json!({"namespace": address.name, "registrationState": "Unknown"}));
+                r.state = Some(json!({"namespace": ns, "registrationState": "Unknown"}));
                 r.diagnostics.push(
                     Diagnostic::warning(
                         "registration-unknown",
-                        format!("cannot read the registration of {} (403: the credential may not read resource providers); assuming it is registered", address.name),
+                        format!("cannot read the registration of {ns} in subscription {sub} (403: the credential may not read resource providers); assuming it is registered"),
                     )
                     .with_address(address.to_string())
                     .with_hint("if it is not, creating the connected cluster fails with MissingSubscriptionRegistration; a role with `*/register/action` (Contributor) can register it"),
@@ -127,8 +139,9 @@ impl Kind<AzureCx> for ResourceProvider {
         r
     }
 
-    async fn plan(&self, _cx: &AzureCx, req: &PlanRequest) -> PlanResponse {
+    async fn plan(&self, cx: &AzureCx, req: &PlanRequest) -> PlanResponse {
         let mut resp = PlanResponse::default();
+        let (sub, ns) = cx.unscoped(&req.address.name);
         let state = req
             .prior
             .as_ref()
@@ -143,13 +156,13 @@ impl Kind<AzureCx> for ResourceProvider {
         resp.action = Some(Action::Create);
         resp.reason = Some(Reason::new(
             ReasonCode::NotFound,
-            format!(
-                "{} is {state} in the subscription; it will be registered",
-                req.address.name
-            ),
+            if sub.eq_ignore_ascii_case(&cx.settings.subscription) {
+                format!("{ns} is {state} in the subscription; it will be registered")
+            } else {
+                format!("{ns} is {state} in subscription {sub}; it will be registered")
+            },
         ));
-        resp.after =
-            Some(json!({"namespace": req.address.name, "registrationState": "Registered"}));
+        resp.after = Some(json!({"namespace": ns, "registrationState": "Registered"}));
         resp
     }
 
@@ -161,10 +174,10 @@ impl Kind<AzureCx> for ResourceProvider {
 
 /// Registers the namespace and waits until it is `Registered`.
 async fn register(cx: &AzureCx, req: &ApplyRequest) -> Result<Option<Value>, ArmError> {
-    let ns = &req.change.address.name;
+    let (sub, ns) = cx.unscoped(&req.change.address.name);
     let mut register = cx.req(
         Method::POST,
-        &format!("{}/providers/{ns}/register", cx.sub_path()),
+        &format!("{}/providers/{ns}/register", cx.sub_path(sub)),
         ApiKind::Resources,
         None,
     );
@@ -174,7 +187,7 @@ async fn register(cx: &AzureCx, req: &ApplyRequest) -> Result<Option<Value>, Arm
     let started = Instant::now();
     let get = cx.req(
         Method::GET,
-        &format!("{}/providers/{ns}", cx.sub_path()),
+        &format!("{}/providers/{ns}", cx.sub_path(sub)),
         ApiKind::Resources,
         None,
     );

@@ -6,7 +6,7 @@ use super::{connected_cluster, resource_group, resource_provider, subscription};
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
 use crate::azure::permissions::{Permission, missing, roles_granting};
-use crate::azure::shared::diag_from;
+use crate::azure::shared::{diag_from, scoped_name, unscoped_name};
 use crate::kind::{Kind, attributes};
 use crate::kubernetes::kinds::onboarding_key;
 use arcplan_config::Config;
@@ -38,24 +38,44 @@ pub struct Attributes {
     pub covers: Vec<String>,
 }
 
-/// The check of a resource group's scope.
+/// The check of a resource group's scope (in the file's own subscription).
 pub fn address(resource_group: &str) -> Address {
     Address::new(TYPE, resource_group)
 }
 
+/// The check of the scope of group `resource_group` in subscription `sub`.
+pub fn address_in(cfg: &Config, sub: &str, resource_group: &str) -> Address {
+    Address::new(
+        TYPE,
+        scoped_name(&cfg.azure.subscription, sub, resource_group),
+    )
+}
+
 /// One check for the subscription (when registrations are declared) and one per resource group.
 pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
-    let sub = cfg.azure.subscription.as_str();
-    let sub_addr = subscription::address(cfg);
     let roles = cfg
         .access
         .as_ref()
         .map(|a| a.require_any_role.clone())
         .unwrap_or_default();
     let registrations = b.of_type(&resource_provider::TYPE);
-    if !registrations.is_empty() {
-        let a = Address::new(TYPE, "subscription");
-        let mut covers: Vec<String> = registrations.iter().map(ToString::to_string).collect();
+    // One check of each subscription's registrations.
+    for sub in cfg.subscriptions() {
+        let mine: Vec<&Address> = (registrations.iter())
+            .filter(|p| {
+                unscoped_name(&cfg.azure.subscription, &p.name)
+                    .0
+                    .eq_ignore_ascii_case(sub)
+            })
+            .collect();
+        if mine.is_empty() {
+            continue;
+        }
+        let a = Address::new(
+            TYPE,
+            scoped_name(&cfg.azure.subscription, sub, "subscription"),
+        );
+        let mut covers: Vec<String> = mine.iter().map(ToString::to_string).collect();
         covers.sort_by_key(|c| c.to_ascii_lowercase());
         covers.dedup_by_key(|c| c.to_ascii_lowercase());
         let attrs = Attributes {
@@ -65,19 +85,22 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             covers,
         };
         b.node(a.clone(), Mode::PlanCheck, &attrs, "access");
-        b.edge(&a, &sub_addr);
-        for p in &registrations {
+        b.edge(&a, &subscription::address_of(sub));
+        for p in mine {
             b.edge(p, &a);
         }
     }
     for (i, rg) in cfg.resource_groups.iter().enumerate() {
-        let check = address(&rg.name);
+        let sub = cfg.group_subscription(rg);
+        let check = address_in(cfg, sub, &rg.name);
+        let in_group =
+            |s: &str, g: &str| s.eq_ignore_ascii_case(sub) && g.eq_ignore_ascii_case(&rg.name);
         let clusters: Vec<_> = cfg
             .clusters
             .iter()
-            .filter(|c| c.resource_group.eq_ignore_ascii_case(&rg.name))
+            .filter(|c| in_group(cfg.cluster_subscription(c), &c.resource_group))
             .collect();
-        let mut covers = vec![resource_group::address(&rg.name).to_string()];
+        let mut covers = vec![resource_group::address_in(cfg, sub, &rg.name).to_string()];
         covers.extend(
             clusters
                 .iter()
@@ -86,7 +109,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
         covers.extend(
             cfg.custom_locations
                 .iter()
-                .filter(|l| l.resource_group.eq_ignore_ascii_case(&rg.name))
+                .filter(|l| in_group(cfg.custom_location_subscription(l), &l.resource_group))
                 .map(|l| super::custom_location::address(&l.name).to_string()),
         );
         covers.extend(clusters.iter().flat_map(|c| {
@@ -112,12 +135,12 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             &attrs,
             format!("resourceGroups[{i}]"),
         );
-        b.edge(&check, &sub_addr);
-        b.edge(&resource_group::address(&rg.name), &check);
+        b.edge(&check, &subscription::address_of(sub));
+        b.edge(&resource_group::address_in(cfg, sub, &rg.name), &check);
     }
     // Every cluster's key and connected cluster wait for the check of its group.
     for c in &cfg.clusters {
-        let check = address(&c.resource_group);
+        let check = address_in(cfg, cfg.cluster_subscription(c), &c.resource_group);
         b.edge(&onboarding_key::address(&c.name), &check);
         b.edge(&connected_cluster::address(&c.name), &check);
     }

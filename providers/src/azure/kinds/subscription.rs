@@ -1,4 +1,5 @@
-//! `azure.subscription`: the subscription the run works in (read only, a data node).
+//! `azure.subscription`: a subscription the run works in (read only, a data node): the file's
+//! `azure.subscription` and every other one a resource group, cluster or custom location names.
 
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
@@ -31,20 +32,27 @@ pub struct Attributes {
     pub credential: String,
 }
 
-/// The subscription's address.
+/// The address of the file's subscription.
 pub fn address(cfg: &Config) -> Address {
-    Address::new(TYPE, cfg.azure.subscription.clone())
+    address_of(&cfg.azure.subscription)
 }
 
-/// One data node for the subscription.
+/// A subscription's address.
+pub fn address_of(sub: &str) -> Address {
+    Address::new(TYPE, sub)
+}
+
+/// One data node per subscription the file works in.
 pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
-    let attrs = Attributes {
-        subscription_id: cfg.azure.subscription.clone(),
-        tenant_id: cfg.azure.tenant.clone(),
-        cloud: cloud_name(&cfg.azure.cloud),
-        credential: credential_name(cfg.azure.credential.kind()).to_owned(),
-    };
-    b.node(address(cfg), Mode::Data, &attrs, "azure");
+    for sub in cfg.subscriptions() {
+        let attrs = Attributes {
+            subscription_id: sub.to_owned(),
+            tenant_id: cfg.azure.tenant.clone(),
+            cloud: cloud_name(&cfg.azure.cloud),
+            credential: credential_name(cfg.azure.credential.kind()).to_owned(),
+        };
+        b.node(address_of(sub), Mode::Data, &attrs, "azure");
+    }
 }
 
 /// The cloud's name as Azure environments are named.
@@ -84,8 +92,8 @@ impl Kind<AzureCx> for Subscription {
                 return r;
             }
         };
-        let sub = &cx.settings.subscription;
-        let get = cx.req(Method::GET, &cx.sub_path(), ApiKind::Subscriptions, None);
+        let sub = &address.name;
+        let get = cx.req(Method::GET, &cx.sub_path(sub), ApiKind::Subscriptions, None);
         match cx.arm.send_allow_404(&get).await {
             Ok(resp) if resp.status == 404 => r.diagnostics.push(
                 Diagnostic::error(
@@ -93,7 +101,7 @@ impl Kind<AzureCx> for Subscription {
                     format!("subscription {sub} is not visible to the credential"),
                 )
                 .with_address(address.to_string())
-                .with_hint("check `azure.subscription`, `azure.tenant` and that the credential has a role on the subscription (`az account list`)"),
+                .with_hint("check `azure.subscription` (or the `subscription` field that names it), `azure.tenant` and that the credential has a role on the subscription (`az account list`)"),
             ),
             Ok(resp) => {
                 let b = resp.body;

@@ -88,7 +88,7 @@ impl Ownership {
     /// The record the configuration gives a cluster.
     pub fn of(cfg: &Config, c: &Cluster) -> Self {
         Self {
-            AZURE_SUBSCRIPTION_ID: cfg.azure.subscription.clone(),
+            AZURE_SUBSCRIPTION_ID: cfg.cluster_subscription(c).to_owned(),
             AZURE_RESOURCE_GROUP: c.resource_group.clone(),
             AZURE_RESOURCE_NAME: c.name.clone(),
             AZURE_TENANT_ID: cfg.azure.tenant.clone(),

@@ -76,7 +76,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
     for (i, c) in cfg.clusters.iter().enumerate() {
         let a = address(&c.name);
         let attrs = Attributes {
-            subscription_id: cfg.azure.subscription.clone(),
+            subscription_id: cfg.cluster_subscription(c).to_owned(),
             resource_group: c.resource_group.clone(),
             name: c.name.clone(),
             location: cfg.cluster_location(c).map(str::to_owned),
@@ -94,8 +94,10 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             features: Features::of(c),
         };
         b.node(a.clone(), Mode::Managed, &attrs, format!("clusters[{i}]"));
-        b.edge(&a, &resource_group::address(&c.resource_group));
-        if let Some(p) = b.find(&resource_provider::TYPE, "Microsoft.Kubernetes") {
+        let sub = cfg.cluster_subscription(c);
+        b.edge(&a, &resource_group::address_in(cfg, sub, &c.resource_group));
+        let registration = resource_provider::address(cfg, sub, "Microsoft.Kubernetes");
+        if let Some(p) = b.find(&resource_provider::TYPE, &registration.name) {
             b.edge(&a, &p);
         }
     }
@@ -136,24 +138,44 @@ pub fn needs(_address: &Address, action: Action) -> Needs {
 /// discovered by tag.
 pub struct ConnectedCluster;
 
-/// The subscription's connected clusters, read once per plan.
-async fn list(cx: &AzureCx) -> Result<Arc<Vec<Value>>, ArmError> {
+/// A subscription's connected clusters, read once per plan.
+pub(crate) async fn list(cx: &AzureCx, sub: &str) -> Result<Arc<Vec<Value>>, ArmError> {
     cx.cached_list(
-        "clusters",
-        &format!("{}/providers/{ARM_TYPE}", cx.sub_path()),
+        &format!("clusters:{}", sub.to_ascii_lowercase()),
+        &format!("{}/providers/{ARM_TYPE}", cx.sub_path(sub)),
         ApiKind::ConnectedClusters,
     )
     .await
 }
 
+/// The connected clusters of every subscription the file works in, with each one's
+/// subscription (one list per subscription, read once per plan).
+pub(crate) async fn list_all_subscriptions(cx: &AzureCx) -> Result<Vec<(String, Value)>, ArmError> {
+    let mut out = Vec::new();
+    for sub in &cx.settings.subscriptions {
+        out.extend(
+            list(cx, sub)
+                .await?
+                .iter()
+                .map(|c| (sub.clone(), c.clone())),
+        );
+    }
+    Ok(out)
+}
+
 /// The resource's ARM path: its id once it exists, else built from its group and name.
-fn path(cx: &AzureCx, resource_group: &str, before: Option<&Value>, name: &str) -> String {
+fn path(
+    cx: &AzureCx,
+    (sub, resource_group): (&str, &str),
+    before: Option<&Value>,
+    name: &str,
+) -> String {
     if let Some(id) = before.map(|b| s(b, "id")).filter(|id| !id.is_empty()) {
         return id.to_owned();
     }
     format!(
         "{}/resourceGroups/{resource_group}/providers/{ARM_TYPE}/{name}",
-        cx.sub_path()
+        cx.sub_path(sub)
     )
 }
 
@@ -177,11 +199,11 @@ impl Kind<AzureCx> for ConnectedCluster {
                 return r;
             }
         };
-        let rg = attrs
+        let (sub, rg) = attrs
             .as_ref()
-            .map(|a| a.resource_group.as_str())
-            .unwrap_or_default();
-        let found = match list(cx).await {
+            .map(|a| (a.subscription_id.as_str(), a.resource_group.as_str()))
+            .unwrap_or((&cx.settings.subscription, ""));
+        let found = match list(cx, sub).await {
             Ok(list) => Ok(list
                 .iter()
                 .find(|c| {
@@ -193,7 +215,7 @@ impl Kind<AzureCx> for ConnectedCluster {
             Err(e) if e.status == Some(403) => {
                 let get = cx.req(
                     Method::GET,
-                    &path(cx, rg, None, &address.name),
+                    &path(cx, (sub, rg), None, &address.name),
                     ApiKind::ConnectedClusters,
                     None,
                 );
@@ -364,11 +386,11 @@ impl Kind<AzureCx> for ConnectedCluster {
         let result = match (req.change.action, declared) {
             // A delete needs no declared attributes: a pruned cluster has none, its id is known.
             (Action::Delete, d) => {
-                let rg = d
+                let at = d
                     .as_ref()
-                    .map(|a| a.resource_group.as_str())
-                    .unwrap_or_default();
-                let path = path(cx, rg, req.change.before.as_ref(), &address.name);
+                    .map(|a| (a.subscription_id.as_str(), a.resource_group.as_str()))
+                    .unwrap_or((&cx.settings.subscription, ""));
+                let path = path(cx, at, req.change.before.as_ref(), &address.name);
                 delete_cluster(cx, req, &path, started).await.map(|()| None)
             }
             (_, Ok(d)) => apply_cluster(cx, req, &d, started).await,
@@ -381,21 +403,27 @@ impl Kind<AzureCx> for ConnectedCluster {
 
     async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
-        match list(cx).await {
-            Ok(items) => {
-                for c in items
-                    .iter()
-                    .filter(|c| owner_of(c).as_deref() == Some(req.stack.as_str()))
-                {
-                    out.resources.push(Discovered {
-                        address: address(s(c, "name")),
-                        state: cluster_state(c),
-                        version: None,
-                        depends_on: vec![resource_group::address(&rg_of(s(c, "id")))],
-                    });
+        for sub in &cx.settings.subscriptions {
+            match list(cx, sub).await {
+                Ok(items) => {
+                    for c in items
+                        .iter()
+                        .filter(|c| owner_of(c).as_deref() == Some(req.stack.as_str()))
+                    {
+                        out.resources.push(Discovered {
+                            address: address(s(c, "name")),
+                            state: cluster_state(c),
+                            version: None,
+                            depends_on: vec![resource_group::address_of(
+                                cx,
+                                sub,
+                                &rg_of(s(c, "id")),
+                            )],
+                        });
+                    }
                 }
+                Err(e) => out.diagnostics.push(discover_error(&e)),
             }
-            Err(e) => out.diagnostics.push(discover_error(&e)),
         }
         out
     }
@@ -521,7 +549,8 @@ async fn apply_cluster(
     started: Instant,
 ) -> Result<Option<Value>, ArmError> {
     let name = &req.change.address.name;
-    let path = path(cx, &d.resource_group, req.change.before.as_ref(), name);
+    let at = (d.subscription_id.as_str(), d.resource_group.as_str());
+    let path = path(cx, at, req.change.before.as_ref(), name);
     match req.change.action {
         Action::Create => Ok(Some(
             put_cluster(cx, req, &path, cluster_body(d, json!(d.tags)), started).await?,

@@ -101,7 +101,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
     for (i, c) in cfg.clusters.iter().enumerate() {
         for (j, e) in c.extensions.iter().enumerate() {
             let attrs = Attributes {
-                subscription_id: cfg.azure.subscription.clone(),
+                subscription_id: cfg.cluster_subscription(c).to_owned(),
                 resource_group: c.resource_group.clone(),
                 cluster: c.name.clone(),
                 name: e.name.clone(),
@@ -121,21 +121,30 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                 configuration_protected_settings: e.configuration_protected_settings.clone(),
                 added_implicitly: None,
             };
-            add_node(b, &attrs, format!("clusters[{i}].extensions[{j}]"));
+            add_node(cfg, b, &attrs, format!("clusters[{i}].extensions[{j}]"));
         }
     }
 }
 
 /// Adds an extension's node (`source`: where it comes from in the file), after its cluster is
 /// connected and `Microsoft.KubernetesConfiguration` registered; returns its address.
-pub(crate) fn add_node(b: &mut GraphBuilder, attrs: &Attributes, source: String) -> Address {
+pub(crate) fn add_node(
+    cfg: &Config,
+    b: &mut GraphBuilder,
+    attrs: &Attributes,
+    source: String,
+) -> Address {
     let a = address(&attrs.cluster, &attrs.name);
     b.node(a.clone(), Mode::Managed, attrs, source);
     b.edge(&a, &connected_cluster::address(&attrs.cluster));
     for after in [
         arc_agents::address(&attrs.cluster),
         Address::new(connectivity::TYPE, &attrs.cluster),
-        Address::new(resource_provider::TYPE, "Microsoft.KubernetesConfiguration"),
+        resource_provider::address(
+            cfg,
+            &attrs.subscription_id,
+            "Microsoft.KubernetesConfiguration",
+        ),
     ] {
         if b.has(&after) {
             b.edge(&a, &after);
@@ -152,40 +161,24 @@ pub fn needs(_address: &Address, action: Action) -> Needs {
 /// The kind.
 pub struct Extension;
 
-/// The ARM path of the cluster's extensions.
-fn list_path(cx: &AzureCx, resource_group: &str, cluster: &str) -> String {
-    format!(
-        "{}/resourceGroups/{resource_group}/providers/Microsoft.Kubernetes/connectedClusters/{cluster}/providers/{ARM_TYPE}",
-        cx.sub_path()
-    )
-}
-
 /// A cluster's extensions, listed once per plan (prune discovery of extensions and of Flux
 /// configurations share it).
 pub(crate) async fn cluster_extensions(
     cx: &AzureCx,
-    rg: &str,
+    (sub, rg): (&str, &str),
     cluster: &str,
 ) -> Result<std::sync::Arc<Vec<Value>>, crate::azure::arm::ArmError> {
     cx.cached_list(
         &format!(
-            "extensions:{}/{}",
+            "extensions:{}/{}/{}",
+            sub.to_ascii_lowercase(),
             rg.to_ascii_lowercase(),
             cluster.to_ascii_lowercase()
         ),
-        &list_path(cx, rg, cluster),
+        &cluster_children_path((sub, rg), cluster, ARM_TYPE),
         ApiKind::Extensions,
     )
     .await
-}
-
-/// The extension's ARM path: its id once it exists, else built from its cluster and name.
-fn path(cx: &AzureCx, address: &Address, before: Option<&Value>, rg: &str) -> String {
-    if let Some(id) = before.map(|b| s(b, "id")).filter(|id| !id.is_empty()) {
-        return id.to_owned();
-    }
-    let (cluster, name) = address.name.split_once('/').unwrap_or((&address.name, ""));
-    format!("{}/{name}", list_path(cx, rg, cluster))
 }
 
 /// The state arcplan compares and shows, from an ARM extension body: arcplan's own settings
@@ -322,8 +315,10 @@ impl Kind<AzureCx> for Extension {
 
     async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
         let mut r = ReadResponse::default();
-        let rg = match declared::<Attributes>(&req.address, &req.desired) {
-            Ok(a) => a.map(|a| a.resource_group).unwrap_or_default(),
+        let (sub, rg) = match declared::<Attributes>(&req.address, &req.desired) {
+            Ok(a) => a
+                .map(|a| (a.subscription_id, a.resource_group))
+                .unwrap_or((cx.settings.subscription.clone(), String::new())),
             Err(d) => {
                 r.diagnostics.push(d);
                 return r;
@@ -332,7 +327,7 @@ impl Kind<AzureCx> for Extension {
         read_by_get(
             cx,
             &req.address,
-            &path(cx, &req.address, None, &rg),
+            &cluster_child_path(&req.address, None, (&sub, &rg), ARM_TYPE),
             ApiKind::Extensions,
             extension_state,
             &[
@@ -432,13 +427,13 @@ impl Kind<AzureCx> for Extension {
         let address = &req.change.address;
         let started = Instant::now();
         let declared = declared::<Attributes>(address, &req.desired);
-        let rg = declared
-            .as_ref()
-            .ok()
-            .and_then(|d| d.as_ref())
-            .map(|d| d.resource_group.clone())
-            .unwrap_or_else(|| rg_of(s(req.change.before.as_ref().unwrap_or(&Value::Null), "id")));
-        let path = path(cx, address, req.change.before.as_ref(), &rg);
+        let (sub, rg) = place_of(
+            (declared.as_ref().ok().and_then(|d| d.as_ref()))
+                .map(|d| (d.subscription_id.as_str(), d.resource_group.as_str())),
+            req.change.before.as_ref(),
+            &cx.settings.subscription,
+        );
+        let path = cluster_child_path(address, req.change.before.as_ref(), (&sub, &rg), ARM_TYPE);
         let result = match (req.change.action, declared) {
             (Action::Delete, _) => delete(cx, req, &path, started).await.map(|()| None),
             (_, Ok(Some(d))) => match protected_values(cx, &d, address) {
@@ -457,17 +452,7 @@ impl Kind<AzureCx> for Extension {
 
     async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
-        let clusters = match cx
-            .cached_list(
-                "clusters",
-                &format!(
-                    "{}/providers/Microsoft.Kubernetes/connectedClusters",
-                    cx.sub_path()
-                ),
-                ApiKind::ConnectedClusters,
-            )
-            .await
-        {
+        let clusters = match connected_cluster::list_all_subscriptions(cx).await {
             Ok(c) => c,
             Err(e) => {
                 out.diagnostics.push(discover_error(&e));
@@ -475,10 +460,12 @@ impl Kind<AzureCx> for Extension {
             }
         };
         // Only clusters this stack installed extensions on (tagged when it did).
-        let ours = clusters.iter().filter(|c| has_extensions_of(c, &req.stack));
-        for c in ours {
+        let ours = clusters
+            .iter()
+            .filter(|(_, c)| has_extensions_of(c, &req.stack));
+        for (sub, c) in ours {
             let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
-            match cluster_extensions(cx, &rg, cluster).await {
+            match cluster_extensions(cx, (sub, &rg), cluster).await {
                 Ok(items) => {
                     for e in items.iter() {
                         let state = extension_state(e);

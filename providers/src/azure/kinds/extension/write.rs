@@ -147,7 +147,7 @@ async fn mark_cluster(cx: &AzureCx, d: &Attributes) -> Result<(), ArmError> {
     let stack = cx.settings.stack.as_str();
     let path = format!(
         "{}/resourceGroups/{}/providers/Microsoft.Kubernetes/connectedClusters/{}",
-        cx.sub_path(),
+        cx.sub_path(&d.subscription_id),
         d.resource_group,
         d.cluster
     );

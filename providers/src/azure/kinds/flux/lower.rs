@@ -99,7 +99,7 @@ pub fn attributes_of(cfg: &Config, c: &Cluster, f: &FluxConfiguration) -> Attrib
         FluxSourceKind::OciRepository => ("OCIRepository", None, None, oci),
     };
     Attributes {
-        subscription_id: cfg.azure.subscription.clone(),
+        subscription_id: cfg.cluster_subscription(c).to_owned(),
         resource_group: c.resource_group.clone(),
         cluster: c.name.clone(),
         name: f.name.clone(),
@@ -148,7 +148,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
             Some(e) => extension::address(&c.name, &e.name),
             None => {
                 let attrs = extension::Attributes {
-                    subscription_id: cfg.azure.subscription.clone(),
+                    subscription_id: cfg.cluster_subscription(c).to_owned(),
                     resource_group: c.resource_group.clone(),
                     cluster: c.name.clone(),
                     name: FLUX_IMPLICIT_EXTENSION.to_owned(),
@@ -167,6 +167,7 @@ pub fn lower(cfg: &Config, b: &mut GraphBuilder) {
                     )),
                 };
                 extension::add_node(
+                    cfg,
                     b,
                     &attrs,
                     format!(

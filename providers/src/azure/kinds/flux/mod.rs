@@ -183,23 +183,6 @@ pub fn needs(_address: &Address, action: Action) -> Needs {
 /// The kind.
 pub struct FluxConfigurationKind;
 
-/// The ARM path of the cluster's Flux configurations.
-fn list_path(cx: &AzureCx, resource_group: &str, cluster: &str) -> String {
-    format!(
-        "{}/resourceGroups/{resource_group}/providers/Microsoft.Kubernetes/connectedClusters/{cluster}/providers/{ARM_TYPE}",
-        cx.sub_path()
-    )
-}
-
-/// The configuration's ARM path: its id once it exists, else built from its cluster and name.
-fn path(cx: &AzureCx, address: &Address, before: Option<&Value>, rg: &str) -> String {
-    if let Some(id) = before.map(|b| s(b, "id")).filter(|id| !id.is_empty()) {
-        return id.to_owned();
-    }
-    let (cluster, name) = address.name.split_once('/').unwrap_or((&address.name, ""));
-    format!("{}/{name}", list_path(cx, rg, cluster))
-}
-
 /// The state arcplan compares and shows, from an ARM body and the owner of its cluster.
 pub fn flux_state(b: &Value, owner: Option<&str>) -> Value {
     let p = b.get("properties").cloned().unwrap_or(Value::Null);
@@ -395,18 +378,10 @@ fn planned(d: &Attributes, prior: Option<&Value>, protected: Option<&str>, stack
 /// The owner of cluster `cluster` (its `arcplan-stack` tag), from the cached cluster list.
 async fn cluster_owner(
     cx: &AzureCx,
-    rg: &str,
+    (sub, rg): (&str, &str),
     cluster: &str,
 ) -> Result<Option<String>, Diagnostic> {
-    let clusters = cx
-        .cached_list(
-            "clusters",
-            &format!(
-                "{}/providers/Microsoft.Kubernetes/connectedClusters",
-                cx.sub_path()
-            ),
-            ApiKind::ConnectedClusters,
-        )
+    let clusters = connected_cluster::list(cx, sub)
         .await
         .map_err(|e| discover_error(&e))?;
     Ok(clusters
@@ -425,8 +400,10 @@ impl Kind<AzureCx> for FluxConfigurationKind {
 
     async fn read(&self, cx: &AzureCx, req: &ReadRequest) -> ReadResponse {
         let mut r = ReadResponse::default();
-        let rg = match declared::<Attributes>(&req.address, &req.desired) {
-            Ok(a) => a.map(|a| a.resource_group).unwrap_or_default(),
+        let (sub, rg) = match declared::<Attributes>(&req.address, &req.desired) {
+            Ok(a) => a
+                .map(|a| (a.subscription_id, a.resource_group))
+                .unwrap_or((cx.settings.subscription.clone(), String::new())),
             Err(d) => {
                 r.diagnostics.push(d);
                 return r;
@@ -434,20 +411,20 @@ impl Kind<AzureCx> for FluxConfigurationKind {
         };
         let get = cx.req(
             Method::GET,
-            &path(cx, &req.address, None, &rg),
+            &cluster_child_path(&req.address, None, (&sub, &rg), ARM_TYPE),
             ApiKind::FluxConfigurations,
             None,
         );
         match cx.arm.send_allow_404(&get).await {
             Ok(resp) if resp.status == 404 => {}
             Ok(resp) => {
-                let rg = if rg.is_empty() {
-                    rg_of(s(&resp.body, "id"))
+                let (sub, rg) = if rg.is_empty() {
+                    place_of(None, Some(&resp.body), &sub)
                 } else {
-                    rg
+                    (sub, rg)
                 };
                 let cluster = req.address.name.split('/').next().unwrap_or_default();
-                let owner = match cluster_owner(cx, &rg, cluster).await {
+                let owner = match cluster_owner(cx, (&sub, &rg), cluster).await {
                     Ok(o) => o,
                     Err(d) => {
                         r.diagnostics.push(d);
@@ -557,13 +534,13 @@ impl Kind<AzureCx> for FluxConfigurationKind {
         let address = &req.change.address;
         let started = Instant::now();
         let declared = declared::<Attributes>(address, &req.desired);
-        let rg = declared
-            .as_ref()
-            .ok()
-            .and_then(|d| d.as_ref())
-            .map(|d| d.resource_group.clone())
-            .unwrap_or_else(|| rg_of(s(req.change.before.as_ref().unwrap_or(&Value::Null), "id")));
-        let path = path(cx, address, req.change.before.as_ref(), &rg);
+        let (sub, rg) = place_of(
+            (declared.as_ref().ok().and_then(|d| d.as_ref()))
+                .map(|d| (d.subscription_id.as_str(), d.resource_group.as_str())),
+            req.change.before.as_ref(),
+            &cx.settings.subscription,
+        );
+        let path = cluster_child_path(address, req.change.before.as_ref(), (&sub, &rg), ARM_TYPE);
         match (req.change.action, declared) {
             (Action::Delete, _) => applied(
                 write::delete(cx, req, &path, started).await.map(|()| None),
@@ -589,17 +566,7 @@ impl Kind<AzureCx> for FluxConfigurationKind {
 
     async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
-        let clusters = match cx
-            .cached_list(
-                "clusters",
-                &format!(
-                    "{}/providers/Microsoft.Kubernetes/connectedClusters",
-                    cx.sub_path()
-                ),
-                ApiKind::ConnectedClusters,
-            )
-            .await
-        {
+        let clusters = match connected_cluster::list_all_subscriptions(cx).await {
             Ok(c) => c,
             Err(e) => {
                 out.diagnostics.push(discover_error(&e));
@@ -610,13 +577,13 @@ impl Kind<AzureCx> for FluxConfigurationKind {
         // microsoft.flux extension, whose apply tags the cluster).
         let ours = clusters
             .iter()
-            .filter(|c| extension::has_extensions_of(c, &req.stack));
-        for c in ours {
+            .filter(|(_, c)| extension::has_extensions_of(c, &req.stack));
+        for (sub, c) in ours {
             let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
             // Flux configurations exist only where the microsoft.flux extension runs: a
             // cluster without it is not listed (its extensions are listed once per plan).
             let flux_extensions: Vec<Address> =
-                match extension::cluster_extensions(cx, &rg, cluster).await {
+                match extension::cluster_extensions(cx, (sub, &rg), cluster).await {
                     Ok(exts) => exts
                         .iter()
                         .filter(|e| {
@@ -634,7 +601,7 @@ impl Kind<AzureCx> for FluxConfigurationKind {
             }
             let list = cx.req(
                 Method::GET,
-                &list_path(cx, &rg, cluster),
+                &cluster_children_path((sub, &rg), cluster, ARM_TYPE),
                 ApiKind::FluxConfigurations,
                 None,
             );
