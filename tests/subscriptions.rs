@@ -9,7 +9,7 @@ use common::*;
 use serde_json::Value;
 
 const S1: &str = "3000e2af-0000-46d9-0000-4bdb12000000";
-const S2: &str = "5b1c0de0-0000-4000-8000-00000000c0de";
+const S2: &str = SECOND_SUBSCRIPTION;
 
 /// The file: `azure.subscription` S1; group `stores` in S1, group `factories` in S2 (its
 /// clusters follow it), group `shared` in both (its S2 cluster names S2).

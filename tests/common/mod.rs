@@ -11,6 +11,10 @@ use std::time::Duration;
 
 pub const QUICKSTART: &str = "examples/quickstart.yaml";
 
+/// The second subscription every test sandbox serves (after the quickstart's): the one
+/// `examples/fleet.yaml` puts its westeurope group in.
+pub const SECOND_SUBSCRIPTION: &str = "5b1c0de0-0000-4000-8000-00000000c0de";
+
 pub struct World {
     pub sandbox: Sandbox,
     pub dir: PathBuf,
@@ -57,7 +61,10 @@ impl World {
         let text = std::fs::read_to_string(root().join(QUICKSTART)).unwrap();
         let loaded = arcplan_config::load_str(&text, QUICKSTART).unwrap();
         let opts = SandboxOptions {
-            subscription_ids: vec![loaded.config.azure.subscription.clone()],
+            subscription_ids: vec![
+                loaded.config.azure.subscription.clone(),
+                SECOND_SUBSCRIPTION.to_owned(),
+            ],
             tenant_id: loaded.config.azure.tenant.clone().unwrap(),
             deployment_ready_delay: Duration::from_millis(200),
             ..Default::default()
