@@ -326,7 +326,7 @@ pub async fn apply(
                         let skip =
                             [c.after_unknown.as_slice(), c.sensitive_paths.as_slice()].concat();
                         if let Err(e) = crate::consistency::check_apply(
-                            &address, desired, planned, state, &skip,
+                            &address, desired, &planned, state, &skip,
                         ) {
                             d.push(e);
                         }
@@ -565,15 +565,15 @@ pub async fn stale_resources(plan: &Plan, providers: &Providers) -> Result<Vec<S
         }
         // What the plan saw: a data source's state is its `after`, anything else's `before`.
         let seen = if c.action == Action::Read {
-            c.planned_after()
+            c.planned_after().map(std::borrow::Cow::into_owned)
         } else {
-            c.before.as_ref()
+            c.before_value()
         };
         let what = match (seen, &read.state) {
             (None, Some(_)) => Some(format!("it was created since the plan{because}")),
             (Some(_), None) => Some(format!("it was deleted since the plan{because}")),
             (Some(before), Some(now)) if read.version != c.observed_version => {
-                let changed = changed_keys(before, now);
+                let changed = changed_keys(&before, now);
                 Some(if changed.is_empty() {
                     format!("its version changed since the plan{because}")
                 } else {

@@ -15,6 +15,7 @@ pub mod diag;
 pub mod events;
 pub mod executor;
 pub mod graph;
+pub mod json;
 pub mod plan;
 pub mod planner;
 pub mod provider;

@@ -15,6 +15,7 @@
 //! | read    | absent            | the object read (data nodes)  |
 
 use crate::address::Address;
+pub use crate::json::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
@@ -125,9 +126,10 @@ pub struct Change {
     /// Why, for replace and delete (and anything else worth saying).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<Reason>,
-    /// The live state before the change (sensitive values removed).
+    /// The live state before the change (sensitive values removed), as compact text (see
+    /// [`Json`]; [`Change::before_value`] parses it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub before: Option<Value>,
+    pub before: Option<Json>,
     /// The planned state after the change (sensitive values removed); for a no-op, empty means
     /// `before` (see [`Change::planned_after`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,13 +232,26 @@ impl Change {
         }
     }
 
+    /// The live state before the change, parsed.
+    pub fn before_value(&self) -> Option<Value> {
+        self.before.as_ref().map(Json::value)
+    }
+
     /// The planned state after the change: `after`, or for a no-op without one, `before`.
-    pub fn planned_after(&self) -> Option<&Value> {
+    pub fn planned_after(&self) -> Option<std::borrow::Cow<'_, Value>> {
         match (&self.after, self.action) {
-            (None, Action::NoOp) => self.before.as_ref(),
-            (after, _) => after.as_ref(),
+            (None, Action::NoOp) => self.before_value().map(std::borrow::Cow::Owned),
+            (after, _) => after.as_ref().map(std::borrow::Cow::Borrowed),
         }
     }
+}
+
+/// A change's `after` as it is written.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AfterOut<'a> {
+    Text(&'a Json),
+    Value(&'a Value),
 }
 
 /// [`Change`] as it is written: the fields in order, a no-op's `after` given as its `before`.
@@ -247,9 +262,10 @@ struct ChangeOut<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'a Reason>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    before: Option<&'a Value>,
+    before: Option<&'a Json>,
+    /// A no-op's `after` is its `before`, written from the same text.
     #[serde(skip_serializing_if = "Option::is_none")]
-    after: Option<&'a Value>,
+    after: Option<AfterOut<'a>>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     after_unknown: &'a [String],
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
@@ -281,7 +297,10 @@ impl Serialize for Change {
             action: self.action,
             reason: self.reason.as_ref(),
             before: self.before.as_ref(),
-            after: self.planned_after(),
+            after: match (&self.after, self.action) {
+                (None, Action::NoOp) => self.before.as_ref().map(AfterOut::Text),
+                (after, _) => after.as_ref().map(AfterOut::Value),
+            },
             after_unknown: &self.after_unknown,
             sensitive_paths: &self.sensitive_paths,
             replace_paths: &self.replace_paths,
@@ -578,7 +597,7 @@ mod tests {
         let a: Address = "x.y.dep".parse().unwrap();
         let c = &mut p.changes[0];
         c.reason = Some(Reason::new(ReasonCode::Other, "why"));
-        c.before = Some(serde_json::json!({"b": 1}));
+        c.before = Some(serde_json::json!({"b": 1}).into());
         c.after = Some(serde_json::json!({"a": 2}));
         c.after_unknown = vec!["/u".into()];
         c.sensitive_paths = vec!["/s".into()];
@@ -638,17 +657,21 @@ mod tests {
             Address::new(ResourceType::of("azure.resourceGroup"), "rg"),
             Action::NoOp,
         );
-        c.before = Some(serde_json::json!({"name": "rg", "tags": {"a": "b"}}));
-        assert_eq!(c.planned_after(), c.before.as_ref());
+        c.before = Some(serde_json::json!({"name": "rg", "tags": {"a": "b"}}).into());
+        assert_eq!(c.planned_after().map(|a| a.into_owned()), c.before_value());
         let written = serde_json::to_value(&c).unwrap();
         assert_eq!(written["after"], written["before"]);
         let mut full = c.clone();
-        full.after = full.before.clone();
+        full.after = full.before_value();
         assert_eq!(
             serde_json::to_string(&c).unwrap(),
             serde_json::to_string(&full).unwrap()
         );
         let read: Change = serde_json::from_value(written).unwrap();
-        assert_eq!(read.planned_after(), c.before.as_ref());
+        assert_eq!(
+            read.planned_after().map(|a| a.into_owned()),
+            c.before_value()
+        );
+        assert_eq!(read.before, c.before, "the text reads back the same");
     }
 }

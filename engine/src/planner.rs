@@ -14,7 +14,7 @@ use crate::diag::{Diagnostic, Diagnostics};
 use crate::events::{Event, EventSink};
 use crate::graph::{Mode, ResourceGraph, resolve_references};
 use crate::plan::{
-    Action, Change, CheckResult, CheckStatus, Drift, FORMAT_VERSION, Plan, PlanMode, Reason,
+    Action, Change, CheckResult, CheckStatus, Drift, FORMAT_VERSION, Json, Plan, PlanMode, Reason,
     ReasonCode, desired_digest, redact,
 };
 use crate::provider::{
@@ -220,7 +220,7 @@ pub async fn plan(
             change.reason = resp.reason;
             change.before = read.state.map(|mut v| {
                 redact(&mut v, &resp.sensitive_paths);
-                v
+                Json::from(v)
             });
             change.after = match action {
                 Action::Delete => None,
@@ -350,7 +350,7 @@ pub async fn plan(
                         r.address
                     ),
                 ));
-                change.before = Some(r.state);
+                change.before = Some(Json::from(r.state));
                 change.observed_version = r.version;
                 change.depends_on = r.depends_on;
                 events.emit(Event::PlannedChange {

@@ -9,7 +9,7 @@ use crate::cli::StatusArgs;
 use crate::views::View;
 use crate::views::status::ClusterStatus;
 use arcplan_engine::address::Address;
-use arcplan_engine::plan::PlanMode;
+use arcplan_engine::plan::{Change, PlanMode};
 use arcplan_providers::kubernetes::readiness;
 use serde_json::Value;
 
@@ -36,20 +36,20 @@ pub fn run(args: &StatusArgs, out: &View) -> Result<Outcome, Error> {
             if opts.shard.as_ref().is_some_and(|s| !s.owns(&address)) {
                 continue;
             }
-            let cc = plan.change(&address).and_then(|ch| ch.before.clone());
+            let cc = plan.change(&address).and_then(Change::before_value);
             let agents_change = plan.change(&Address::new(
                 arcplan_providers::kinds::ARC_AGENTS,
                 c.name.clone(),
             ));
-            let agents = agents_change.and_then(|ch| ch.before.as_ref());
-            let why = match (agents, agents_change.and_then(|ch| ch.desired.as_ref())) {
+            let agents = agents_change.and_then(Change::before_value);
+            let why = match (&agents, agents_change.and_then(|ch| ch.desired.as_ref())) {
                 (Some(a), Some(desired)) => why_not_ready(&run, a, desired).await,
                 _ => Vec::new(),
             };
             clusters.push(ClusterStatus::new(
                 &c.name,
                 cc,
-                agents,
+                agents.as_ref(),
                 why,
                 &run.invocation,
             ));

@@ -111,6 +111,12 @@ impl AzureSettings {
 /// A subscription-wide list, or why it could not be read.
 type ListResult = Result<Arc<Vec<Value>>, ArmError>;
 
+/// A list and where each name is in it.
+struct NameIndex {
+    list: Arc<Vec<Value>>,
+    positions: HashMap<String, Vec<usize>>,
+}
+
 /// The shared context of the Azure kinds.
 pub struct AzureCx {
     /// The ARM client.
@@ -121,6 +127,9 @@ pub struct AzureCx {
     /// clusters), cleared by any apply. Failures are kept too, so 500 readers do not retry a
     /// forbidden list 500 times.
     lists: tokio::sync::Mutex<HashMap<String, ListResult>>,
+    /// For a list under a key, its items' positions by name in lower case (built on the first
+    /// lookup by name, so 10,000 reads do not each scan a 10,000-item list).
+    by_name: std::sync::Mutex<HashMap<String, Arc<NameIndex>>>,
     /// What a change of each kind needs of the credential, by type.
     needs: HashMap<ResourceType, NeedsOf>,
 }
@@ -136,6 +145,7 @@ impl AzureCx {
             arm,
             settings,
             lists: tokio::sync::Mutex::new(HashMap::new()),
+            by_name: std::sync::Mutex::new(HashMap::new()),
             needs: needs.iter().cloned().collect(),
         }
     }
@@ -183,9 +193,46 @@ impl AzureCx {
         result
     }
 
+    /// The items of the list under `key` (read once per plan, as [`AzureCx::cached_list`])
+    /// whose `name` is `name`, compared without case.
+    pub async fn cached_named(
+        &self,
+        key: &str,
+        path: &str,
+        api: ApiKind,
+        name: &str,
+    ) -> Result<Vec<Value>, ArmError> {
+        let list = self.cached_list(key, path, api).await?;
+        let index = {
+            let mut all = self.by_name.lock().unwrap_or_else(|e| e.into_inner());
+            match all.get(key) {
+                Some(i) if Arc::ptr_eq(&i.list, &list) => i.clone(),
+                _ => {
+                    let mut positions: HashMap<String, Vec<usize>> = HashMap::new();
+                    for (i, item) in list.iter().enumerate() {
+                        let n = item.get("name").and_then(Value::as_str).unwrap_or_default();
+                        positions.entry(n.to_ascii_lowercase()).or_default().push(i);
+                    }
+                    let i = Arc::new(NameIndex { list, positions });
+                    all.insert(key.to_owned(), i.clone());
+                    i
+                }
+            }
+        };
+        Ok(index
+            .positions
+            .get(&name.to_ascii_lowercase())
+            .map(|at| at.iter().map(|&i| index.list[i].clone()).collect())
+            .unwrap_or_default())
+    }
+
     /// Forgets the lists (an apply changes what they hold).
     pub async fn forget_cached_reads(&self) {
         self.lists.lock().await.clear();
+        self.by_name
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 
     /// What a planned change needs of the credential (nothing for a kind that declares no

@@ -157,10 +157,11 @@ pub(super) fn resource_lines(c: &Change, color: bool) -> Vec<Line> {
         sym: Some(sym),
         body: format!("{} {{", paint(BOLD, &addr, color)),
     });
+    let (before_v, after_v) = (c.before_value(), c.planned_after());
     let (before, after, mode) = match c.action {
-        Action::Create | Action::Read => (None, c.planned_after(), Mode::Create),
-        Action::Delete => (c.before.as_ref(), None, Mode::Delete),
-        _ => (c.before.as_ref(), c.planned_after(), Mode::Diff),
+        Action::Create | Action::Read => (None, after_v.as_deref(), Mode::Create),
+        Action::Delete => (before_v.as_ref(), None, Mode::Delete),
+        _ => (before_v.as_ref(), after_v.as_deref(), Mode::Diff),
     };
     let whole = match mode {
         Mode::Delete => before,

@@ -144,6 +144,7 @@ fn change_json(c: &Change) -> Value {
             Value::Bool(false)
         }
     };
+    let (before, after) = (c.before_value(), c.planned_after());
     let mut v = json!({
         "address": c.address.to_string(),
         "mode": if c.action == Action::Read { "data" } else { "managed" },
@@ -151,11 +152,11 @@ fn change_json(c: &Change) -> Value {
         "name": c.address.name,
         "change": {
             "actions": actions(c.action),
-            "before": side(c.before.as_ref(), false),
-            "after": side(c.planned_after(), true),
+            "before": side(before.as_ref(), false),
+            "after": side(after.as_deref(), true),
             "after_unknown": flags(&c.after_unknown),
-            "before_sensitive": sensitive(c.before.as_ref()),
-            "after_sensitive": sensitive(c.planned_after()),
+            "before_sensitive": sensitive(before.as_ref()),
+            "after_sensitive": sensitive(after.as_deref()),
             "replace_paths": c.replace_paths.iter().map(|p| steps(p)).collect::<Vec<_>>(),
         },
     });

@@ -101,12 +101,15 @@ fn edge_values() {
     );
     let (a, mut b) = (fixtures::public_key('A'), fixtures::public_key('A'));
     b.replace_range(300..301, "Z");
-    c.before = Some(json!({
-        "key": a,
-        "id": format!("/subscriptions/{}", "0".repeat(80)),
-        "list": [{"name": "x", "token": SECRET}],
-        "gone": {"a": 1},
-    }));
+    c.before = Some(
+        json!({
+            "key": a,
+            "id": format!("/subscriptions/{}", "0".repeat(80)),
+            "list": [{"name": "x", "token": SECRET}],
+            "gone": {"a": 1},
+        })
+        .into(),
+    );
     c.after = Some(json!({
         "key": b,
         "id": format!("/subscriptions/{}", "1".repeat(80)),
@@ -132,8 +135,10 @@ fn edge_values() {
     assert!(text.contains("        } -> null"), "{text}");
     // An attribute only the live state has is read-only, not a removal.
     let mut c = plan.changes[0].clone();
-    c.before.as_mut().unwrap()["ready"] = false.into();
-    c.before.as_mut().unwrap()["ownership"] = json!({"AZURE_RESOURCE_NAME": "c"});
+    let mut before = c.before_value().unwrap();
+    before["ready"] = false.into();
+    before["ownership"] = json!({"AZURE_RESOURCE_NAME": "c"});
+    c.before = Some(before.into());
     let mut ro = plan.clone();
     ro.changes = vec![c];
     let text = human(&ro, false, &Default::default());
@@ -213,7 +218,7 @@ fn markdown_stays_within_its_budget_without_cutting_a_block() {
         Address::new(arcplan_providers::kinds::RESOURCE_GROUP, "rg-old"),
         Action::Delete,
     );
-    gone.before = Some(json!({"name": "rg-old"}));
+    gone.before = Some(json!({"name": "rg-old"}).into());
     plan.changes.push(gone);
     let whole = markdown(
         &plan,

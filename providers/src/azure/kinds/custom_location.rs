@@ -303,7 +303,7 @@ impl Kind<AzureCx> for CustomLocation {
         let (sub, rg) = place_of(
             (declared.as_ref().ok().and_then(|d| d.as_ref()))
                 .map(|d| (d.subscription_id.as_str(), d.resource_group.as_str())),
-            req.change.before.as_ref(),
+            req.change.before_value().as_ref(),
             &cx.settings.subscription,
         );
         let path = path(cx, (&sub, &rg), &address.name);
@@ -319,7 +319,7 @@ impl Kind<AzureCx> for CustomLocation {
                 } else {
                     Ok(())
                 };
-                let tags = match &req.change.before {
+                let tags = match &req.change.before_value() {
                     Some(b) if action == Action::Update => merged_tags(&d.tags, b),
                     _ => json!(d.tags),
                 };

@@ -430,7 +430,7 @@ async fn apply(
     };
     let a: Attributes = attributes(address, &req.desired)?;
     let a = match req.change.action {
-        Action::Update => at_installed_version(a, req.change.before.as_ref()),
+        Action::Update => at_installed_version(a, req.change.before_value().as_ref()),
         _ => a,
     };
     let cluster = cx.cluster(&a.cluster).await?;
@@ -449,7 +449,7 @@ async fn apply(
     match req.change.action {
         Action::NoOp | Action::Read => Ok((None, None)),
         Action::Delete => {
-            let remover = installed_by(req.change.before.as_ref(), a.installer);
+            let remover = installed_by(req.change.before_value().as_ref(), a.installer);
             remove(remover, &t, &step, true).await?;
             Ok((None, None))
         }

@@ -148,6 +148,18 @@ pub(crate) async fn list(cx: &AzureCx, sub: &str) -> Result<Arc<Vec<Value>>, Arm
     .await
 }
 
+/// A subscription's connected clusters named `name` (one per resource group at most), from
+/// the list read once per plan.
+pub(crate) async fn named(cx: &AzureCx, sub: &str, name: &str) -> Result<Vec<Value>, ArmError> {
+    cx.cached_named(
+        &format!("clusters:{}", sub.to_ascii_lowercase()),
+        &format!("{}/providers/{ARM_TYPE}", cx.sub_path(sub)),
+        ApiKind::ConnectedClusters,
+        name,
+    )
+    .await
+}
+
 /// The connected clusters of every subscription the file works in, with each one's
 /// subscription (one list per subscription, read once per plan).
 pub(crate) async fn list_all_subscriptions(cx: &AzureCx) -> Result<Vec<(String, Value)>, ArmError> {
@@ -203,14 +215,10 @@ impl Kind<AzureCx> for ConnectedCluster {
             .as_ref()
             .map(|a| (a.subscription_id.as_str(), a.resource_group.as_str()))
             .unwrap_or((&cx.settings.subscription, ""));
-        let found = match list(cx, sub).await {
-            Ok(list) => Ok(list
-                .iter()
-                .find(|c| {
-                    s(c, "name").eq_ignore_ascii_case(&address.name)
-                        && rg_of(s(c, "id")).eq_ignore_ascii_case(rg)
-                })
-                .cloned()),
+        let found = match named(cx, sub, &address.name).await {
+            Ok(named) => Ok(named
+                .into_iter()
+                .find(|c| rg_of(s(c, "id")).eq_ignore_ascii_case(rg))),
             // Without the right to list at the subscription, read the one cluster.
             Err(e) if e.status == Some(403) => {
                 let get = cx.req(
@@ -390,7 +398,7 @@ impl Kind<AzureCx> for ConnectedCluster {
                     .as_ref()
                     .map(|a| (a.subscription_id.as_str(), a.resource_group.as_str()))
                     .unwrap_or((&cx.settings.subscription, ""));
-                let path = path(cx, at, req.change.before.as_ref(), &address.name);
+                let path = path(cx, at, req.change.before_value().as_ref(), &address.name);
                 delete_cluster(cx, req, &path, started).await.map(|()| None)
             }
             (_, Ok(d)) => apply_cluster(cx, req, &d, started).await,
@@ -550,7 +558,7 @@ async fn apply_cluster(
 ) -> Result<Option<Value>, ArmError> {
     let name = &req.change.address.name;
     let at = (d.subscription_id.as_str(), d.resource_group.as_str());
-    let path = path(cx, at, req.change.before.as_ref(), name);
+    let path = path(cx, at, req.change.before_value().as_ref(), name);
     match req.change.action {
         Action::Create => Ok(Some(
             put_cluster(cx, req, &path, cluster_body(d, json!(d.tags)), started).await?,

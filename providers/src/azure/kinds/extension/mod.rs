@@ -430,10 +430,15 @@ impl Kind<AzureCx> for Extension {
         let (sub, rg) = place_of(
             (declared.as_ref().ok().and_then(|d| d.as_ref()))
                 .map(|d| (d.subscription_id.as_str(), d.resource_group.as_str())),
-            req.change.before.as_ref(),
+            req.change.before_value().as_ref(),
             &cx.settings.subscription,
         );
-        let path = cluster_child_path(address, req.change.before.as_ref(), (&sub, &rg), ARM_TYPE);
+        let path = cluster_child_path(
+            address,
+            req.change.before_value().as_ref(),
+            (&sub, &rg),
+            ARM_TYPE,
+        );
         let result = match (req.change.action, declared) {
             (Action::Delete, _) => delete(cx, req, &path, started).await.map(|()| None),
             (_, Ok(Some(d))) => match protected_values(cx, &d, address) {

@@ -79,11 +79,8 @@ pub(super) async fn write(
         }
         Action::Update => {
             // Protected values are sent only when they changed (ARM keeps them otherwise).
-            let changed = req
-                .change
-                .before
-                .as_ref()
-                .map(|b| &b["protectedSettingsDigest"])
+            let before = req.change.before_value();
+            let changed = before.as_ref().map(|b| &b["protectedSettingsDigest"])
                 != req
                     .change
                     .after
@@ -93,9 +90,7 @@ pub(super) async fn write(
             let mut body = properties(d, stack, protected, false);
             if !changed {
                 // Keep the recorded digest of the unchanged protected settings.
-                if let Some(digest) = req
-                    .change
-                    .before
+                if let Some(digest) = before
                     .as_ref()
                     .and_then(|b| b["protectedSettingsDigest"].as_str())
                 {

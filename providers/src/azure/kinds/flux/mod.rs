@@ -381,14 +381,12 @@ async fn cluster_owner(
     (sub, rg): (&str, &str),
     cluster: &str,
 ) -> Result<Option<String>, Diagnostic> {
-    let clusters = connected_cluster::list(cx, sub)
+    let clusters = connected_cluster::named(cx, sub, cluster)
         .await
         .map_err(|e| discover_error(&e))?;
     Ok(clusters
         .iter()
-        .find(|c| {
-            s(c, "name").eq_ignore_ascii_case(cluster) && rg_of(s(c, "id")).eq_ignore_ascii_case(rg)
-        })
+        .find(|c| rg_of(s(c, "id")).eq_ignore_ascii_case(rg))
         .and_then(owner_of))
 }
 
@@ -537,10 +535,15 @@ impl Kind<AzureCx> for FluxConfigurationKind {
         let (sub, rg) = place_of(
             (declared.as_ref().ok().and_then(|d| d.as_ref()))
                 .map(|d| (d.subscription_id.as_str(), d.resource_group.as_str())),
-            req.change.before.as_ref(),
+            req.change.before_value().as_ref(),
             &cx.settings.subscription,
         );
-        let path = cluster_child_path(address, req.change.before.as_ref(), (&sub, &rg), ARM_TYPE);
+        let path = cluster_child_path(
+            address,
+            req.change.before_value().as_ref(),
+            (&sub, &rg),
+            ARM_TYPE,
+        );
         match (req.change.action, declared) {
             (Action::Delete, _) => applied(
                 write::delete(cx, req, &path, started).await.map(|()| None),

@@ -146,7 +146,8 @@ pub(super) async fn write(
     let address = &req.change.address;
     let name = &address.name;
     let fail = |e: ArmError| diag_from(&e, address);
-    let before = req.change.before.as_ref();
+    let before = req.change.before_value();
+    let before = before.as_ref();
     let (method, body, what) = match req.change.action {
         Action::Create | Action::Replace => {
             if req.change.action == Action::Replace {
