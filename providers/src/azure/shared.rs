@@ -401,6 +401,19 @@ pub fn cluster_child_path(
     format!("{}/{name}", cluster_children_path(place, cluster, arm_type))
 }
 
+/// The ARM path a cluster child's apply works on (an extension, a Flux configuration): its
+/// live id, else built from its declared place (`(subscription, resource group)`).
+pub fn child_apply_path(
+    default_sub: &str,
+    change: &arcplan_engine::plan::Change,
+    declared: Option<(&str, &str)>,
+    arm_type: &str,
+) -> String {
+    let before = change.before_value();
+    let (sub, rg) = place_of(declared, before.as_ref(), default_sub);
+    cluster_child_path(&change.address, before.as_ref(), (&sub, &rg), arm_type)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

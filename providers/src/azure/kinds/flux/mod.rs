@@ -532,16 +532,11 @@ impl Kind<AzureCx> for FluxConfigurationKind {
         let address = &req.change.address;
         let started = Instant::now();
         let declared = declared::<Attributes>(address, &req.desired);
-        let (sub, rg) = place_of(
+        let path = child_apply_path(
+            &cx.settings.subscription,
+            &req.change,
             (declared.as_ref().ok().and_then(|d| d.as_ref()))
                 .map(|d| (d.subscription_id.as_str(), d.resource_group.as_str())),
-            req.change.before_value().as_ref(),
-            &cx.settings.subscription,
-        );
-        let path = cluster_child_path(
-            address,
-            req.change.before_value().as_ref(),
-            (&sub, &rg),
             ARM_TYPE,
         );
         match (req.change.action, declared) {
