@@ -7,7 +7,7 @@
 //! display name and the tags are updated.
 
 use super::role_check::Needs;
-use super::{connected_cluster, extension, resource_group, resource_provider};
+use super::{extension, resource_group, resource_provider};
 use crate::azure::arm::ArmError;
 use crate::azure::cloud::ApiKind;
 use crate::azure::context::AzureCx;
@@ -354,13 +354,11 @@ impl Kind<AzureCx> for CustomLocation {
         let mut out = DiscoverResponse::default();
         // A custom location offers extensions of its host, so a stack that installed none
         // (no cluster of its tagged `arcplan-extensions`) has none to prune: no request.
-        let Ok(clusters) = connected_cluster::list_all_subscriptions(cx).await else {
+        let Ok(ours) = extension::clusters_with_extensions(cx, &req.stack).await else {
             return out;
         };
         for sub in &cx.settings.subscriptions {
-            if !(clusters.iter()).any(|(s, c)| {
-                s.eq_ignore_ascii_case(sub) && extension::has_extensions_of(c, &req.stack)
-            }) {
+            if !ours.iter().any(|(s, _, _)| s == sub) {
                 continue;
             }
             let list = cx

@@ -160,21 +160,6 @@ pub(crate) async fn named(cx: &AzureCx, sub: &str, name: &str) -> Result<Vec<Val
     .await
 }
 
-/// The connected clusters of every subscription the file works in, with each one's
-/// subscription (one list per subscription, read once per plan).
-pub(crate) async fn list_all_subscriptions(cx: &AzureCx) -> Result<Vec<(String, Value)>, ArmError> {
-    let mut out = Vec::new();
-    for sub in &cx.settings.subscriptions {
-        out.extend(
-            list(cx, sub)
-                .await?
-                .iter()
-                .map(|c| (sub.clone(), c.clone())),
-        );
-    }
-    Ok(out)
-}
-
 /// The resource's ARM path: its id once it exists, else built from its group and name.
 fn path(
     cx: &AzureCx,

@@ -452,20 +452,16 @@ impl Kind<AzureCx> for Extension {
 
     async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
-        let clusters = match connected_cluster::list_all_subscriptions(cx).await {
+        let ours = match clusters_with_extensions(cx, &req.stack).await {
             Ok(c) => c,
             Err(e) => {
                 out.diagnostics.push(discover_error(&e));
                 return out;
             }
         };
-        // Only clusters this stack installed extensions on (tagged when it did).
-        let ours = clusters
-            .iter()
-            .filter(|(_, c)| has_extensions_of(c, &req.stack));
-        for (sub, c) in ours {
-            let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
-            match cluster_extensions(cx, (sub, &rg), cluster).await {
+        for (sub, cluster, rg) in &ours {
+            let cluster = cluster.as_str();
+            match cluster_extensions(cx, (sub, rg), cluster).await {
                 Ok(items) => {
                     for e in items.iter() {
                         let state = extension_state(e);
@@ -487,6 +483,23 @@ impl Kind<AzureCx> for Extension {
         }
         out
     }
+}
+
+/// Where this stack installed extensions: (subscription, cluster, resource group) of each of its
+/// connected clusters tagged `arcplan-extensions=<stack>`, in every subscription of the file,
+/// from the lists read once per plan (nothing of the lists is copied).
+pub(crate) async fn clusters_with_extensions(
+    cx: &AzureCx,
+    stack: &str,
+) -> Result<Vec<(String, String, String)>, crate::azure::arm::ArmError> {
+    let mut out = Vec::new();
+    for sub in &cx.settings.subscriptions {
+        let list = connected_cluster::list(cx, sub).await?;
+        for c in list.iter().filter(|c| has_extensions_of(c, stack)) {
+            out.push((sub.clone(), s(c, "name").to_owned(), rg_of(s(c, "id"))));
+        }
+    }
+    Ok(out)
 }
 
 /// Whether a live connected cluster is this stack's and carries its `arcplan-extensions` tag

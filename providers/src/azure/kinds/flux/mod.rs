@@ -564,24 +564,21 @@ impl Kind<AzureCx> for FluxConfigurationKind {
 
     async fn discover(&self, cx: &AzureCx, req: &DiscoverRequest) -> DiscoverResponse {
         let mut out = DiscoverResponse::default();
-        let clusters = match connected_cluster::list_all_subscriptions(cx).await {
+        // Only clusters this stack installed extensions on (a Flux configuration needs the
+        // microsoft.flux extension, whose apply tags the cluster).
+        let ours = match extension::clusters_with_extensions(cx, &req.stack).await {
             Ok(c) => c,
             Err(e) => {
                 out.diagnostics.push(discover_error(&e));
                 return out;
             }
         };
-        // Only clusters this stack installed extensions on (a Flux configuration needs the
-        // microsoft.flux extension, whose apply tags the cluster).
-        let ours = clusters
-            .iter()
-            .filter(|(_, c)| extension::has_extensions_of(c, &req.stack));
-        for (sub, c) in ours {
-            let (cluster, rg) = (s(c, "name"), rg_of(s(c, "id")));
+        for (sub, cluster, rg) in &ours {
+            let cluster = cluster.as_str();
             // Flux configurations exist only where the microsoft.flux extension runs: a
             // cluster without it is not listed (its extensions are listed once per plan).
             let flux_extensions: Vec<Address> =
-                match extension::cluster_extensions(cx, (sub, &rg), cluster).await {
+                match extension::cluster_extensions(cx, (sub, rg), cluster).await {
                     Ok(exts) => exts
                         .iter()
                         .filter(|e| {
@@ -599,7 +596,7 @@ impl Kind<AzureCx> for FluxConfigurationKind {
             }
             let list = cx.req(
                 Method::GET,
-                &cluster_children_path((sub, &rg), cluster, ARM_TYPE),
+                &cluster_children_path((sub, rg), cluster, ARM_TYPE),
                 ApiKind::FluxConfigurations,
                 None,
             );
