@@ -109,13 +109,7 @@ pub struct Budget {
 /// The bucket scope of an ARM path: its subscription (ARM throttles each one on its own), or
 /// `tenant` for tenant-level paths.
 pub fn scope_of(path: &str) -> String {
-    let mut segs = path.trim_start_matches('/').split('/');
-    match (segs.next(), segs.next()) {
-        (Some(s), Some(id)) if s.eq_ignore_ascii_case("subscriptions") && !id.is_empty() => {
-            id.to_ascii_lowercase()
-        }
-        _ => "tenant".to_owned(),
-    }
+    super::shared::sub_of(path).map_or_else(|| "tenant".to_owned(), str::to_ascii_lowercase)
 }
 
 impl Budget {
